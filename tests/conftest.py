@@ -1,0 +1,20 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep preprocessing caches out of the user's home directory and tests independent."""
+    monkeypatch.setenv("VIEWSPLIT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("VIEWSPLIT_DATA", raising=False)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+needs_fmnist = pytest.mark.skipif(not FMNIST_DIR.exists(),
+                                  reason="apt-get install dataset-fashion-mnist to run the real-data tests")

@@ -1,0 +1,33 @@
+"""Small builders shared by the tests: synthetic files laid out like the real data sets."""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+
+def write_idx(path: Path, arr: np.ndarray, gz: bool) -> Path:
+    arr = np.asarray(arr, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    data = header + arr.tobytes()
+    path = Path(str(path) + (".gz" if gz else ""))
+    if gz:
+        with gzip.open(path, "wb") as fh:
+            fh.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def write_mnist_like(folder: Path, n_train: int = 20, n_test: int = 10, gz: bool = True) -> Path:
+    """IDX files with one bright pixel per image (at a position depending on the index), labels i mod 10."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        imgs = np.zeros((n, 28, 28), dtype=np.uint8)
+        for i in range(n):
+            imgs[i, 5 + i % 18, 5 + (3 * i) % 18] = 255
+        write_idx(folder / f"{split}-images-idx3-ubyte", imgs, gz)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(n) % 10, gz)
+    return folder

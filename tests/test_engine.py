@@ -1,0 +1,226 @@
+"""The training engine: stages, step order, freezing, schedules, NaN stop, checkpoints and resume."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+import torch
+import yaml
+from conftest import REPO
+from torch import nn
+
+from viewsplit.config import StageConfig, load_config
+from viewsplit.engine import checkpoint as ckpt
+from viewsplit.engine.logger import RunLogger
+from viewsplit.engine.run import load_run, prepare, train
+from viewsplit.engine.trainer import Trainer, lr_factor
+from viewsplit.errors import ConfigError, TrainingError
+from viewsplit.methods.base import Method, Stage, Step, register_method
+
+
+@dataclass
+class ToyConfig:
+    nan_at_step: int = -1
+
+
+@register_method
+class Toy(Method):
+    """Two stages; the second trains a critic then a head on top of the frozen first-stage encoder."""
+
+    name = "toy"
+    Config = ToyConfig
+    stage_defaults = {"first": {"epochs": 2, "batch_size": 8}, "second": {"epochs": 2, "batch_size": 8}}
+
+    def __init__(self, cfg, spec):
+        super().__init__(cfg, spec)
+        d = spec.view_shapes[0][0]
+        self.enc = nn.Sequential(nn.Linear(d, 4), nn.BatchNorm1d(4))
+        self.critic = nn.Linear(4, 1)
+        self.head = nn.Linear(4, d)
+        self.calls = []
+
+    def _first(self, batch):
+        z = self.enc(batch.views[0])
+        loss = (z - batch.views[1][:, :4]).pow(2).mean()
+        if int(self.global_step) == self.cfg.nan_at_step:
+            return {"objective": loss, "bad_term": loss * float("nan")}
+        return {"objective": loss}
+
+    def _critic(self, batch):
+        self.calls.append(("critic", self.enc.training, self.critic.training))
+        z = self.enc(batch.views[0])
+        return {"objective": self.critic(z).pow(2).mean()}
+
+    def _head(self, batch):
+        self.calls.append(("head", self.enc.training, self.head.training))
+        z = self.enc(batch.views[0])
+        return {"objective": (self.head(z) - batch.views[0]).pow(2).mean() + self.critic(z).mean()}
+
+    def stage(self, name):
+        if name == "first":
+            return Stage(name, [Step("model", [self.enc], self._first)])
+        return Stage(name, [Step("critic", [self.critic], self._critic, repeats=2), Step("head", [self.head], self._head)])
+
+    def encode(self, views, mask=None):
+        return {"C": self.enc(views[0])}
+
+
+def toy_cfg(**over):
+    raw = {"method": "toy", "data": {"name": "synthetic", "n_samples": 40, "n_views": 2, "view_dim": 6},
+           "train": {"progress": "never"}}
+    return load_config(base=raw, overrides=[f"{k}={v}" for k, v in over.items()])
+
+
+def snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_stages_freeze_order_and_modes(tmp_path):
+    cfg = toy_cfg(**{"stages.first.epochs": 1})
+    run = prepare(cfg, tmp_path)
+    trainer = Trainer(cfg, run.method, run.splits.train, tmp_path)
+    m = run.method
+    # run stage 1 alone, then check what stage 2 may and may not change
+    trainer.logger = RunLogger(tmp_path)
+    trainer._run_stage(0, "first", cfg.stages["first"], None)
+    enc0, critic0, head0 = snapshot(m.enc), snapshot(m.critic), snapshot(m.head)
+    trainer._run_stage(1, "second", cfg.stages["second"], None)
+    assert all(torch.equal(enc0[k], v) for k, v in m.enc.state_dict().items())   # weights and BN buffers
+    assert any(not torch.equal(critic0[k], v) for k, v in m.critic.state_dict().items())
+    assert any(not torch.equal(head0[k], v) for k, v in m.head.state_dict().items())
+    steps_per_epoch = 32 // 8
+    assert [c[0] for c in m.calls[:6]] == ["critic", "critic", "head"] * 2
+    assert len(m.calls) == 3 * steps_per_epoch * 2
+    assert all(enc_training is False and own_training for _, enc_training, own_training in m.calls)
+
+
+def test_critic_step_cannot_move_head_and_head_step_cannot_move_critic(tmp_path):
+    cfg = toy_cfg()
+    run = prepare(cfg, tmp_path)
+    m = run.method
+    trainer = Trainer(cfg, m, run.splits.train, tmp_path)
+    stage = m.stage("second")
+    owned = trainer._freeze_all_but(stage.steps)
+    from viewsplit.engine.trainer import make_optimizer
+
+    opts = {s.name: make_optimizer(s, cfg.stages["second"]) for s in stage.steps}
+    batch = next(run.splits.train.batches(8))
+    # only the critic step
+    head0, critic0 = snapshot(m.head), snapshot(m.critic)
+    trainer._train_step(batch, stage.steps[:1], opts, {s.name: s.loss for s in stage.steps}, owned,
+                        cfg.stages["second"], ("second", 0, 0))
+    assert all(torch.equal(head0[k], v) for k, v in m.head.state_dict().items())
+    assert any(not torch.equal(critic0[k], v) for k, v in m.critic.state_dict().items())
+    # only the head step (its loss goes through the critic, which must not move)
+    critic1 = snapshot(m.critic)
+    trainer._train_step(batch, stage.steps[1:], opts, {s.name: s.loss for s in stage.steps}, owned,
+                        cfg.stages["second"], ("second", 0, 0))
+    assert all(torch.equal(critic1[k], v) for k, v in m.critic.state_dict().items())
+
+
+def test_cosine_schedule_matches_reference_table():
+    s = StageConfig(epochs=200, lr=5e-4, scheduler="cosine", t_max=20, eta_min=5e-7)
+    table = {0: 5.0e-4, 5: 4.268499e-4, 10: 2.502500e-4, 15: 7.365008e-5, 20: 5.0e-7, 30: 2.5025e-4,
+             40: 5.0e-4, 100: 5.0e-7, 199: 4.969252e-4}
+    for epoch, lr in table.items():
+        assert s.lr * lr_factor(s, epoch) == pytest.approx(lr, rel=1e-6)
+    # and PyTorch's own scheduler agrees
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20, eta_min=5e-7)
+    for epoch in range(45):
+        assert opt.param_groups[0]["lr"] == pytest.approx(s.lr * lr_factor(s, epoch), rel=1e-6)
+        opt.step()
+        sched.step()
+    step = StageConfig(lr=1.0, scheduler="step", step_size=3, gamma=0.5)
+    assert [lr_factor(step, e) for e in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+
+
+def test_nan_loss_stops_and_names_the_term(tmp_path):
+    cfg = toy_cfg(**{"model.nan_at_step": 6})   # 4 steps per epoch: dies in epoch 2
+    with pytest.raises(TrainingError, match=r"non-finite loss term 'bad_term'.*stage 'first', epoch 2"):
+        train(cfg, tmp_path / "run")
+    state = ckpt.load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert (state["stage_index"], state["epoch"]) == (0, 1)   # the last good checkpoint survives
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not list((tmp_path / "run" / "checkpoints").glob(".*tmp*"))
+    rows = [yaml.safe_load(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["kind"] == "error" and rows[-1]["term"] == "bad_term"
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatch):
+    over = {"stages.first.epochs": 3, "stages.second.epochs": 3, "train.checkpoint_every_steps": 3}
+    full = train(toy_cfg(**over), tmp_path / "full").method.state_dict()
+    # interrupt in the middle of stage 2, after a mid-epoch checkpoint
+    original = Trainer._train_step
+    calls = {"n": 0}
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 12 + 5:
+            raise _Kill
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_train_step", dying)
+    with pytest.raises(_Kill):
+        train(toy_cfg(**over), tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    state = ckpt.load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert (state["stage_index"], state["epoch"], state["batch"]) == (1, 1, 0)
+    resumed = train(toy_cfg(**over), tmp_path / "cut", resume=True).method.state_dict()
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    # a finished run resumes to itself; a different config refuses to resume
+    train(toy_cfg(**over), tmp_path / "cut", resume=True)
+    with pytest.raises(ConfigError, match=r"config differs from the saved run in stages.first.lr"):
+        train(toy_cfg(**over, **{"stages.first.lr": 0.5}), tmp_path / "cut", resume=True)
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+        train(toy_cfg(**over), tmp_path / "cut")
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "viewsplit", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+    """A real kill -9 of `viewsplit train`, then `--resume`: the final weights match an uninterrupted run."""
+    raw = {"method": "autoencoder",
+           "data": {"name": "synthetic", "n_samples": 3000, "view_dim": 64},
+           "model": {"code_dim": 8, "backbone": {"hidden": [256, 256]}},
+           "stages": {"train": {"epochs": 4, "batch_size": 16}},
+           "train": {"threads": 1, "checkpoint_every_steps": 20, "progress": "never"}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    ref = _cli("train", str(path), "--out", str(tmp_path / "ref"))
+    cut = _cli("train", str(path), "--out", str(tmp_path / "cut"))
+    last = tmp_path / "cut" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and cut.poll() is None:
+        if last.exists() and ckpt.load(last)["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert cut.poll() is None, "the run finished before it could be killed"
+    cut.send_signal(signal.SIGKILL)
+    cut.wait()
+    state = ckpt.load(last)
+    assert not state["done"] and state["stage_index"] == 0
+    resumed = _cli("train", str(path), "--out", str(tmp_path / "cut"), "--resume")
+    assert resumed.wait() == 0, resumed.stderr.read()
+    assert ref.wait() == 0, ref.stderr.read()
+    a = load_run(tmp_path / "ref").method.state_dict()
+    b = load_run(tmp_path / "cut").method.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path):
+    ckpt.atomic_save({"x": torch.ones(3)}, tmp_path / "a.pt")
+    ckpt.atomic_save({"x": torch.zeros(3)}, tmp_path / "a.pt")
+    assert torch.equal(ckpt.load(tmp_path / "a.pt")["x"], torch.zeros(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]

@@ -1,0 +1,55 @@
+"""Clustering metrics against protocols.md §3 test vectors, and the probe protocol."""
+import numpy as np
+import pytest
+
+from viewsplit.eval.metrics import cluster_acc, cluster_scores, kmeans_protocol, summarise
+from viewsplit.eval.probes import run_probe
+
+VECTORS = [
+    ([0, 0, 1, 1, 2, 2], [1, 1, 0, 0, 2, 2], 1.0, 1.0, 1.0),
+    ([0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1], 0.833333, 0.478704, 0.324324),
+    ([0, 0, 1, 1], [0, 1, 2, 2], 0.75, 0.8, 0.571429),
+    ([0, 0, 1, 1, 2, 2], [0, 0, 0, 0, 0, 0], 0.333333, 0.0, 0.0),
+    ([0, 1, 2, 0, 1, 2], [0, 0, 1, 1, 2, 2], 0.5, 0.369070, -0.25),
+    ([0, 0, 0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0, 0, 1], 0.75, 0.188722, 0.125),
+]
+
+
+@pytest.mark.parametrize("y, p, acc, nmi, ari", VECTORS)
+def test_metric_vectors(y, p, acc, nmi, ari):
+    s = cluster_scores(np.array(y), np.array(p))
+    assert s["acc"] == pytest.approx(acc, abs=1e-6) and s["nmi"] == pytest.approx(nmi, abs=1e-6)
+    assert s["ari"] == pytest.approx(ari, abs=1e-6)
+
+
+def test_metrics_invariant_to_cluster_relabelling():
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 5, 200), rng.integers(0, 5, 200)
+    perm = rng.permutation(5)
+    assert cluster_scores(y, p) == pytest.approx(cluster_scores(y, perm[p]))
+    assert cluster_acc(y, p) >= 1 / 5
+
+
+def test_summary_uses_population_std():
+    s = summarise([1.0, 3.0])
+    assert s == {"mean": 2.0, "std": 1.0, "per_seed": [1.0, 3.0]}
+
+
+def test_kmeans_protocol_on_separated_blobs():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    x = rng.normal(size=(90, 2)) * 0.1 + np.array([[0, 0], [5, 5], [-5, 5]])[y]
+    r = kmeans_protocol(x, y, 3, seeds=3)
+    assert r["acc"]["mean"] == 1.0 and r["nmi"]["std"] == 0.0 and len(r["ari"]["per_seed"]) == 3
+
+
+@pytest.mark.parametrize("probe", ["logreg", "linear_svm", "knn", "svc_rbf"])
+def test_probes_fit_on_train_and_score_on_test(probe):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = rng.normal(size=(200, 3)) + 3 * y[:, None]
+    r = run_probe(probe, x[:150], y[:150], x[150:], y[150:])
+    assert r["acc"] > 0.95 and set(r) == {"acc", "precision_macro", "f1_macro"}
+    # labels are not learnable from noise: chance level
+    r = run_probe(probe, rng.normal(size=(150, 3)), y[:150], rng.normal(size=(50, 3)), y[150:])
+    assert r["acc"] < 0.75

@@ -1,0 +1,363 @@
+"""Typed run configuration: dataclasses loaded from YAML, with ``key=value`` overrides.
+
+A run config has six sections::
+
+    method: mrdd                 # registered method name
+    data:   {name: handwritten}  # DataConfig
+    model:  {c_dim: 10}          # the method's own Config dataclass
+    stages: {consistency: {epochs: 50, lr: 5.0e-4}}   # StageConfig per declared stage
+    train:  {seed: 0}            # TrainConfig
+    eval:   {kmeans_seeds: 10}   # EvalConfig
+
+An unknown key, a wrong type or an impossible value raises :class:`ConfigError` naming the
+key and listing the valid keys.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .data.registry import DataConfig
+from .errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "step")
+PROBES = ("logreg", "linear_svm", "knn", "svc_rbf")
+
+
+@dataclass
+class StageConfig:
+    """Optimisation of one training stage (``stages.<name>.*``)."""
+
+    epochs: int = 10
+    #: global batch size (split evenly over DDP ranks)
+    batch_size: int = 256
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9
+    #: learning-rate schedule, stepped once per epoch
+    scheduler: str = "none"
+    #: cosine half-period in epochs; None = the stage's epochs (the MRDD preset uses 20, periodic)
+    t_max: int | None = None
+    eta_min: float = 0.0
+    #: ``step`` schedule: multiply the lr by ``gamma`` every ``step_size`` epochs
+    step_size: int = 30
+    gamma: float = 0.1
+    #: clip the gradient norm of each optimiser step's parameters; None = no clipping
+    grad_clip: float | None = None
+    drop_last: bool = True
+
+    def validate(self, key: str) -> None:
+        check_positive(self.epochs, f"{key}.epochs", allow_zero=True)
+        check_positive(self.batch_size, f"{key}.batch_size")
+        check_positive(self.lr, f"{key}.lr")
+        check_choice(self.optimizer, OPTIMIZERS, f"{key}.optimizer")
+        check_choice(self.scheduler, SCHEDULERS, f"{key}.scheduler")
+        if self.weight_decay < 0:
+            raise ConfigError(f"{key}.weight_decay: must be >= 0, got {self.weight_decay}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"{key}.betas: both must lie in [0, 1), got {list(self.betas)}")
+        if self.t_max is not None:
+            check_positive(self.t_max, f"{key}.t_max")
+        check_positive(self.step_size, f"{key}.step_size")
+        if self.grad_clip is not None:
+            check_positive(self.grad_clip, f"{key}.grad_clip")
+        if not 0 <= self.eta_min <= self.lr:
+            raise ConfigError(f"{key}.eta_min: must lie in [0, lr], got {self.eta_min}")
+
+
+@dataclass
+class TrainConfig:
+    """Devices, precision, seeding, logging and checkpointing (``train.*``)."""
+
+    seed: int = 0
+    #: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``
+    device: str = "auto"
+    #: ``fp32`` or ``bf16`` (autocast)
+    precision: str = "fp32"
+    #: deterministic algorithms (CPU runs are then bit-reproducible)
+    deterministic: bool = True
+    #: torch intra-op threads; None = torch's default
+    threads: int | None = None
+    #: write a log row every this many optimiser steps (epoch summaries are always written)
+    log_every: int = 50
+    #: checkpoint every this many epochs (and always at the end of a stage)
+    checkpoint_every: int = 1
+    #: additionally checkpoint every this many steps inside an epoch (0 = off)
+    checkpoint_every_steps: int = 0
+    #: progress bar: ``auto`` (when stderr is a terminal), ``always`` or ``never``
+    progress: str = "auto"
+    #: also log to TensorBoard when the ``tensorboard`` package is installed
+    tensorboard: bool = True
+
+    def validate(self, key: str = "train") -> None:
+        check_choice(self.precision, ("fp32", "bf16"), f"{key}.precision")
+        check_choice(self.progress, ("auto", "always", "never"), f"{key}.progress")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"{key}.device: must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_positive(self.log_every, f"{key}.log_every")
+        check_positive(self.checkpoint_every, f"{key}.checkpoint_every")
+        if self.checkpoint_every_steps < 0:
+            raise ConfigError(f"{key}.checkpoint_every_steps: must be >= 0")
+        if self.threads is not None:
+            check_positive(self.threads, f"{key}.threads")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocol (``eval.*``; protocols.md §2–4)."""
+
+    #: k-means repetitions (seeds 0 … kmeans_seeds−1), each with ``kmeans_n_init`` inits
+    kmeans_seeds: int = 10
+    kmeans_n_init: int = 10
+    probes: list[str] = field(default_factory=lambda: ["logreg", "linear_svm", "knn"])
+    knn_k: int = 10
+    #: the view whose specific code joins C in ``C+V_best`` (a config value, never chosen on test data)
+    best_view: int = 0
+    #: representations to evaluate; empty = all the method exposes
+    representations: list[str] = field(default_factory=list)
+    #: extra clustering rows, for comparison with reference protocols: ``train``, ``train+test``
+    secondary_splits: list[str] = field(default_factory=list)
+    batch_size: int = 1024
+
+    def validate(self, key: str = "eval") -> None:
+        check_positive(self.kmeans_seeds, f"{key}.kmeans_seeds", allow_zero=True)
+        check_positive(self.kmeans_n_init, f"{key}.kmeans_n_init")
+        check_positive(self.knn_k, f"{key}.knn_k")
+        check_positive(self.batch_size, f"{key}.batch_size")
+        for p in self.probes:
+            check_choice(p, PROBES, f"{key}.probes")
+        for s in self.secondary_splits:
+            check_choice(s, ("train", "test", "train+test"), f"{key}.secondary_splits")
+        if self.best_view < 0:
+            raise ConfigError(f"{key}.best_view: must be a view index >= 0, got {self.best_view}")
+
+
+@dataclass
+class RunConfig:
+    method: str
+    data: DataConfig
+    model: Any
+    stages: dict[str, StageConfig]
+    train: TrainConfig
+    eval: EvalConfig
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "data": _plain(self.data),
+            "model": _plain(self.model),
+            "stages": {k: _plain(v) for k, v in self.stages.items()},
+            "train": _plain(self.train),
+            "eval": _plain(self.eval),
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+SECTIONS = ("method", "data", "model", "stages", "train", "eval")
+
+
+# ---------------------------------------------------------------------------- building
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
+    """Read a YAML run config (or start from ``base``), apply ``key=value`` overrides, validate."""
+    raw: dict = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML ({err})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: a run config must be a mapping of sections {list(SECTIONS)}")
+        raw = merge(raw, loaded)
+    for item in overrides:
+        raw = merge(raw, parse_override(item))
+    return build_config(raw)
+
+
+def parse_override(item: str) -> dict:
+    """``a.b.c=value`` → ``{"a": {"b": {"c": value}}}`` with ``value`` parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key=value, e.g. stages.train.epochs=5")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r}: empty key")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    out: dict = {}
+    cur = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def build_config(raw: dict) -> RunConfig:
+    from .methods import get_method
+
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {sorted(unknown)}; valid sections: {list(SECTIONS)}")
+    if "method" not in raw:
+        raise ConfigError("method: missing; name a registered method, e.g. method: mrdd")
+    if not isinstance(raw["method"], str):
+        raise ConfigError(f"method: expected a method name, got {raw['method']!r}")
+    cls = get_method(raw["method"])
+    data = from_dict(DataConfig, _section(raw, "data"), "data")
+    data.validate()
+    model = from_dict(cls.Config, _section(raw, "model"), "model")
+    if hasattr(model, "validate"):
+        model.validate()
+    stage_raw = _section(raw, "stages")
+    extra = set(stage_raw) - set(cls.stage_defaults)
+    if extra:
+        raise ConfigError(f"stages: unknown stage(s) {sorted(extra)} for method {cls.name!r}; "
+                          f"its stages are {list(cls.stage_defaults)}")
+    stages = {}
+    for name, defaults in cls.stage_defaults.items():
+        given = stage_raw.get(name) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"stages.{name}: expected a mapping of StageConfig keys, got {given!r}")
+        st = from_dict(StageConfig, merge(dict(defaults), given), f"stages.{name}")
+        st.validate(f"stages.{name}")
+        stages[name] = st
+    train = from_dict(TrainConfig, _section(raw, "train"), "train")
+    train.validate()
+    ev = from_dict(EvalConfig, _section(raw, "eval"), "eval")
+    ev.validate()
+    return RunConfig(cls.name, data, model, stages, train, ev)
+
+
+def _section(raw: dict, name: str) -> dict:
+    val = raw.get(name) or {}
+    if not isinstance(val, dict):
+        raise ConfigError(f"{name}: expected a mapping of keys, got {val!r}")
+    return val
+
+
+def merge(a: dict, b: dict) -> dict:
+    """Recursively merge mapping ``b`` over ``a`` (a new dict)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def from_dict(cls: type, data: dict, key: str):
+    """Build dataclass ``cls`` from a mapping, type-checking every value."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            raise ConfigError(f"{key}.{k}: unknown key; valid keys of {key}: {', '.join(names)}")
+        kwargs[k] = coerce(v, hints[k], f"{key}.{k}")
+    return cls(**kwargs)
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against type hint ``tp`` (with safe conversions, e.g. "1e-3" → float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {tp}")
+    if origin in (list, tuple):
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if origin is list:
+            return [coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {value!r}")
+        return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {str(k): coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported config type {tp}")  # pragma: no cover - a developer error
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def check_positive(value: float, key: str, allow_zero: bool = False) -> None:
+    """Raise a ConfigError naming ``key`` unless ``value`` > 0 (or >= 0)."""
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def check_choice(value: str, options: tuple[str, ...], key: str) -> None:
+    """Raise a ConfigError naming ``key`` unless ``value`` is one of ``options``."""
+    if value not in options:
+        raise ConfigError(f"{key}: {value!r} is not one of {list(options)}")

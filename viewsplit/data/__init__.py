@@ -1,0 +1,18 @@
+"""Data layer: the multi-view data set type, validation, masks and the built-in loaders."""
+from ..errors import DataError
+from . import edge_mnist, handwritten, images, synthetic, user  # noqa: F401  (register loaders)
+from .multiview import (
+    Batch,
+    DataSplits,
+    MultiViewDataset,
+    check_batch_mask,
+    incomplete_mask,
+    make_incomplete,
+    stratified_split,
+)
+from .registry import DATASETS, DataConfig, load_dataset
+
+__all__ = [
+    "Batch", "DataConfig", "DataError", "DataSplits", "DATASETS", "MultiViewDataset", "check_batch_mask",
+    "incomplete_mask", "load_dataset", "make_incomplete", "stratified_split",
+]

@@ -1,0 +1,188 @@
+"""Data configuration and the registry of built-in data sets."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from .multiview import DataSplits, MultiViewDataset, make_incomplete, stratified_split
+
+
+@dataclass
+class DataConfig:
+    """Which data set to load and how (``data.*`` keys of a run config)."""
+
+    name: str = "handwritten"
+    #: folder holding the data set's original files (IDX, COIL PNGs, Office-31 tree, CSVs)
+    root: str | None = None
+    #: a user's ``.npz`` file (``data.name=npz``)
+    path: str | None = None
+    #: per-view CSV files, in view order (``data.name=csv``)
+    views: list[str] = field(default_factory=list)
+    #: optional labels file: CSV of integers (``csv``)
+    labels: str | None = None
+    #: seed of the train/test split and of seeded view constructions (COIL grouping, jitter)
+    seed: int = 0
+    #: test fraction for data sets without an official split
+    test_fraction: float = 0.2
+    #: COIL: ``reference`` (sklearn-equivalent RandomState(42) split) or ``stratified``
+    split: str = "reference"
+    #: COIL: ``random`` (seeded pose groups) or ``interleaved``
+    grouping: str = "random"
+    #: number of views for data sets where it is a choice (COIL, synthetic)
+    n_views: int = 3
+    #: fraction of incomplete training samples (protocols.md §9); 0 = complete data
+    missing_rate: float = 0.0
+    missing_seed: int = 0
+    #: keep only this many (stratified, seeded) training / test samples; for quick runs
+    train_limit: int | None = None
+    test_limit: int | None = None
+    #: synthetic generator: samples, classes, shared/specific factor sizes, view dimension, noise
+    n_samples: int = 2000
+    n_classes: int = 4
+    shared_dim: int = 4
+    specific_dim: int = 4
+    view_dim: int = 32
+    noise: float = 0.05
+    #: cache preprocessed tensors (Edge-MNIST, COIL, Office-31) under $VIEWSPLIT_CACHE
+    cache: bool = True
+
+    def validate(self) -> None:
+        if self.name not in DATASETS:
+            raise ConfigError(f"data.name: unknown data set {self.name!r}; choose one of {sorted(DATASETS)}")
+        if not 0.0 <= self.missing_rate < 1.0 + 1e-12:
+            raise ConfigError(f"data.missing_rate: must lie in [0, 1], got {self.missing_rate}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"data.test_fraction: must lie in (0, 1), got {self.test_fraction}")
+        if self.split not in ("reference", "stratified"):
+            raise ConfigError(f"data.split: must be 'reference' or 'stratified', got {self.split!r}")
+        if self.grouping not in ("random", "interleaved"):
+            raise ConfigError(f"data.grouping: must be 'random' or 'interleaved', got {self.grouping!r}")
+        for key in ("train_limit", "test_limit"):
+            val = getattr(self, key)
+            if val is not None and val < 1:
+                raise ConfigError(f"data.{key}: must be a positive number of samples, got {val}")
+        if self.n_views < 2:
+            raise ConfigError(f"data.n_views: need at least 2 views, got {self.n_views}")
+
+
+@dataclass
+class DatasetInfo:
+    """One registered data set: how to load it and what ``viewsplit datasets`` shows."""
+
+    name: str
+    load: Callable[[DataConfig], DataSplits]
+    summary: str
+    #: returns (found, where) without loading: where the files were found or looked for
+    locate: Callable[[DataConfig], tuple[bool, str]]
+    #: static description: views, per-view shapes, samples, classes
+    shape: str
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register(name: str, summary: str, shape: str, locate: Callable[[DataConfig], tuple[bool, str]]):
+    def deco(fn: Callable[[DataConfig], DataSplits]):
+        DATASETS[name] = DatasetInfo(name, fn, summary, locate, shape)
+        return fn
+
+    return deco
+
+
+def always_found(where: str) -> Callable[[DataConfig], tuple[bool, str]]:
+    return lambda cfg: (True, where)
+
+
+def load_dataset(cfg: DataConfig) -> DataSplits:
+    """Load a data set by name, then apply the limits and the missing-view mask.
+
+    The missing-view mask applies to the training split only; evaluation always sees complete
+    test data unless a missing-view protocol sets masks explicitly.
+    """
+    cfg.validate()
+    splits = DATASETS[cfg.name].load(cfg)
+    train, test = splits.train, splits.test
+    if cfg.train_limit is not None and cfg.train_limit < len(train):
+        train = limit(train, cfg.train_limit, cfg.seed)
+    if cfg.test_limit is not None and cfg.test_limit < len(test):
+        test = limit(test, cfg.test_limit, cfg.seed + 1)
+    if cfg.missing_rate > 0:
+        train = make_incomplete(train, cfg.missing_rate, cfg.missing_seed)
+    info = dict(splits.info, train_samples=len(train), test_samples=len(test))
+    if cfg.missing_rate > 0:
+        info.update(missing_rate=cfg.missing_rate, missing_seed=cfg.missing_seed)
+    return DataSplits(train, test, splits.cluster_on, info)
+
+
+def limit(ds: MultiViewDataset, n: int, seed: int) -> MultiViewDataset:
+    """A seeded, stratified (when labelled) subset of ``n`` samples, kept in data-set order."""
+    if ds.labels is None:
+        idx = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])
+    else:
+        frac = 1.0 - n / len(ds)
+        idx, _ = stratified_split(ds.labels.numpy(), frac, seed)
+    return ds.subset(idx)
+
+
+# ---------------------------------------------------------------------------- files & cache
+def data_roots(cfg: DataConfig, subdir: str, extra: list[str] = ()) -> list[Path]:
+    """Candidate folders: ``data.root``, then ``$VIEWSPLIT_DATA/<subdir>`` and ``$VIEWSPLIT_DATA``."""
+    roots: list[Path] = []
+    if cfg.root:
+        roots.append(Path(cfg.root).expanduser())
+    env = os.environ.get("VIEWSPLIT_DATA")
+    if env:
+        roots += [Path(env).expanduser() / subdir, Path(env).expanduser()]
+    roots += [Path(p) for p in extra]
+    return roots
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("VIEWSPLIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "viewsplit"
+    )
+    return Path(base)
+
+
+def cached(key: str, build: Callable[[], dict], enabled: bool = True) -> dict:
+    """Load a dict of tensors from the cache, or build and store it atomically."""
+    if not enabled:
+        return build()
+    path = cache_dir() / f"{key}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a corrupt cache entry is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    out = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(out, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache location only costs the preprocessing time
+    return out
+
+
+def file_fingerprint(paths: list[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def missing_files_error(what: str, looked: list[Path], files: list[str], how: str) -> DataError:
+    where = "\n  ".join(str(p) for p in looked) or "(no folder given)"
+    return DataError(
+        f"{what}: could not find {', '.join(files)}.\nLooked in:\n  {where}\n{how}"
+    )

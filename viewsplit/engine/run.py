@@ -1,0 +1,122 @@
+"""Run folders: train, evaluate and report, as the CLI and the Python API use them.
+
+A run folder holds ``config.yaml`` (the resolved config), ``checkpoints/`` (``last.pt`` while
+training, ``final.pt`` when done), ``log.jsonl``, ``metrics.json`` and ``metrics.md``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig, build_config, load_config
+from ..data.multiview import DataSplits
+from ..data.registry import load_dataset
+from ..errors import ConfigError
+from ..methods import build_method
+from ..methods.base import DataSpec, Method
+from . import checkpoint as ckpt
+from .distributed import DistContext, init_distributed
+from .trainer import Trainer, resolve_device
+
+
+@dataclass
+class Run:
+    """A trained (or training) model with its config, data and folder."""
+
+    cfg: RunConfig
+    method: Method
+    splits: DataSplits
+    run_dir: Path
+    device: torch.device
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    return Path("runs") / f"{cfg.data.name}-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Run:
+    """Load the data and build the method (weights initialised from ``train.seed``)."""
+    ctx = ctx or DistContext()
+    device = resolve_device(cfg.train.device, ctx)
+    splits = load_dataset(cfg.data)
+    spec = DataSpec.of(splits.train)
+    ckpt.seed_everything(cfg.train.seed)
+    method = build_method(cfg.method, cfg.model, spec)
+    return Run(cfg, method, splits, Path(run_dir), device)
+
+
+def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> Run:
+    """Train every stage into ``run_dir``; with ``resume``, continue the run saved there."""
+    device_type = "cuda" if cfg.train.device.startswith("cuda") or (
+        cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+    ctx = init_distributed(device_type)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    last = run_dir / "checkpoints" / "last.pt"
+    if resume and not last.exists():
+        raise ConfigError(f"--resume: no checkpoint at {last}; nothing to resume")
+    if not resume and last.exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    run = prepare(cfg, run_dir, ctx)
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / "config.yaml")
+    Trainer(cfg, run.method, run.splits.train, run_dir, ctx, run.device).fit(resume=resume)
+    return run
+
+
+def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
+    """Rebuild a trained model from ``run_dir/checkpoints/<checkpoint>.pt``."""
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    if not path.exists():
+        hint = (" Training has not finished: resume it with `viewsplit train CONFIG --out RUN --resume`."
+                if (run_dir / "checkpoints" / "last.pt").exists() else "")
+        raise ConfigError(f"{path}: no such checkpoint.{hint}")
+    state = ckpt.load(path)
+    cfg = build_config(state["config"])
+    if device:
+        cfg.train.device = device
+    dev = resolve_device(cfg.train.device, DistContext())
+    splits = load_dataset(cfg.data)
+    spec = DataSpec.from_dict(state["spec"])
+    if spec.view_shapes != DataSpec.of(splits.train).view_shapes:
+        raise ConfigError(f"{path}: the checkpoint's view shapes {spec.view_shapes} differ from the data's "
+                          f"{DataSpec.of(splits.train).view_shapes}")
+    method = build_method(cfg.method, cfg.model, spec)
+    method.load_state_dict(state["model"])  # strict: a mismatch is an error, never silently ignored
+    method.to(dev).eval()
+    return Run(cfg, method, splits, run_dir, dev)
+
+
+def evaluate_run(run: Run, write: bool = True) -> dict:
+    """Run the evaluation suite and write ``metrics.json`` and ``metrics.md``."""
+    from ..eval.evaluate import evaluate, markdown
+
+    t0 = time.perf_counter()
+    metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
+    timing = {"eval_seconds": round(time.perf_counter() - t0, 2)}
+    last = run.run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        timing = {"train_seconds": round(ckpt.load(last)["train_seconds"], 2), **timing}
+    metrics["timing"] = timing
+    if write:
+        (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (run.run_dir / "metrics.md").write_text(markdown(metrics, run.splits.train.view_names))
+    return metrics
+
+
+def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> tuple[Run, dict | None]:
+    """Train every stage, evaluate and write the report (evaluation on rank 0 only)."""
+    run = train(cfg, run_dir, resume)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        if torch.distributed.get_rank() != 0:
+            return run, None
+    return run, evaluate_run(run)
+
+
+__all__ = ["Run", "evaluate_run", "load_config", "load_run", "prepare", "run_all", "train"]

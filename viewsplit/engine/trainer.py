@@ -1,0 +1,306 @@
+"""The training engine: stages, ordered optimiser steps, checkpoints, resume, logging, DDP.
+
+For every stage the method declares, the engine freezes every parameter outside the stage's
+steps (and keeps those modules in eval mode), builds one optimiser per :class:`Step`, and for
+each batch runs the steps in order: zero grads → loss → backward → clip → optimiser step.
+While a step runs, the parameters of the stage's other steps do not require gradients, so a
+critic step cannot move the encoder and vice versa.
+
+Checkpoints (``checkpoints/last.pt``) are written atomically at the end of every
+``train.checkpoint_every`` epochs (and every ``train.checkpoint_every_steps`` steps when set);
+``resume`` restores weights, optimisers, RNG states and the position in the epoch, so a killed
+run ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .. import __version__
+from ..config import RunConfig, StageConfig
+from ..data.multiview import MultiViewDataset, num_batches
+from ..errors import ConfigError, TrainingError
+from ..methods.base import Method, Stage, Step
+from . import checkpoint as ckpt
+from .distributed import DistContext, mean_across_ranks
+from .logger import RunLogger
+
+
+def resolve_device(name: str, ctx: DistContext) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
+        if name == "cuda":
+            name = f"cuda:{ctx.local_rank}"
+    return torch.device(name)
+
+
+def lr_factor(scfg: StageConfig, epoch: int) -> float:
+    """Learning-rate multiplier for ``epoch`` (0-based); cosine follows CosineAnnealingLR's closed form."""
+    if scfg.scheduler == "cosine":
+        t_max = scfg.t_max or max(scfg.epochs, 1)
+        lo = scfg.eta_min / scfg.lr
+        return lo + (1.0 - lo) * (1.0 + math.cos(math.pi * epoch / t_max)) / 2.0
+    if scfg.scheduler == "step":
+        return scfg.gamma ** (epoch // scfg.step_size)
+    return 1.0
+
+
+def make_optimizer(step: Step, scfg: StageConfig) -> torch.optim.Optimizer:
+    groups = step.param_groups(step.modules) if step.param_groups else [{"params": step.parameters()}]
+    for g in groups:
+        g.setdefault("lr_scale", 1.0)
+        g["lr"] = scfg.lr * g["lr_scale"]
+        g.setdefault("weight_decay", scfg.weight_decay)
+    if scfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=scfg.lr, betas=scfg.betas)
+    if scfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=scfg.lr, betas=scfg.betas)
+    return torch.optim.SGD(groups, lr=scfg.lr, momentum=scfg.momentum)
+
+
+class _StepModule(nn.Module):
+    """Makes one optimiser step's loss a module forward, so DDP can synchronise its gradients."""
+
+    def __init__(self, step: Step):
+        super().__init__()
+        self.parts = nn.ModuleList(step.modules)
+        self.loss_fn = step.loss
+
+    def forward(self, batch):
+        return self.loss_fn(batch)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, method: Method, data: MultiViewDataset, run_dir: str | Path,
+                 ctx: DistContext | None = None, device: torch.device | None = None):
+        self.cfg, self.method, self.data = cfg, method, data
+        self.run_dir = Path(run_dir)
+        self.ctx = ctx or DistContext()
+        self.device = device or resolve_device(cfg.train.device, self.ctx)
+        self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
+        self.final_path = self.run_dir / "checkpoints" / "final.pt"
+        self.train_seconds = 0.0
+        self.method.to(self.device)
+
+    # ------------------------------------------------------------------ public
+    def fit(self, resume: bool = False) -> float:
+        """Train every stage (continuing from ``last.pt`` when ``resume``); return training seconds."""
+        tcfg = self.cfg.train
+        if tcfg.threads:
+            torch.set_num_threads(tcfg.threads)
+        if tcfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        state = None
+        if resume and self.ckpt_path.exists():
+            state = ckpt.load(self.ckpt_path)
+            self._check_resumable(state)
+            self.method.load_state_dict(state["model"])
+            self.train_seconds = state["train_seconds"]
+            if state.get("done"):
+                return self.train_seconds
+        else:
+            ckpt.seed_everything(tcfg.seed + self.ctx.rank)
+        self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, tensorboard=tcfg.tensorboard)
+        try:
+            for si, (name, scfg) in enumerate(self.cfg.stages.items()):
+                if state is not None and si < state["stage_index"]:
+                    continue
+                resume_state = state if state is not None and si == state["stage_index"] else None
+                self._run_stage(si, name, scfg, resume_state)
+                state = None
+            self._save(len(self.cfg.stages), 0, 0, {}, done=True)
+            if self.ctx.is_main:
+                ckpt.atomic_save(self.final_state(), self.final_path)
+        finally:
+            self.logger.close()
+        return self.train_seconds
+
+    def final_state(self) -> dict:
+        return {"format": ckpt.FORMAT, "viewsplit": __version__, "config": self.cfg.to_dict(),
+                "spec": self.method.spec.to_dict(), "model": self.method.state_dict()}
+
+    # ------------------------------------------------------------------ stages
+    def _run_stage(self, si: int, name: str, scfg: StageConfig, state: dict | None) -> None:
+        stage = self.method.stage(name)
+        steps = stage.steps
+        owned = self._freeze_all_but(steps)
+        optimizers = {s.name: make_optimizer(s, scfg) for s in steps}
+        runners = {s.name: self._wrap(s) for s in steps}
+        start_epoch, start_batch = 0, 0
+        if state is not None:
+            if state["optimizers"]:  # empty when the checkpoint marks the start of this stage
+                for s in steps:
+                    optimizers[s.name].load_state_dict(state["optimizers"][s.name])
+            ckpt.set_rng_state(state["rng"])
+            start_epoch, start_batch = state["epoch"], state["batch"]
+        world = self.ctx.world_size
+        if scfg.batch_size < world:
+            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} is smaller than the {world} DDP ranks")
+        per_rank = scfg.batch_size // world
+        n_batches = num_batches(-(-len(self.data) // world), per_rank, scfg.drop_last)
+        if n_batches == 0:
+            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} exceeds the {len(self.data)} training "
+                              "samples with drop_last=true; lower it or set drop_last=false")
+        tcfg = self.cfg.train
+        for epoch in range(start_epoch, scfg.epochs):
+            for opt in optimizers.values():
+                for g in opt.param_groups:
+                    g["lr"] = scfg.lr * g["lr_scale"] * lr_factor(scfg, epoch)
+            self._set_modes(stage)
+            sums: dict[str, float] = {}
+            count = 0
+            t0 = time.perf_counter()
+            bar = self._progress(n_batches, start_batch, f"{name} {epoch + 1}/{scfg.epochs}")
+            batches = self.data.batches(per_rank, shuffle=True, seed=tcfg.seed, epoch=epoch, drop_last=scfg.drop_last,
+                                        rank=self.ctx.rank, world_size=world, start=start_batch)
+            for b, batch in enumerate(batches, start=start_batch):
+                terms = self._train_step(batch.to(self.device), steps, optimizers, runners, owned, scfg,
+                                         (name, epoch, b))
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                gstep = int(self.method.global_step)
+                if gstep % tcfg.log_every == 0:
+                    self.logger.log({"kind": "step", "stage": name, "epoch": epoch, "batch": b, "global_step": gstep,
+                                     "lr": optimizers[steps[-1].name].param_groups[0]["lr"], **terms})
+                if bar is not None:
+                    bar.update(1)
+                    if b % 10 == 0:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(terms.items())[:4]}, refresh=False)
+                if tcfg.checkpoint_every_steps and (b + 1) % tcfg.checkpoint_every_steps == 0 and b + 1 < n_batches:
+                    self.train_seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self._save(si, epoch, b + 1, optimizers)
+            if bar is not None:
+                bar.close()
+            start_batch = 0
+            if stage.on_epoch_end is not None:
+                stage.on_epoch_end(epoch)
+            self.train_seconds += time.perf_counter() - t0
+            means = mean_across_ranks({k: v / max(count, 1) for k, v in sums.items()})
+            self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch, "global_step": int(self.method.global_step),
+                             "lr": optimizers[steps[-1].name].param_groups[0]["lr"], **means,
+                             "train_seconds": round(self.train_seconds, 3)})
+            if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < scfg.epochs:
+                self._save(si, epoch + 1, 0, optimizers)
+        self._save(si + 1, 0, 0, {})  # the stage is complete
+
+    def _train_step(self, batch, steps: list[Step], optimizers, runners, owned, scfg: StageConfig, where) -> dict:
+        terms: dict[str, float] = {}
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                    if self.cfg.train.precision == "bf16" else contextlib.nullcontext())
+        for step in steps:
+            params = owned[step.name]
+            for other in steps:
+                for p in owned[other.name]:
+                    p.requires_grad_(other is step)
+            for _ in range(step.repeats):
+                opt = optimizers[step.name]
+                opt.zero_grad(set_to_none=True)
+                with autocast:
+                    out = runners[step.name](batch)
+                self._check_finite(out, step, where)
+                out["objective"].backward()
+                if scfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, scfg.grad_clip)
+                opt.step()
+            prefix = f"{step.name}/" if len(steps) > 1 else ""
+            terms.update({prefix + k: float(v.detach()) for k, v in out.items()})
+        for other in steps:
+            for p in owned[other.name]:
+                p.requires_grad_(True)
+        self.method.global_step += 1
+        return terms
+
+    def _check_finite(self, out: dict[str, Tensor], step: Step, where) -> None:
+        if "objective" not in out:
+            raise TypeError(f"the {step.name!r} step's loss must return a dict with an 'objective' entry")
+        for k, v in out.items():
+            if not torch.isfinite(v.detach()).all():
+                stage, epoch, b = where
+                msg = (f"non-finite loss term {k!r} ({float(v.detach().float().mean())}) in step {step.name!r} of stage "
+                       f"{stage!r}, epoch {epoch + 1}, batch {b}; training stopped. The last good checkpoint is "
+                       f"{self.ckpt_path if self.ckpt_path.exists() else '(none yet)'}. Try a lower learning rate, "
+                       "gradient clipping (grad_clip) or fp32.")
+                self.logger.log({"kind": "error", "stage": stage, "epoch": epoch, "batch": b, "term": k,
+                                 "message": msg})
+                raise TrainingError(msg)
+
+    # ------------------------------------------------------------------ helpers
+    def _freeze_all_but(self, steps: list[Step]) -> dict[str, list[nn.Parameter]]:
+        for p in self.method.parameters():
+            p.requires_grad_(False)
+        owned, seen = {}, {}
+        for s in steps:
+            params = s.parameters()
+            for p in params:
+                if id(p) in seen:
+                    raise TypeError(f"a parameter is trained by both step {seen[id(p)]!r} and step {s.name!r}")
+                seen[id(p)] = s.name
+                p.requires_grad_(True)
+            owned[s.name] = params
+        return owned
+
+    def _set_modes(self, stage: Stage) -> None:
+        """Everything in eval mode except the modules the stage trains."""
+        self.method.eval()
+        for s in stage.steps:
+            for m in s.modules:
+                m.train()
+        for m in stage.train_modules:
+            m.train()
+
+    def _wrap(self, step: Step) -> nn.Module:
+        module = _StepModule(step)
+        if not self.ctx.enabled:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module, find_unused_parameters=True)
+
+    def _progress(self, total: int, start: int, desc: str):
+        mode = self.cfg.train.progress
+        if not self.ctx.is_main or mode == "never" or (mode == "auto" and not sys.stderr.isatty()):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=start, desc=desc, leave=False, dynamic_ncols=True)
+
+    def _save(self, stage_index: int, epoch: int, batch: int, optimizers: dict, done: bool = False) -> None:
+        if not self.ctx.is_main:
+            return
+        state = {
+            "format": ckpt.FORMAT, "viewsplit": __version__, "config": self.cfg.to_dict(),
+            "spec": self.method.spec.to_dict(), "model": self.method.state_dict(), "stage_index": stage_index,
+            "epoch": epoch, "batch": batch, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "rng": ckpt.rng_state(), "train_seconds": self.train_seconds, "done": done,
+        }
+        ckpt.atomic_save(state, self.ckpt_path)
+
+    def _check_resumable(self, state: dict) -> None:
+        saved, now = state["config"], self.cfg.to_dict()
+        ignore = {("train", "device"), ("train", "progress"), ("train", "tensorboard"), ("train", "threads"),
+                  ("eval",)}
+        diffs = [k for k in _diff(saved, now) if not any(k[: len(i)] == i for i in ignore)]
+        if diffs:
+            keys = ", ".join(".".join(map(str, k)) for k in diffs[:8])
+            raise ConfigError(f"cannot resume {self.ckpt_path}: the config differs from the saved run in {keys}. "
+                              "Resume with the run's own config.yaml, or start a new run folder.")
+
+
+def _diff(a, b, prefix=()) -> list[tuple]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), prefix + (k,))
+        return out
+    return [] if a == b else [prefix]

@@ -1,0 +1,17 @@
+"""Exceptions with messages meant for users: each names the key, view or file at fault."""
+
+
+class ViewsplitError(Exception):
+    """Base class of viewsplit's user-facing errors (the CLI prints them without a traceback)."""
+
+
+class ConfigError(ViewsplitError, ValueError):
+    """An unknown key, a wrong type or an impossible value in a run configuration."""
+
+
+class DataError(ViewsplitError, ValueError):
+    """Bad input data; the message names the view, file or key at fault."""
+
+
+class TrainingError(ViewsplitError, RuntimeError):
+    """Training cannot continue (e.g. a non-finite loss term); the last good checkpoint is kept."""

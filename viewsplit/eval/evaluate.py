@@ -1,0 +1,177 @@
+"""The evaluation suite: extract representations, cluster them, probe them, write the report.
+
+Features are extracted in eval mode, without gradients, as the posterior means the method's
+``encode`` returns (protocols.md §1).  Clustering runs on the data set's clustering split
+(``test``, or ``all`` samples for Handwritten); probes fit on train and score on test.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import EvalConfig
+from ..data.multiview import DataSplits, MultiViewDataset
+from ..errors import ConfigError, DataError
+from ..methods.base import Method
+from .metrics import kmeans_protocol
+from .probes import PROBE_PARAMS, run_probe
+
+
+@torch.no_grad()
+def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+            mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """``method.encode`` over ``ds`` in eval mode and data-set order; float64 arrays per representation.
+
+    ``mask`` (N, V) overrides the data set's availability mask (for missing-view protocols).
+    """
+    was_training = method.training
+    method.eval()
+    if mask is not None:
+        ds = ds.with_mask(mask)
+    parts: dict[str, list[torch.Tensor]] = {}
+    try:
+        for batch in ds.batches(batch_size):
+            batch = batch.to(device)
+            for k, v in method.encode(batch.views, batch.mask).items():
+                parts.setdefault(k, []).append(v.detach().float().cpu())
+    finally:
+        method.train(was_training)
+    out = {}
+    for k, chunks in parts.items():
+        arr = torch.cat(chunks).flatten(1).numpy().astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise DataError(f"representation {k!r} has non-finite values on data set {ds.name!r}")
+        out[k] = arr
+    return out
+
+
+def compose(reps: dict[str, np.ndarray], n_views: int, best_view: int) -> dict[str, np.ndarray]:
+    """Add ``C+V_best`` and ``C+V_all`` (protocols.md §2) when a method exposes C and V codes."""
+    spec = [f"V_{v}" for v in range(n_views)]
+    out = dict(reps)
+    if "C" in reps and all(k in reps for k in spec):
+        if best_view >= n_views:
+            raise ConfigError(f"eval.best_view: {best_view} is not a view index (the data has {n_views} views)")
+        out["C+V_best"] = np.concatenate([reps["C"], reps[spec[best_view]]], 1)
+        out["C+V_all"] = np.concatenate([reps["C"], *(reps[k] for k in spec)], 1)
+    return out
+
+
+def select(reps: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+    if not wanted:
+        return reps
+    unknown = [w for w in wanted if w not in reps]
+    if unknown:
+        raise ConfigError(f"eval.representations: {unknown} not available; this method gives {list(reps)}")
+    return {k: reps[k] for k in wanted}
+
+
+def _labels(ds: MultiViewDataset) -> np.ndarray:
+    if ds.labels is None:
+        raise DataError(f"data set {ds.name!r} has no labels: clustering and probes need them")
+    return ds.labels.numpy()
+
+
+def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
+             masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict:
+    """The full protocol on every representation; returns the ``metrics.json`` body (without timing)."""
+    n_views = len(splits.train.views)
+    tr = select(compose(extract(method, splits.train, cfg.batch_size, device, masks[0]), n_views, cfg.best_view),
+                cfg.representations)
+    te = select(compose(extract(method, splits.test, cfg.batch_size, device, masks[1]), n_views, cfg.best_view),
+                cfg.representations)
+    y_tr, y_te = _labels(splits.train), _labels(splits.test)
+    k = int(max(y_tr.max(), y_te.max())) + 1
+
+    def features(split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        if split == "test":
+            return te, y_te
+        if split == "train":
+            return tr, y_tr
+        return {r: np.concatenate([tr[r], te[r]]) for r in tr}, np.concatenate([y_tr, y_te])
+
+    def clustering(split: str) -> dict:
+        feats, y = features(split)
+        return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init) for r, f in feats.items()} \
+            if cfg.kmeans_seeds else {}
+
+    primary = "train+test" if splits.cluster_on == "all" else "test"
+    result = {
+        "dataset": splits.train.name,
+        "method": type(method).name,
+        "split": "all" if splits.cluster_on == "all" else "test",
+        "clustering": clustering(primary),
+        "classification": {r: {p: run_probe(p, tr[r], y_tr, te[r], y_te, cfg.knn_k) for p in cfg.probes} for r in tr},
+    }
+    secondary = [s for s in cfg.secondary_splits if s != primary]
+    if secondary:
+        result["secondary"] = {s: {"clustering": clustering(s)} for s in secondary}
+    result["protocol"] = protocol_record(cfg, splits, k)
+    return result
+
+
+def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict:
+    import scipy
+    import sklearn
+
+    return {
+        "features": "posterior mean, eval mode, no gradients",
+        "kmeans": {"n_clusters": k, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
+                   "init": "k-means++", "std": "population (ddof=0)"},
+        "probes": {p: PROBE_PARAMS[p].replace("knn_k", str(cfg.knn_k)) for p in cfg.probes},
+        "probe_fit": "train split, StandardScaler fitted on train features; scored on the test split",
+        "best_view": cfg.best_view,
+        "model_selection": "final epoch (no checkpoint is chosen on test data)",
+        "data": splits.info,
+        "versions": {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+                     "scikit-learn": sklearn.__version__},
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ---------------------------------------------------------------------------- report
+def _pm(d: dict) -> str:
+    return f"{d['mean']:.4f} ± {d['std']:.4f}"
+
+
+def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
+    """A human-readable ``metrics.md``: one clustering table and one probe table."""
+    lines = [f"# {metrics['method']} on {metrics['dataset']}", ""]
+    if view_names:
+        lines += ["Views: " + ", ".join(f"V_{i} = {n}" for i, n in enumerate(view_names)), ""]
+    clus = metrics.get("clustering") or {}
+    if clus:
+        lines += [f"## k-means clustering (split: {metrics['split']}; mean ± std over "
+                  f"{len(next(iter(clus.values()))['acc']['per_seed'])} seeds)", "",
+                  "| representation | ACC | NMI | ARI |", "|---|---|---|---|"]
+        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in clus.items()]
+        lines.append("")
+    for split, sec in (metrics.get("secondary") or {}).items():
+        lines += [f"### k-means on split {split} (secondary row, for comparison with reference protocols)", "",
+                  "| representation | ACC | NMI | ARI |", "|---|---|---|---|"]
+        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in sec["clustering"].items()]
+        lines.append("")
+    cls = metrics.get("classification") or {}
+    if cls:
+        probes = list(next(iter(cls.values())))
+        lines += ["## Probes (fit on train, scored on test): accuracy / macro-F1", "",
+                  "| representation | " + " | ".join(probes) + " |", "|---" * (len(probes) + 1) + "|"]
+        lines += [f"| {r} | " + " | ".join(f"{m[p]['acc']:.4f} / {m[p]['f1_macro']:.4f}" for p in probes) + " |"
+                  for r, m in cls.items()]
+        lines.append("")
+    t = metrics.get("timing")
+    if t:
+        lines += ["## Timing", "", ", ".join(f"{k}: {v:.1f}" for k, v in t.items()), ""]
+    return "\n".join(lines)

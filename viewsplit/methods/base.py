@@ -1,0 +1,154 @@
+"""The method interface: every method plugs into the engine, the evaluator and the CLI through it.
+
+A method is an ``nn.Module`` that
+
+* declares its training **stages** (``stage_defaults``: name → default :class:`StageConfig`
+  values, in training order);
+* for each stage returns a :class:`Stage`: one or more optimiser :class:`Step` s run in order on
+  every batch (e.g. a critic step, then an encoder step), each naming the modules it trains and a
+  loss function returning a dict whose ``"objective"`` entry is minimised (other entries are
+  logged);
+* exposes :meth:`encode` → named representations (posterior means; ``C`` for the consistent
+  code, ``V_<v>`` for view v's specific code, other names for methods without that split).
+
+Modules that belong to no step of the current stage are frozen and kept in eval mode by the
+engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..data.multiview import Batch, check_batch_mask
+
+LossFn = Callable[[Batch], dict[str, Tensor]]
+
+
+@dataclass
+class DataSpec:
+    """What a method needs to know about the data to build its networks."""
+
+    view_shapes: list[tuple[int, ...]]
+    view_names: list[str]
+    n_classes: int
+
+    @property
+    def n_views(self) -> int:
+        return len(self.view_shapes)
+
+    def to_dict(self) -> dict:
+        return {"view_shapes": [list(s) for s in self.view_shapes], "view_names": list(self.view_names),
+                "n_classes": self.n_classes}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataSpec":
+        return cls([tuple(s) for s in d["view_shapes"]], list(d["view_names"]), int(d["n_classes"]))
+
+    @classmethod
+    def of(cls, dataset) -> "DataSpec":
+        return cls(dataset.view_shapes, list(dataset.view_names), dataset.n_classes)
+
+
+@dataclass
+class Step:
+    """One optimiser step within a training step.
+
+    ``modules`` are trained by this step's optimiser (their parameters must not belong to another
+    step of the same stage).  ``param_groups`` may split their parameters into groups with an
+    ``lr_scale`` / ``weight_decay`` of their own.  ``repeats`` runs the step several times per
+    batch (e.g. ``n_critic``).
+    """
+
+    name: str
+    modules: list[nn.Module]
+    loss: LossFn
+    repeats: int = 1
+    param_groups: Callable[[list[nn.Module]], list[dict]] | None = None
+
+    def parameters(self) -> list[nn.Parameter]:
+        seen, out = set(), []
+        for m in self.modules:
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+
+@dataclass
+class Stage:
+    name: str
+    steps: list[Step]
+    #: called by the engine at the end of each epoch of this stage (e.g. DMRNet's weak-view choice)
+    on_epoch_end: Callable[[int], None] | None = None
+    #: extra modules to keep in train mode although no step optimises them
+    train_modules: list[nn.Module] = field(default_factory=list)
+
+
+class Method(nn.Module):
+    """Base class of all methods. Subclasses set ``name``, ``Config`` and ``stage_defaults``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+    #: stage name → default StageConfig values, in training order
+    stage_defaults: ClassVar[dict[str, dict]] = {"train": {}}
+
+    def __init__(self, cfg, spec: DataSpec):
+        super().__init__()
+        self.cfg = cfg
+        self.spec = spec
+        # the global optimiser-step counter, checkpointed with the weights (e.g. MIB's β schedule)
+        self.register_buffer("global_step", torch.zeros((), dtype=torch.long))
+
+    # --------------------------------------------------------------- to implement
+    def stage(self, name: str) -> Stage:
+        raise NotImplementedError
+
+    def encode(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- helpers
+    @staticmethod
+    def full_mask(views: list[Tensor]) -> Tensor:
+        return torch.ones(views[0].shape[0], len(views), dtype=torch.bool, device=views[0].device)
+
+    def resolve_mask(self, views: list[Tensor], mask: Tensor | None) -> Tensor:
+        """The given mask (validated), or all views present."""
+        if mask is None:
+            return self.full_mask(views)
+        check_batch_mask(mask)
+        return mask
+
+
+def apply_present(net: nn.Module, x: Tensor, present: Tensor) -> Tensor:
+    """``net(x)`` for the samples where ``present`` is True and zeros elsewhere.
+
+    Absent samples never reach ``net``: their (arbitrary) values cannot change any output, nor
+    BatchNorm statistics.  In training mode a single present sample is duplicated so that
+    BatchNorm sees a batch of two.
+    """
+    if bool(present.all()):
+        return net(x)
+    idx = present.nonzero(as_tuple=True)[0]
+    sub = x[idx]
+    if net.training and idx.numel() == 1:
+        out = net(sub.expand(2, *sub.shape[1:]))[:1]
+    else:
+        out = net(sub)
+    full = out.new_zeros(x.shape[0], *out.shape[1:])
+    return full.index_copy(0, idx, out)
+
+
+# ---------------------------------------------------------------------------- registry
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available by ``cls.name`` to configs and the CLI."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a non-empty `name`")
+    METHODS[cls.name] = cls
+    return cls
