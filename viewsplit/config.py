@@ -87,6 +87,8 @@ class TrainConfig:
     deterministic: bool = True
     #: torch intra-op threads; None = torch's default
     threads: int | None = None
+    #: store image tensors and conv weights channels-last (faster convolutions on CPU and GPU)
+    channels_last: bool = True
     #: write a log row every this many optimiser steps (epoch summaries are always written)
     log_every: int = 50
     #: checkpoint every this many epochs (and always at the end of a stage)

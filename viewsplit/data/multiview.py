@@ -10,6 +10,7 @@ to float32 in [0, 1] (the same rounding the reference data pipelines apply).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -25,27 +26,34 @@ class Batch:
     """One mini-batch: ``views[v]`` is ``(B, ...)`` float32, ``mask`` is ``(B, V)`` bool.
 
     ``labels`` is ``(B,)`` int64 (−1 where unknown) or None; ``index`` holds the samples'
-    positions in the data set. ``cache`` lets a method share work between the optimiser
-    steps of one training step (e.g. a frozen model's output).
+    positions in the data set whose ``uid`` is ``source``. ``cache`` lets a method share work
+    between the optimiser steps of one training step (e.g. a frozen model's output).
     """
 
     views: list[Tensor]
     mask: Tensor
     labels: Tensor | None
     index: Tensor
+    source: int | None = None
     cache: dict = field(default_factory=dict)
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str, channels_last: bool = False) -> "Batch":
         nb = device != "cpu" and torch.device(device).type == "cuda"
+        fmt = torch.channels_last if channels_last else torch.preserve_format
         return Batch(
-            views=[x.to(device, non_blocking=nb) for x in self.views],
+            views=[x.to(device, non_blocking=nb, memory_format=fmt if x.dim() == 4 else torch.preserve_format)
+                   for x in self.views],
             mask=self.mask.to(device, non_blocking=nb),
             labels=None if self.labels is None else self.labels.to(device, non_blocking=nb),
             index=self.index.to(device, non_blocking=nb),
+            source=self.source,
         )
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
+
+
+_UIDS = itertools.count()
 
 
 def _as_float(x: Tensor) -> Tensor:
@@ -63,6 +71,7 @@ class MultiViewDataset:
     name: str = "dataset"
 
     def __post_init__(self) -> None:
+        self.uid = next(_UIDS)
         if self.view_names is None:
             self.view_names = [f"view{v}" for v in range(len(self.views))]
         if self.mask is None and len(self.views) > 0:
@@ -111,6 +120,7 @@ class MultiViewDataset:
             mask=self.mask[index],
             labels=None if self.labels is None else self.labels[index],
             index=index,
+            source=self.uid,
         )
 
     def batches(

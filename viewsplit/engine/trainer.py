@@ -90,6 +90,8 @@ class Trainer:
         self.final_path = self.run_dir / "checkpoints" / "final.pt"
         self.train_seconds = 0.0
         self.method.to(self.device)
+        if cfg.train.channels_last:
+            self.method.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ public
     def fit(self, resume: bool = False) -> float:
@@ -151,6 +153,8 @@ class Trainer:
             raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} exceeds the {len(self.data)} training "
                               "samples with drop_last=true; lower it or set drop_last=false")
         tcfg = self.cfg.train
+        if stage.on_start is not None and start_epoch < scfg.epochs:
+            stage.on_start(self.data, self.device)
         for epoch in range(start_epoch, scfg.epochs):
             for opt in optimizers.values():
                 for g in opt.param_groups:
@@ -163,7 +167,7 @@ class Trainer:
             batches = self.data.batches(per_rank, shuffle=True, seed=tcfg.seed, epoch=epoch, drop_last=scfg.drop_last,
                                         rank=self.ctx.rank, world_size=world, start=start_batch)
             for b, batch in enumerate(batches, start=start_batch):
-                terms = self._train_step(batch.to(self.device), steps, optimizers, runners, owned, scfg,
+                terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, runners, owned, scfg,
                                          (name, epoch, b))
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -192,6 +196,8 @@ class Trainer:
                              "train_seconds": round(self.train_seconds, 3)})
             if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < scfg.epochs:
                 self._save(si, epoch + 1, 0, optimizers)
+        if stage.on_end is not None:
+            stage.on_end(self.data, self.device)
         self._save(si + 1, 0, 0, {})  # the stage is complete
 
     def _train_step(self, batch, steps: list[Step], optimizers, runners, owned, scfg: StageConfig, where) -> dict:
@@ -209,6 +215,8 @@ class Trainer:
                 with autocast:
                     out = runners[step.name](batch)
                 self._check_finite(out, step, where)
+                if not out["objective"].requires_grad:   # e.g. every view of this batch was missing
+                    continue
                 out["objective"].backward()
                 if scfg.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, scfg.grad_clip)

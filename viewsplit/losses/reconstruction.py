@@ -26,3 +26,28 @@ def masked_view_mse(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor) -> Ten
     for v, (x, xh) in enumerate(zip(xs, x_hats)):
         total = total + masked_mean(per_sample_sse(x, xh) / x[0].numel(), mask[:, v])
     return total
+
+
+def masked_sse(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor, reduction: str = "sum",
+               weights: list[float] | None = None) -> Tensor:
+    """Σ_v w_v Σ_{b: view v present} ‖x_v,b − x̂_v,b‖²  (MRDD's "SSE-sum", ``mse_loss(reduction='sum')``).
+
+    ``reduction="batch_mean"`` divides each view's sum by its number of present samples, making
+    the loss independent of the batch size (sum over features, mean over samples).  ``weights``
+    (default all 1) scale the views, e.g. :func:`equal_view_weights`.
+    """
+    total = xs[0].new_zeros(())
+    for v, (x, xh) in enumerate(zip(xs, x_hats)):
+        sse = per_sample_sse(x, xh)
+        term = masked_mean(sse, mask[:, v]) if reduction == "batch_mean" else (sse * mask[:, v]).sum()
+        total = total + (term if weights is None else weights[v] * term)
+    return total
+
+
+def equal_view_weights(view_sizes: list[int]) -> list[float]:
+    """w_v = mean(D) / D_v: every view weighs the same in an SSE however many features it has.
+
+    Identity when all views have the same size; the total stays on the scale of the plain sum.
+    """
+    mean = sum(view_sizes) / len(view_sizes)
+    return [mean / d for d in view_sizes]

@@ -22,7 +22,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..data.multiview import Batch, check_batch_mask
+from ..data.multiview import Batch, MultiViewDataset, check_batch_mask
 
 LossFn = Callable[[Batch], dict[str, Tensor]]
 
@@ -82,8 +82,14 @@ class Step:
 class Stage:
     name: str
     steps: list[Step]
+    #: called by the engine before the stage's first batch (also when resuming into it) with the
+    #: training data and the device, e.g. to precompute a frozen model's outputs once
+    on_start: Callable[["MultiViewDataset", torch.device], None] | None = None
     #: called by the engine at the end of each epoch of this stage (e.g. DMRNet's weak-view choice)
     on_epoch_end: Callable[[int], None] | None = None
+    #: called once the stage's epochs are done, before it is checkpointed as complete; must be
+    #: idempotent (a resumed run may call it again)
+    on_end: Callable[["MultiViewDataset", torch.device], None] | None = None
     #: extra modules to keep in train mode although no step optimises them
     train_modules: list[nn.Module] = field(default_factory=list)
 

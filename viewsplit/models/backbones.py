@@ -1,39 +1,54 @@
-"""Per-view encoders and decoders: an MLP for vector views, a small conv net for image views.
+"""Per-view networks: an MLP for vector views, a conv net for image views.
 
-``view_encoder(shape, out_dim, cfg)`` maps ``(B, *shape)`` to ``(B, out_dim)``;
-``view_decoder(shape, in_dim, cfg)`` maps ``(B, in_dim)`` back to ``(B, *shape)``.
+* ``feature_encoder(shape, cfg)`` → ``(module, feat_dim)``: ``(B, *shape) → (B, feat_dim)``
+  (no output head, so methods can put their own heads on top, e.g. one over all views).
+* ``view_encoder(shape, out_dim, cfg)``: features followed by a linear head.
+* ``view_decoder(shape, in_dim, cfg)``: ``(B, in_dim) → (B, *shape)``, linear output.
+
+Image views use either a small stride-2 conv net (``image: conv``, fast on CPU) or MRDD's
+reference VQGAN-style ResNet (``image: resnet``, :mod:`viewsplit.models.resnet`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import check_positive
+from ..config import check_choice, check_positive
+from .resnet import Decoder, Encoder, downsample_factor
 
 
 @dataclass
 class BackboneConfig:
-    """Sizes of the default per-view networks (``model.backbone.*``)."""
+    """Sizes of the per-view networks (``model.backbone.*`` and similar keys)."""
 
     #: hidden widths of the MLP used for vector views
     hidden: list[int] = field(default_factory=lambda: [256, 256])
-    #: channels of the stride-2 conv stages used for image views
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
-    #: dropout after each hidden MLP layer
-    dropout: float = 0.0
     #: BatchNorm after each hidden MLP layer
     norm: bool = True
+    #: dropout after each hidden MLP layer
+    dropout: float = 0.0
+    #: image network: ``conv`` (small, fast) or ``resnet`` (MRDD's reference architecture)
+    image: str = "conv"
+    #: ``conv``: channels of its stride-2 stages
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    #: ``resnet``: base width, width multipliers per level, ResBlocks per level, latent channels
+    res_hidden: int = 16
+    ch_mult: list[int] = field(default_factory=lambda: [1, 2, 4])
+    res_blocks: int = 3
+    latent_ch: int = 8
+    #: ``resnet``: recompute ResBlocks in the backward pass (less memory, ~30 % more compute)
+    checkpoint: bool = False
 
     def validate(self, key: str) -> None:
         for i, h in enumerate(self.hidden):
             check_positive(h, f"{key}.hidden[{i}]")
-        if not self.channels:
-            check_positive(0, f"{key}.channels (needs at least one stage)")
-        for i, c in enumerate(self.channels):
-            check_positive(c, f"{key}.channels[{i}]")
+        check_choice(self.image, ("conv", "resnet"), f"{key}.image")
+        if not self.channels or not self.ch_mult:
+            check_positive(0, f"{key}.channels / {key}.ch_mult (need at least one stage)")
+        for name in ("res_hidden", "res_blocks", "latent_ch"):
+            check_positive(getattr(self, name), f"{key}.{name}")
         if not 0.0 <= self.dropout < 1.0:
             check_positive(-1, f"{key}.dropout (must lie in [0, 1))")
 
@@ -65,26 +80,12 @@ def _sizes(h: int, w: int, n: int) -> list[tuple[int, int]]:
     return out
 
 
-class ConvEncoder(nn.Module):
-    """Stride-2 conv stages (3×3, BN, ReLU) then a linear head: ``(B, C, H, W) → (B, out_dim)``."""
-
-    def __init__(self, shape: tuple[int, int, int], channels: list[int], out_dim: int):
-        super().__init__()
-        c, h, w = shape
-        stages, cin = [], c
-        for cout in channels:
-            stages.append(_conv_block(cin, cout, 2))
-            cin = cout
-        self.features = nn.Sequential(*stages)
-        fh, fw = _sizes(h, w, len(channels))[-1]
-        self.head = nn.Linear(cin * fh * fw, out_dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x).flatten(1))
-
-
 class ConvDecoder(nn.Module):
-    """Mirror of :class:`ConvEncoder`: linear, then (nearest upsample + conv) stages; linear output."""
+    """Linear → stride-2 transposed convs (4×4; BN, ReLU between them) → image; mirrors the conv encoder.
+
+    Each transposed conv doubles the size; the output is cropped wherever the encoder rounded up
+    (e.g. 28 → 14 → 7 → 4 decodes as 4 → 7 → 14 → 28).
+    """
 
     def __init__(self, shape: tuple[int, int, int], channels: list[int], in_dim: int):
         super().__init__()
@@ -93,30 +94,62 @@ class ConvDecoder(nn.Module):
         rev = list(reversed(channels))
         self.start = (rev[0], *self.sizes[0])
         self.fc = nn.Linear(in_dim, rev[0] * self.sizes[0][0] * self.sizes[0][1])
-        self.stages = nn.ModuleList(
-            _conv_block(rev[i], rev[i + 1] if i + 1 < len(rev) else rev[-1], 1) for i in range(len(rev))
-        )
-        self.out = nn.Conv2d(rev[-1], c, 3, 1, 1)
+        outs = rev[1:] + [c]
+        self.stages = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=i == len(rev) - 1)
+                                    for i, (a, b) in enumerate(zip(rev, outs)))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(b) for b in outs[:-1])
 
     def forward(self, z: Tensor) -> Tensor:
         x = F.relu(self.fc(z)).view(z.shape[0], *self.start)
-        for stage, size in zip(self.stages, self.sizes[1:]):
-            x = stage(F.interpolate(x, size=size, mode="nearest"))
-        return self.out(x)
+        for i, (stage, (h, w)) in enumerate(zip(self.stages, self.sizes[1:])):
+            x = stage(x)[..., :h, :w]
+            if i < len(self.norms):
+                x = F.relu(self.norms[i](x))
+        return x
+
+
+def _resnet_grid(shape: tuple[int, ...], cfg: BackboneConfig) -> int:
+    f = downsample_factor(cfg.ch_mult)
+    if shape[1] % f or shape[2] % f:
+        raise ValueError(f"image size {shape[1]}×{shape[2]} is not divisible by 2^(len(ch_mult)−1) = {f}")
+    return (shape[1] // f) * (shape[2] // f)
+
+
+def feature_encoder(shape: tuple[int, ...], cfg: BackboneConfig) -> tuple[nn.Module, int]:
+    """The view's feature extractor and its output width."""
+    if len(shape) == 1:
+        if not cfg.hidden:
+            return nn.Identity(), shape[0]
+        return mlp([shape[0], *cfg.hidden], norm=cfg.norm, dropout=cfg.dropout, last_act=True), cfg.hidden[-1]
+    if len(shape) != 3:
+        raise ValueError(f"unsupported view shape {shape}: expected (D,) or (C, H, W)")
+    if cfg.image == "resnet":
+        enc = Encoder(shape[0], cfg.res_hidden, cfg.ch_mult, cfg.res_blocks, cfg.latent_ch, cfg.checkpoint)
+        return nn.Sequential(enc, nn.Flatten()), cfg.latent_ch * _resnet_grid(shape, cfg)
+    stages, cin = [], shape[0]
+    for cout in cfg.channels:
+        stages.append(_conv_block(cin, cout, 2))
+        cin = cout
+    fh, fw = _sizes(shape[1], shape[2], len(cfg.channels))[-1]
+    return nn.Sequential(*stages, nn.Flatten()), cin * fh * fw
 
 
 def view_encoder(shape: tuple[int, ...], out_dim: int, cfg: BackboneConfig) -> nn.Module:
-    if len(shape) == 1:
-        return mlp([shape[0], *cfg.hidden, out_dim], norm=cfg.norm, dropout=cfg.dropout)
-    if len(shape) == 3:
-        return ConvEncoder(shape, cfg.channels, out_dim)
-    raise ValueError(f"unsupported view shape {shape}: expected (D,) or (C, H, W)")
+    features, dim = feature_encoder(shape, cfg)
+    return nn.Sequential(features, nn.Linear(dim, out_dim))
 
 
 def view_decoder(shape: tuple[int, ...], in_dim: int, cfg: BackboneConfig) -> nn.Module:
     if len(shape) == 1:
         return mlp([in_dim, *reversed(cfg.hidden), shape[0]], norm=cfg.norm, dropout=cfg.dropout)
-    if len(shape) == 3:
-        return ConvDecoder(shape, cfg.channels, in_dim)
-    raise ValueError(f"unsupported view shape {shape}: expected (D,) or (C, H, W)")
-
+    if len(shape) != 3:
+        raise ValueError(f"unsupported view shape {shape}: expected (D,) or (C, H, W)")
+    if cfg.image == "resnet":
+        f = downsample_factor(cfg.ch_mult)
+        grid = (shape[1] // f, shape[2] // f)
+        _resnet_grid(shape, cfg)
+        return nn.Sequential(nn.Linear(in_dim, cfg.latent_ch * grid[0] * grid[1]),
+                             nn.Unflatten(1, (cfg.latent_ch, *grid)),
+                             Decoder(shape[0], cfg.res_hidden, cfg.ch_mult, cfg.res_blocks, cfg.latent_ch,
+                                     cfg.checkpoint))
+    return ConvDecoder(shape, cfg.channels, in_dim)

@@ -1,0 +1,240 @@
+"""MRDD: methods.md §1 and §7 test vectors, stage-2 invariances and parameter isolation."""
+import math
+
+import pytest
+import torch
+
+from viewsplit.config import load_config
+from viewsplit.data import DataConfig, MultiViewDataset, load_dataset
+from viewsplit.engine.run import prepare
+from viewsplit.engine.trainer import Trainer, make_optimizer
+from viewsplit.losses import CLUBSample, club_all_pairs, club_sample, gaussian_kl, gaussian_loglik
+from viewsplit.methods.base import DataSpec
+from viewsplit.methods.mrdd import MRDD, MRDDConfig, consistency_objective
+from viewsplit.models.backbones import BackboneConfig
+from viewsplit.models.masking import feature_mask, patch_mask
+
+
+# ---------------------------------------------------------------------------- masking
+@pytest.mark.parametrize("size, patch, ratio, zeros", [(32, 2, 0.7, 179 * 4), (32, 2, 0.8, 204 * 4),
+                                                        (64, 4, 0.7, 179 * 16)])
+def test_patch_mask_counts(size, patch, ratio, zeros):
+    x = torch.ones(3, 1, size, size)
+    y = patch_mask(x, ratio, patch)
+    assert ((y == 0).sum((1, 2, 3)) == zeros).all()
+    assert torch.equal(x, torch.ones_like(x))                     # input unchanged
+    assert not torch.equal(y[0], y[1])                            # masks differ per sample
+
+
+def test_patch_mask_keeps_unmasked_pixels_and_is_seedable():
+    x = torch.rand(2, 3, 32, 32) + 0.1
+    y = patch_mask(x, 0.7, 2)
+    kept = y != 0
+    assert torch.equal(y[kept], x[kept])
+    assert (kept.all(1) | (~kept).all(1)).all()                  # the same pixels in every channel
+    a = patch_mask(x, 0.7, 2, torch.Generator().manual_seed(3))
+    b = patch_mask(x, 0.7, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not torch.equal(a, patch_mask(x, 0.7, 2))
+    assert torch.equal(patch_mask(x, 0.0, 2), x)
+    v = feature_mask(torch.ones(4, 10), 0.3)
+    assert ((v == 0).sum(1) == 3).all()
+
+
+# ---------------------------------------------------------------------------- losses
+def test_kl_vectors():
+    assert gaussian_kl(torch.ones(1, 10), torch.zeros(1, 10)).item() == pytest.approx(5.0)
+    assert gaussian_kl(torch.zeros(1, 10), torch.zeros(1, 10)).item() == 0.0
+
+
+def test_stage1_loss_vector():
+    xs = [torch.zeros(2, 1, 2, 2), torch.zeros(2, 1, 2, 2)]
+    x_hats = [torch.ones(2, 1, 2, 2), torch.ones(2, 1, 2, 2)]
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    mu, logvar = torch.ones(2, 10), torch.zeros(2, 10)
+    out = consistency_objective(xs, x_hats, mask, mu, logvar, alpha=1.0)
+    assert (out["reconstruction"].item(), out["kl"].item(), out["objective"].item()) == (16.0, 5.0, 21.0)
+    assert consistency_objective(xs, x_hats, mask, mu, logvar, alpha=0.5)["objective"].item() == 13.0
+    # a missing view contributes nothing
+    half = torch.tensor([[True, True], [True, False]])
+    assert consistency_objective(xs, x_hats, half, mu, logvar)["reconstruction"].item() == 12.0
+
+
+def test_club_vectors():
+    y = torch.zeros(5, 4)
+    assert gaussian_loglik(y, torch.zeros(5, 4), y).item() == 0.0
+    assert gaussian_loglik(y + 1, torch.zeros(5, 4), y).item() == -4.0
+    lv = torch.full((1, 2), math.log(2.0))
+    assert gaussian_loglik(torch.ones(1, 2), lv, torch.zeros(1, 2)).item() == pytest.approx(-2.3862944, abs=1e-6)
+    y = torch.tensor([[0.0], [1.0], [2.0]])
+    assert club_sample(y, torch.zeros(3, 1), y, torch.tensor([1, 2, 0])).item() == pytest.approx(1.0)
+    assert club_all_pairs(y, torch.zeros(3, 1), y).item() == pytest.approx(0.6666667, abs=1e-6)
+
+
+def test_club_near_zero_for_independent_variables():
+    torch.manual_seed(0)
+    x, y = torch.randn(4000, 2), torch.randn(4000, 2)
+    critic = CLUBSample(2, 2, 32)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        critic.learning_loss(x, y).backward()
+        opt.step()
+    with torch.no_grad():
+        assert abs(critic.all_pairs(x, y).item()) < 0.05
+        dep = x @ torch.tensor([[1.0, 0.0], [0.0, 1.0]]) + 0.1 * y     # strongly dependent pair for contrast
+    critic = CLUBSample(2, 2, 32)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        critic.learning_loss(x, dep).backward()
+        opt.step()
+    with torch.no_grad():
+        assert critic.all_pairs(x, dep).item() > 1.0
+
+
+# ---------------------------------------------------------------------------- architecture
+def _reference_cfg(**kw) -> MRDDConfig:
+    return MRDDConfig(**kw)
+
+
+def test_reference_shapes_edge_mnist():
+    m = MRDD(_reference_cfg(), DataSpec([(1, 32, 32), (1, 32, 32)], ["image", "edge"], 10)).eval()
+    enc = m.consistency.encoders[0][0]
+    x = torch.rand(3, 1, 32, 32)
+    assert enc(x).shape == (3, 8, 8, 8) and len(m.consistency.encoders) == 1    # one encoder shared by both views
+    assert m.consistency.fc_z.in_features == 1024 and m.consistency.fc_z.out_features == 20
+    mu, logvar = m.consistency.posterior([x, x], torch.ones(3, 2, dtype=torch.bool))
+    assert mu.shape == logvar.shape == (3, 10)
+    assert m.consistency.decoders[0](mu).shape == (3, 1, 32, 32)
+    assert m.consistency.decoders[0][2](torch.rand(3, 8, 8, 8)).shape == (3, 1, 32, 32)
+
+
+def test_reference_shapes_coil():
+    coil = BackboneConfig(image="resnet", res_hidden=32, ch_mult=[1, 2, 4, 8])
+    spec_cfg = BackboneConfig(image="resnet", res_hidden=32, ch_mult=[1, 2, 4, 8], latent_ch=10)
+    m = MRDD(_reference_cfg(consistency=coil, specific=spec_cfg), DataSpec([(3, 64, 64)] * 3, list("abc"), 20))
+    assert m.consistency.encoders[0][0](torch.rand(2, 3, 64, 64)).shape == (2, 8, 8, 8)
+    assert m.specific[0].encoder[1].in_features == 640
+    assert (m.specific[0].decoder[0].in_features, m.specific[0].decoder[0].out_features) == (20, 640)
+
+
+# ---------------------------------------------------------------------------- stage 2 invariances
+def small_mrdd(**over):
+    raw = {"method": "mrdd",
+           "data": {"name": "synthetic", "n_samples": 200, "n_views": 2, "view_dim": 12},
+           "model": {"c_dim": 3, "v_dim": 3, "mask_ratio": 0.5, "bn_recalibrate": True,
+                     "consistency": {"hidden": [16]}, "specific": {"hidden": [16]}},
+           "stages": {"consistency": {"epochs": 1, "batch_size": 32}, "disentangle": {"epochs": 2, "batch_size": 32}},
+           "train": {"progress": "never"}}
+    return load_config(base=raw, overrides=[f"{k}={v}" for k, v in over.items()])
+
+
+def state(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_frozen_consistency_model_is_bit_identical_after_stage2(tmp_path):
+    cfg = small_mrdd()
+    run = prepare(cfg, tmp_path)
+    m = run.method
+    trainer = Trainer(cfg, m, run.splits.train, tmp_path)
+    from viewsplit.engine.logger import RunLogger
+
+    trainer.logger = RunLogger(tmp_path)
+    trainer._run_stage(0, "consistency", cfg.stages["consistency"], None)
+    before = state(m.consistency)
+    dec_before = state(m.specific[0].decoder)
+    c1 = m.encode(run.splits.test.views)["C"]
+    trainer._run_stage(1, "disentangle", cfg.stages["disentangle"], None)
+    after = state(m.consistency)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert any(not torch.equal(dec_before[k], v) for k, v in m.specific[0].decoder.state_dict().items())   # D1
+    m.train()
+    assert not m.consistency.training and m.specific.training     # D2: asking for train mode cannot unfreeze it
+    m.eval()
+    c2 = m.encode(run.splits.test.views)["C"]
+    assert torch.equal(c1, c2)
+    v_a, v_b = m.encode(run.splits.test.views)["V_1"], m.encode(run.splits.test.views)["V_1"]
+    assert torch.equal(v_a, v_b)                                    # D3: means, not samples
+
+
+def test_critic_and_model_steps_update_only_their_parameters(tmp_path):
+    cfg = small_mrdd()
+    run = prepare(cfg, tmp_path)
+    m = run.method
+    trainer = Trainer(cfg, m, run.splits.train, tmp_path)
+    stage = m.stage("disentangle")
+    assert [s.name for s in stage.steps] == ["critic", "model"]
+    owned = trainer._freeze_all_but(stage.steps)
+    opts = {s.name: make_optimizer(s, cfg.stages["disentangle"]) for s in stage.steps}
+    runners = {s.name: s.loss for s in stage.steps}
+    batch = next(run.splits.train.batches(32))
+    enc0, critic0 = state(m.specific), state(m.critics)
+    trainer._train_step(batch, stage.steps[:1], opts, runners, owned, cfg.stages["disentangle"], ("d", 0, 0))
+    assert all(torch.equal(enc0[k], v) for k, v in m.specific.state_dict().items() if "running" not in k
+               and "num_batches" not in k)
+    assert any(not torch.equal(critic0[k], v) for k, v in m.critics.state_dict().items())
+    critic1, enc1 = state(m.critics), state(m.specific)
+    batch = next(run.splits.train.batches(32))
+    trainer._train_step(batch, stage.steps[1:], opts, runners, owned, cfg.stages["disentangle"], ("d", 0, 0))
+    assert all(torch.equal(critic1[k], v) for k, v in m.critics.state_dict().items())
+    assert any(not torch.equal(enc1[k], v) for k, v in m.specific.state_dict().items())
+
+
+def test_orders_and_released_code_mode():
+    spec = DataSpec([(6,), (5,)], ["a", "b"], 2)
+    small = BackboneConfig(hidden=[8])
+    m = MRDD(MRDDConfig(order="model_first", n_critic=5, consistency=small, specific=small), spec)
+    steps = m.stage("disentangle").steps
+    assert [(s.name, s.repeats) for s in steps] == [("model", 1), ("critic", 5)]
+    m = MRDD(MRDDConfig(stage2="released_code", consistency=small, specific=small), spec)
+    (step,) = m.stage("disentangle").steps
+    ds = MultiViewDataset([torch.randn(16, 6), torch.randn(16, 5)])
+    out = step.loss(next(ds.batches(16)))
+    out["objective"].backward()
+    # the released loop never trains the decoders (defect D1, reproduced on request only)
+    assert all(p.grad is None for p in m.specific[0].decoder.parameters())
+    assert m.specific[0].encoder[0][0].weight.grad is not None
+
+
+def test_missing_view_values_cannot_change_codes():
+    spec = DataSpec([(6,), (5,)], ["a", "b"], 2)
+    small = BackboneConfig(hidden=[8])
+    m = MRDD(MRDDConfig(consistency=small, specific=small), spec).eval()
+    x = [torch.randn(4, 6), torch.randn(4, 5)]
+    mask = torch.tensor([[True, True], [True, False], [False, True], [True, False]])
+    a = m.encode(x, mask)
+    garbage = [x[0].clone(), x[1].clone()]
+    garbage[1][~mask[:, 1]] = 1e6
+    garbage[0][~mask[:, 0]] = float("nan")
+    b = m.encode(garbage, mask)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (a["V_1"][~mask[:, 1]] == 0).all()          # the prior mean where the view is missing
+    preds = m.predict(garbage, mask)
+    assert [p.shape for p in preds] == [(4, 6), (4, 5)] and all(torch.isfinite(p).all() for p in preds)
+
+
+def test_c_dim_mismatch_between_stages_is_an_error():
+    spec = DataSpec([(6,), (5,)], ["a", "b"], 2)
+    small = BackboneConfig(hidden=[8])
+    saved = MRDD(MRDDConfig(c_dim=20, consistency=small, specific=small), spec).state_dict()
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        MRDD(MRDDConfig(c_dim=10, consistency=small, specific=small), spec).load_state_dict(saved)
+
+
+def test_edge_fmnist_like_images_run_through_both_stages(tmp_path):
+    from helpers import write_mnist_like
+
+    write_mnist_like(tmp_path / "idx", n_train=64, n_test=16)
+    raw = {"method": "mrdd", "data": {"name": "edge_mnist", "root": str(tmp_path / "idx")},
+           "model": {"consistency": {"image": "conv", "channels": [4, 8]}, "specific": {"image": "conv", "channels": [4, 8]},
+                     "bn_recalibrate": True, "recon_reduction": "batch_mean"},
+           "stages": {"consistency": {"epochs": 1, "batch_size": 16}, "disentangle": {"epochs": 1, "batch_size": 16}},
+           "train": {"progress": "never"}}
+    cfg = load_config(base=raw)
+    from viewsplit.engine.run import train
+
+    run = train(cfg, tmp_path / "run")
+    codes = run.method.eval().encode(run.splits.test.stack_views_float())
+    assert set(codes) == {"C", "V_0", "V_1"} and codes["C"].shape == (16, 10)
+    assert load_dataset(DataConfig(name="edge_mnist", root=str(tmp_path / "idx"))).train.view_names == ["image", "edge"]

@@ -1,0 +1,43 @@
+"""Input masking for masked cross-view prediction (MRDD stage 1, methods.md §1.2)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def patch_mask(x: Tensor, ratio: float, patch: int, generator: torch.Generator | None = None) -> Tensor:
+    """Zero exactly ⌊ratio·N⌋ of the N = (H/p)(W/p) non-overlapping p×p patches of every image.
+
+    Patches are chosen per sample, uniformly without replacement (argsort of uniform noise), in
+    every channel at once.  Returns a new tensor; ``x`` is unchanged.
+    """
+    b, _, h, w = x.shape
+    if h % patch or w % patch:
+        raise ValueError(f"patch size {patch} does not divide the image size {h}×{w}")
+    gh, gw = h // patch, w // patch
+    n = gh * gw
+    k = int(ratio * n + 1e-9)
+    if k == 0:
+        return x.clone()
+    noise = torch.rand(b, n, generator=generator, device=x.device if generator is None else "cpu").to(x.device)
+    masked = torch.zeros(b, n, dtype=torch.bool, device=x.device)
+    masked.scatter_(1, noise.argsort(1)[:, :k], True)
+    keep = (~masked).view(b, 1, gh, 1, gw, 1).expand(b, 1, gh, patch, gw, patch).reshape(b, 1, h, w)
+    return x * keep.to(x.dtype)
+
+
+def feature_mask(x: Tensor, ratio: float, generator: torch.Generator | None = None) -> Tensor:
+    """Vector views: zero exactly ⌊ratio·D⌋ features of every sample (uniformly chosen per sample)."""
+    b, d = x.shape
+    k = int(ratio * d + 1e-9)
+    if k == 0:
+        return x.clone()
+    noise = torch.rand(b, d, generator=generator, device=x.device if generator is None else "cpu").to(x.device)
+    keep = torch.ones(b, d, dtype=torch.bool, device=x.device)
+    keep.scatter_(1, noise.argsort(1)[:, :k], False)
+    return x * keep.to(x.dtype)
+
+
+def mask_view(x: Tensor, ratio: float, patch: int, generator: torch.Generator | None = None) -> Tensor:
+    """Patch masking for images ``(B, C, H, W)``, feature masking for vectors ``(B, D)``."""
+    return patch_mask(x, ratio, patch, generator) if x.dim() == 4 else feature_mask(x, ratio, generator)
