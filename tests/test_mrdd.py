@@ -237,4 +237,89 @@ def test_edge_fmnist_like_images_run_through_both_stages(tmp_path):
     run = train(cfg, tmp_path / "run")
     codes = run.method.eval().encode(run.splits.test.stack_views_float())
     assert set(codes) == {"C", "V_0", "V_1"} and codes["C"].shape == (16, 10)
-    assert load_dataset(DataConfig(name="edge_mnist", root=str(tmp_path / "idx"))).train.view_names == ["image", "edge"]
+    from viewsplit.engine.run import evaluate_run
+
+    run.cfg.eval.kmeans_seeds, run.cfg.eval.probes = 1, ["knn"]
+    metrics = evaluate_run(run)
+    names = sorted(p.name for p in (tmp_path / "run" / "figures").glob("*.png"))
+    assert names == ["view0_reconstructions.png", "view0_swap.png", "view1_reconstructions.png", "view1_swap.png"]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "run" / "figures" / "view0_swap.png").size == (8 * 34 + 2, 9 * 34 + 2)
+    assert set(metrics["prediction"]) == {"view_0", "view_1"} and metrics["prediction"]["view_1"]["from_views"] == [0]
+
+
+def test_predict_and_redundancy_from_the_command_line(tmp_path):
+    import numpy as np
+
+    from viewsplit.cli import main
+
+    raw = small_mrdd().to_dict()
+    raw["stages"]["consistency"]["epochs"] = 3
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")]) == 0
+    assert main(["predict", str(tmp_path / "run"), "--views", "view0", "--out", str(tmp_path / "p.npz")]) == 0
+    z = np.load(tmp_path / "p.npz")
+    assert set(z.files) == {"index", "pred_view1"} and z["pred_view1"].shape == (40, 12)
+    assert main(["predict", str(tmp_path / "run"), "--views", "0,1"]) == 2           # nothing left to predict
+    assert main(["eval", str(tmp_path / "run"), "--mine", "eval.mine_runs=2", "eval.mine_epochs=2",
+                 "eval.kmeans_seeds=1", "eval.probes=[knn]"]) == 0
+    import json
+
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(m["redundancy"]) == {"V_0", "V_1"} and len(m["redundancy"]["V_0"]["mi_nats"]["per_run"]) == 2
+
+
+@pytest.mark.slow
+def test_stage2_lowers_redundancy_and_codes_split_shared_from_specific(tmp_path):
+    """On synthetic data with known factors: C recovers the shared factors, V_v the specific ones,
+    and the CLUB term (λ > 0) leaves less information about C in V_v than λ = 0 does."""
+    import copy
+
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    from viewsplit.data.synthetic import generate
+    from viewsplit.engine.logger import RunLogger
+    from viewsplit.eval.evaluate import extract
+    from viewsplit.eval.mine import mine_runs
+
+    torch.set_num_threads(1)
+    raw = {"method": "mrdd",
+           "data": {"name": "synthetic", "n_samples": 2000, "n_views": 2, "view_dim": 32, "shared_dim": 4,
+                    "specific_dim": 4},
+           "model": {"c_dim": 4, "v_dim": 4, "mask_ratio": 0.3, "recon_reduction": "batch_mean", "bn_recalibrate": True,
+                     "consistency": {"hidden": [64]}, "specific": {"hidden": [64]}},
+           "stages": {"consistency": {"epochs": 25, "batch_size": 64, "lr": 2e-3, "t_max": None},
+                      "disentangle": {"epochs": 25, "batch_size": 64, "lr": 2e-3, "t_max": None}},
+           "train": {"progress": "never"}}
+    cfg = load_config(base=raw)
+    run = prepare(cfg, tmp_path)
+    trainer = Trainer(cfg, run.method, run.splits.train, tmp_path)
+    trainer.logger = RunLogger(tmp_path)
+    trainer._run_stage(0, "consistency", cfg.stages["consistency"], None)
+    f = generate(2000, 2, 4, 4, 4, 32, 0.05, 0)
+    everything = MultiViewDataset([torch.from_numpy(v) for v in f.views])
+
+    def r2(x, y):
+        return LinearRegression().fit(x[:1000], y[:1000]).score(x[1000:], y[1000:])
+
+    results = {}
+    for lam in (0.0, 1.0):
+        m = copy.deepcopy(run.method)
+        m.cfg.lam = lam
+        t = Trainer(cfg, m, run.splits.train, tmp_path / f"lam{lam}")
+        t.logger = RunLogger(tmp_path / f"lam{lam}")
+        torch.manual_seed(0)
+        t._run_stage(1, "disentangle", cfg.stages["disentangle"], None)
+        reps, test = extract(m, everything), extract(m, run.splits.test)
+        mi = np.mean([mine_runs(test["C"], test[f"V_{v}"], runs=3, epochs=50)["mean"] for v in range(2)])
+        results[lam] = (reps, mi)
+    reps, mi_club = results[1.0]
+    _, mi_plain = results[0.0]
+    assert r2(reps["C"], f.shared) > 0.6 > 0.3 > r2(reps["V_0"], f.shared)
+    assert r2(reps["V_0"], f.specific[0]) > 0.5 > 0.35 > r2(reps["C"], f.specific[0])
+    assert r2(results[0.0][0]["V_0"], f.shared) > r2(reps["V_0"], f.shared) + 0.1
+    assert mi_club < mi_plain - 0.05

@@ -67,6 +67,8 @@ def cmd_eval(args) -> int:
     from .errors import ConfigError
 
     run = load_run(args.run_dir, device=args.device, checkpoint=args.checkpoint)
+    if args.mine:
+        args.overrides = [*args.overrides, "eval.mine=true"]
     if args.overrides:
         raw = run.cfg.to_dict()
         for item in args.overrides:
@@ -75,6 +77,46 @@ def cmd_eval(args) -> int:
             raw = merge(raw, parse_override(item))
         run.cfg = build_config(raw)
     _print_summary(evaluate_run(run), run.run_dir)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    import torch
+
+    from .engine.run import load_run
+    from .errors import ConfigError
+    from .eval.prediction import predict_views
+
+    run = load_run(args.run_dir, device=args.device)
+    if not hasattr(run.method, "predict"):
+        raise ConfigError(f"method {run.cfg.method!r} cannot predict missing views")
+    ds = run.splits.test if args.split == "test" else run.splits.train
+    names = list(ds.view_names)
+    given = []
+    for tok in args.views.split(","):
+        tok = tok.strip()
+        if tok.isdigit() and int(tok) < len(names):
+            given.append(int(tok))
+        elif tok in names:
+            given.append(names.index(tok))
+        else:
+            raise ConfigError(f"--views: {tok!r} is neither a view index (0…{len(names) - 1}) nor a view name {names}")
+    missing = [v for v in range(len(names)) if v not in given]
+    if not missing:
+        raise ConfigError("--views: every view is given; leave at least one out to predict it")
+    preds = predict_views(run.method, ds, given, run.cfg.eval.batch_size, run.device)
+    out = args.out or run.run_dir / f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
+    np.savez_compressed(out, index=np.arange(len(ds)), **{f"pred_view{v}": preds[v].numpy() for v in missing})
+    mean_src = run.splits.train.stack_views_float()
+    print("| predicted view | MSE | mean-view baseline |")
+    print("|---|---|---|")
+    for v in missing:
+        truth = ds.stack_views_float()[v]
+        mse = float((preds[v] - truth).pow(2).mean())
+        base = float((mean_src[v].mean(0, keepdim=True) - truth).pow(2).mean())
+        print(f"| {v} ({names[v]}) | {mse:.5f} | {base:.5f} |")
+    print(f"predictions: {out}")
     return 0
 
 
@@ -113,7 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="eval.* overrides, e.g. eval.secondary_splits=[train]")
     e.add_argument("--device", help="evaluate on this device instead of the run's")
     e.add_argument("--checkpoint", default="final", help="checkpoint name in RUN_DIR/checkpoints (default: final)")
+    e.add_argument("--mine", action="store_true", help="also estimate I(C; V_v) with MINE (redundancy)")
     e.set_defaults(fn=cmd_eval)
+
+    pr = sub.add_parser("predict", help="predict missing views from the given ones (generative methods)")
+    pr.add_argument("run_dir", type=Path)
+    pr.add_argument("--views", required=True, help="the available views, by index or name, e.g. 0 or image")
+    pr.add_argument("--split", choices=("test", "train"), default="test")
+    pr.add_argument("--out", type=Path, help="output .npz (default: RUN_DIR/predictions-<split>-from-<views>.npz)")
+    pr.add_argument("--device")
+    pr.set_defaults(fn=cmd_predict)
 
     m = sub.add_parser("demo", help="run the main method on the embedded Handwritten data")
     m.add_argument("overrides", nargs="*")
@@ -123,7 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also come after options (argparse stops collecting them at the first flag)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return args.fn(args)
     except ViewsplitError as err:

@@ -129,12 +129,20 @@ class EvalConfig:
     #: extra clustering rows, for comparison with reference protocols: ``train``, ``train+test``
     secondary_splits: list[str] = field(default_factory=list)
     batch_size: int = 1024
+    #: MINE estimate of I(C; V_v) on the test split (protocols.md §8): runs, epochs per run
+    mine: bool = False
+    mine_runs: int = 10
+    mine_epochs: int = 100
+    #: save image grids (reconstructions, swaps) for methods that draw them
+    figures: bool = True
 
     def validate(self, key: str = "eval") -> None:
         check_positive(self.kmeans_seeds, f"{key}.kmeans_seeds", allow_zero=True)
         check_positive(self.kmeans_n_init, f"{key}.kmeans_n_init")
         check_positive(self.knn_k, f"{key}.knn_k")
         check_positive(self.batch_size, f"{key}.batch_size")
+        check_positive(self.mine_runs, f"{key}.mine_runs")
+        check_positive(self.mine_epochs, f"{key}.mine_epochs")
         for p in self.probes:
             check_choice(p, PROBES, f"{key}.probes")
         for s in self.secondary_splits:

@@ -106,7 +106,28 @@ def evaluate_run(run: Run, write: bool = True) -> dict:
     if write:
         (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (run.run_dir / "metrics.md").write_text(markdown(metrics, run.splits.train.view_names))
+        if run.cfg.eval.figures:
+            save_figures(run)
     return metrics
+
+
+def save_figures(run: Run, n: int = 8) -> list[Path]:
+    """Write the method's image grids (first ``n`` test samples) to ``<run>/figures/*.png``."""
+    if not hasattr(run.method, "visualise") or not any(len(s) == 3 for s in run.splits.test.view_shapes):
+        return []
+    from ..eval.prediction import save_grid
+
+    batch = run.splits.test.batch(torch.arange(min(n, len(run.splits.test)))).to(run.device)
+    run.method.eval()
+    with torch.no_grad():
+        grids = run.method.visualise(batch.views, batch.mask)
+    folder = run.run_dir / "figures"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for name, rows in grids.items():
+        save_grid(folder / f"{name}.png", [r.float().cpu() for r in rows])
+        paths.append(folder / f"{name}.png")
+    return paths
 
 
 def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> tuple[Run, dict | None]:

@@ -109,6 +109,15 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:
         result["secondary"] = {s: {"clustering": clustering(s)} for s in secondary}
+    if cfg.mine and "C" in te:
+        from .mine import mine_runs
+
+        result["redundancy"] = {r: {"mi_nats": mine_runs(te["C"], te[r], cfg.mine_runs, epochs=cfg.mine_epochs)}
+                                for r in te if r.startswith("V_")}
+    if hasattr(method, "predict"):
+        from .prediction import prediction_report
+
+        result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
     result["protocol"] = protocol_record(cfg, splits, k)
     return result
 
@@ -170,6 +179,19 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
                   "| representation | " + " | ".join(probes) + " |", "|---" * (len(probes) + 1) + "|"]
         lines += [f"| {r} | " + " | ".join(f"{m[p]['acc']:.4f} / {m[p]['f1_macro']:.4f}" for p in probes) + " |"
                   for r, m in cls.items()]
+        lines.append("")
+    red = metrics.get("redundancy")
+    if red:
+        lines += ["## Redundancy: MINE estimate of I(C; V_v) on the test split (nats, mean ± std over runs)", "",
+                  "| representation | I(C; V) |", "|---|---|"]
+        lines += [f"| {r} | {_pm(m['mi_nats'])} |" for r, m in red.items()]
+        lines.append("")
+    pred = metrics.get("prediction")
+    if pred:
+        lines += ["## Missing-view prediction on the test split (MSE per element)", "",
+                  "| predicted | from views | MSE | mean-view baseline | ratio |", "|---|---|---|---|---|"]
+        lines += [f"| {v} | {p['from_views']} | {p['mse']:.5f} | {p['mean_baseline_mse']:.5f} | {p['ratio']:.3f} |"
+                  for v, p in pred.items()]
         lines.append("")
     t = metrics.get("timing")
     if t:

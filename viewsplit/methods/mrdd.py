@@ -297,7 +297,18 @@ class MRDD(Method):
         return [vae.decoder(torch.cat([codes[f"V_{v}"], c], 1)) for v, vae in enumerate(self.specific)]
 
     @torch.no_grad()
-    def reconstruct_consistency(self, views: list[Tensor], mask: Tensor | None = None) -> list[Tensor]:
-        """Stage-1 reconstructions Dec_v(μ_c) of every view from the available (unmasked) views."""
-        c = self.encode(views, mask)["C"]
-        return [dec(c) for dec in self.consistency.decoders]
+    def visualise(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, list[Tensor]]:
+        """Image grids per image view: originals / stage-1 / stage-2 reconstructions, and a swap grid
+        whose row i decodes sample i's c with the specific code of each column's sample."""
+        codes = self.encode(views, mask)
+        c = codes["C"]
+        stage2 = self.predict(views, mask)
+        out = {}
+        for v, x in enumerate(views):
+            if x.dim() != 4:
+                continue
+            out[f"view{v}_reconstructions"] = [x, self.consistency.decoders[v](c), stage2[v]]
+            s, n = codes[f"V_{v}"], x.shape[0]
+            swaps = [self.specific[v].decoder(torch.cat([s, c[i : i + 1].expand(n, -1)], 1)) for i in range(n)]
+            out[f"view{v}_swap"] = [x, *swaps]
+        return out

@@ -10,6 +10,7 @@ reference VQGAN-style ResNet (``image: resnet``, :mod:`viewsplit.models.resnet`)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch.nn.functional as F
@@ -29,7 +30,8 @@ class BackboneConfig:
     norm: bool = True
     #: dropout after each hidden MLP layer
     dropout: float = 0.0
-    #: image network: ``conv`` (small, fast) or ``resnet`` (MRDD's reference architecture)
+    #: image network: ``conv`` (small, fast), ``resnet`` (MRDD's reference architecture) or ``mlp``
+    #: (the MLP above on flattened pixels)
     image: str = "conv"
     #: ``conv``: channels of its stride-2 stages
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
@@ -44,7 +46,7 @@ class BackboneConfig:
     def validate(self, key: str) -> None:
         for i, h in enumerate(self.hidden):
             check_positive(h, f"{key}.hidden[{i}]")
-        check_choice(self.image, ("conv", "resnet"), f"{key}.image")
+        check_choice(self.image, ("conv", "resnet", "mlp"), f"{key}.image")
         if not self.channels or not self.ch_mult:
             check_positive(0, f"{key}.channels / {key}.ch_mult (need at least one stage)")
         for name in ("res_hidden", "res_blocks", "latent_ch"):
@@ -123,6 +125,9 @@ def feature_encoder(shape: tuple[int, ...], cfg: BackboneConfig) -> tuple[nn.Mod
         return mlp([shape[0], *cfg.hidden], norm=cfg.norm, dropout=cfg.dropout, last_act=True), cfg.hidden[-1]
     if len(shape) != 3:
         raise ValueError(f"unsupported view shape {shape}: expected (D,) or (C, H, W)")
+    if cfg.image == "mlp":
+        enc, dim = feature_encoder((math.prod(shape),), cfg)
+        return nn.Sequential(nn.Flatten(), enc), dim
     if cfg.image == "resnet":
         enc = Encoder(shape[0], cfg.res_hidden, cfg.ch_mult, cfg.res_blocks, cfg.latent_ch, cfg.checkpoint)
         return nn.Sequential(enc, nn.Flatten()), cfg.latent_ch * _resnet_grid(shape, cfg)
@@ -144,6 +149,8 @@ def view_decoder(shape: tuple[int, ...], in_dim: int, cfg: BackboneConfig) -> nn
         return mlp([in_dim, *reversed(cfg.hidden), shape[0]], norm=cfg.norm, dropout=cfg.dropout)
     if len(shape) != 3:
         raise ValueError(f"unsupported view shape {shape}: expected (D,) or (C, H, W)")
+    if cfg.image == "mlp":
+        return nn.Sequential(view_decoder((math.prod(shape),), in_dim, cfg), nn.Unflatten(1, tuple(shape)))
     if cfg.image == "resnet":
         f = downsample_factor(cfg.ch_mult)
         grid = (shape[1] // f, shape[2] // f)
