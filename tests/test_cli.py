@@ -70,3 +70,19 @@ def test_python_api_quickstart(tmp_path):
                                                                "eval.probes=[knn]"])
     run, metrics = run_all(cfg, tmp_path / "api")
     assert metrics["classification"]["C"]["knn"]["acc"] > 0.5
+
+
+def test_bench_aggregates_seeds_and_resumes(tmp_path):
+    from viewsplit.bench import bench
+
+    over = ["data.train_limit=300", "eval.kmeans_seeds=1", "eval.probes=[logreg]", "eval.figures=false"]
+    table = bench(["autoencoder"], ["handwritten"], 2, tmp_path, over)
+    agg = table["handwritten"]["autoencoder"]
+    assert len(agg["clustering"]["C"]["acc"]["per_seed"]) == 2 and agg["classification"]["C"]["logreg"]["mean"] > 0.8
+    md = (tmp_path / "bench.md").read_text()
+    assert "| autoencoder | C |" in md
+    # a second call reuses the finished seeds instead of training again
+    stamp = (tmp_path / "handwritten" / "autoencoder" / "seed1" / "metrics.json").stat().st_mtime
+    bench(["autoencoder"], ["handwritten"], 2, tmp_path, over)
+    assert (tmp_path / "handwritten" / "autoencoder" / "seed1" / "metrics.json").stat().st_mtime == stamp
+    assert main(["bench", "--methods", "nope", "--out", str(tmp_path)]) == 2

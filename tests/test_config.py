@@ -62,7 +62,7 @@ def test_bad_files(tmp_path):
 
 
 def test_shipped_configs_are_valid():
-    from viewsplit.cli import CONFIG_DIR
+    from viewsplit.config import CONFIG_DIR
 
     paths = sorted(CONFIG_DIR.glob("*/*.yaml"))
     assert paths

@@ -14,7 +14,6 @@ from torch import nn
 
 from viewsplit.config import StageConfig, load_config
 from viewsplit.engine import checkpoint as ckpt
-from viewsplit.engine.logger import RunLogger
 from viewsplit.engine.run import load_run, prepare, train
 from viewsplit.engine.trainer import Trainer, lr_factor
 from viewsplit.errors import ConfigError, TrainingError
@@ -84,10 +83,9 @@ def test_stages_freeze_order_and_modes(tmp_path):
     trainer = Trainer(cfg, run.method, run.splits.train, tmp_path)
     m = run.method
     # run stage 1 alone, then check what stage 2 may and may not change
-    trainer.logger = RunLogger(tmp_path)
-    trainer._run_stage(0, "first", cfg.stages["first"], None)
+    trainer.run_stage("first")
     enc0, critic0, head0 = snapshot(m.enc), snapshot(m.critic), snapshot(m.head)
-    trainer._run_stage(1, "second", cfg.stages["second"], None)
+    trainer.run_stage("second")
     assert all(torch.equal(enc0[k], v) for k, v in m.enc.state_dict().items())   # weights and BN buffers
     assert any(not torch.equal(critic0[k], v) for k, v in m.critic.state_dict().items())
     assert any(not torch.equal(head0[k], v) for k, v in m.head.state_dict().items())

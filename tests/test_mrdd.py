@@ -138,14 +138,12 @@ def test_frozen_consistency_model_is_bit_identical_after_stage2(tmp_path):
     run = prepare(cfg, tmp_path)
     m = run.method
     trainer = Trainer(cfg, m, run.splits.train, tmp_path)
-    from viewsplit.engine.logger import RunLogger
 
-    trainer.logger = RunLogger(tmp_path)
-    trainer._run_stage(0, "consistency", cfg.stages["consistency"], None)
+    trainer.run_stage("consistency")
     before = state(m.consistency)
     dec_before = state(m.specific[0].decoder)
     c1 = m.encode(run.splits.test.views)["C"]
-    trainer._run_stage(1, "disentangle", cfg.stages["disentangle"], None)
+    trainer.run_stage("disentangle")
     after = state(m.consistency)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert any(not torch.equal(dec_before[k], v) for k, v in m.specific[0].decoder.state_dict().items())   # D1
@@ -282,7 +280,6 @@ def test_stage2_lowers_redundancy_and_codes_split_shared_from_specific(tmp_path)
     from sklearn.linear_model import LinearRegression
 
     from viewsplit.data.synthetic import generate
-    from viewsplit.engine.logger import RunLogger
     from viewsplit.eval.evaluate import extract
     from viewsplit.eval.mine import mine_runs
 
@@ -298,8 +295,7 @@ def test_stage2_lowers_redundancy_and_codes_split_shared_from_specific(tmp_path)
     cfg = load_config(base=raw)
     run = prepare(cfg, tmp_path)
     trainer = Trainer(cfg, run.method, run.splits.train, tmp_path)
-    trainer.logger = RunLogger(tmp_path)
-    trainer._run_stage(0, "consistency", cfg.stages["consistency"], None)
+    trainer.run_stage("consistency")
     f = generate(2000, 2, 4, 4, 4, 32, 0.05, 0)
     everything = MultiViewDataset([torch.from_numpy(v) for v in f.views])
 
@@ -310,10 +306,8 @@ def test_stage2_lowers_redundancy_and_codes_split_shared_from_specific(tmp_path)
     for lam in (0.0, 1.0):
         m = copy.deepcopy(run.method)
         m.cfg.lam = lam
-        t = Trainer(cfg, m, run.splits.train, tmp_path / f"lam{lam}")
-        t.logger = RunLogger(tmp_path / f"lam{lam}")
         torch.manual_seed(0)
-        t._run_stage(1, "disentangle", cfg.stages["disentangle"], None)
+        Trainer(cfg, m, run.splits.train, tmp_path / f"lam{lam}").run_stage("disentangle")
         reps, test = extract(m, everything), extract(m, run.splits.test)
         mi = np.mean([mine_runs(test["C"], test[f"V_{v}"], runs=3, epochs=50)["mean"] for v in range(2)])
         results[lam] = (reps, mi)

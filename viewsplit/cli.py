@@ -5,10 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from .config import CONFIG_DIR
 from .errors import ViewsplitError
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-DEMO_CONFIG = CONFIG_DIR / "handwritten" / "autoencoder.yaml"
+DEMO_CONFIG = CONFIG_DIR / "handwritten" / "mrdd.yaml"
 
 
 def _config_path(name: str) -> Path:
@@ -120,6 +120,15 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import bench, markdown
+
+    table = bench(args.methods.split(","), args.datasets.split(","), args.seeds, args.out, args.overrides)
+    print(markdown(table, args.seeds))
+    print(f"tables: {args.out / 'bench.md'}, {args.out / 'bench.json'}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     import time
 
@@ -165,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", type=Path, help="output .npz (default: RUN_DIR/predictions-<split>-from-<views>.npz)")
     pr.add_argument("--device")
     pr.set_defaults(fn=cmd_predict)
+
+    b = sub.add_parser("bench", help="train and evaluate methods × data sets over seeds; write a results table")
+    b.add_argument("--methods", default="mrdd,mib,decur,softcca,fae,dcca,autoencoder")
+    b.add_argument("--datasets", default="handwritten")
+    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--out", type=Path, default=Path("runs") / "bench")
+    b.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
+    b.set_defaults(fn=cmd_bench)
 
     m = sub.add_parser("demo", help="run the main method on the embedded Handwritten data")
     m.add_argument("overrides", nargs="*")

@@ -26,6 +26,9 @@ import yaml
 from .data.registry import DataConfig
 from .errors import ConfigError
 
+#: the shipped configs, ``configs/<data set>/<method>.yaml`` (also reachable as ./configs in the repository)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "step")
 PROBES = ("logreg", "linear_svm", "knn", "svc_rbf")

@@ -89,6 +89,7 @@ class Trainer:
         self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
         self.final_path = self.run_dir / "checkpoints" / "final.pt"
         self.train_seconds = 0.0
+        self.logger: RunLogger | None = None
         self.method.to(self.device)
         if cfg.train.channels_last:
             self.method.to(memory_format=torch.channels_last)
@@ -125,6 +126,18 @@ class Trainer:
         finally:
             self.logger.close()
         return self.train_seconds
+
+    def run_stage(self, name: str) -> float:
+        """Train the single stage ``name`` from its start, with the model as it is now (no resume).
+
+        For experiments that compare variants of a later stage from one shared earlier stage.
+        Returns the seconds it took.
+        """
+        if getattr(self, "logger", None) is None:
+            self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, tensorboard=False)
+        t = time.perf_counter()
+        self._run_stage(list(self.cfg.stages).index(name), name, self.cfg.stages[name], None)
+        return time.perf_counter() - t
 
     def final_state(self) -> dict:
         return {"format": ckpt.FORMAT, "viewsplit": __version__, "config": self.cfg.to_dict(),

@@ -33,8 +33,11 @@ class BackboneConfig:
     #: image network: ``conv`` (small, fast), ``resnet`` (MRDD's reference architecture) or ``mlp``
     #: (the MLP above on flattened pixels)
     image: str = "conv"
-    #: ``conv``: channels of its stride-2 stages
+    #: ``conv``: channels of its stride-2 stages, and their normalisation: ``batch`` (BatchNorm),
+    #: ``layer`` (GroupNorm with one group: per-sample statistics, so masked or missing inputs in a
+    #: batch do not shift the statistics used for unmasked ones) or ``none``
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    conv_norm: str = "batch"
     #: ``resnet``: base width, width multipliers per level, ResBlocks per level, latent channels
     res_hidden: int = 16
     ch_mult: list[int] = field(default_factory=lambda: [1, 2, 4])
@@ -47,6 +50,7 @@ class BackboneConfig:
         for i, h in enumerate(self.hidden):
             check_positive(h, f"{key}.hidden[{i}]")
         check_choice(self.image, ("conv", "resnet", "mlp"), f"{key}.image")
+        check_choice(self.conv_norm, ("batch", "layer", "none"), f"{key}.conv_norm")
         if not self.channels or not self.ch_mult:
             check_positive(0, f"{key}.channels / {key}.ch_mult (need at least one stage)")
         for name in ("res_hidden", "res_blocks", "latent_ch"):
@@ -70,8 +74,15 @@ def mlp(sizes: list[int], *, norm: bool = True, dropout: float = 0.0, last_act: 
     return nn.Sequential(*layers)
 
 
-def _conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _norm2d(kind: str, c: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    return nn.GroupNorm(1, c) if kind == "layer" else nn.Identity()
+
+
+def _conv_block(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=norm == "none"), _norm2d(norm, cout),
+                         nn.ReLU(inplace=True))
 
 
 def _sizes(h: int, w: int, n: int) -> list[tuple[int, int]]:
@@ -89,7 +100,7 @@ class ConvDecoder(nn.Module):
     (e.g. 28 → 14 → 7 → 4 decodes as 4 → 7 → 14 → 28).
     """
 
-    def __init__(self, shape: tuple[int, int, int], channels: list[int], in_dim: int):
+    def __init__(self, shape: tuple[int, int, int], channels: list[int], in_dim: int, norm: str = "batch"):
         super().__init__()
         c, h, w = shape
         self.sizes = _sizes(h, w, len(channels))[::-1]  # bottleneck first, image size last
@@ -99,7 +110,7 @@ class ConvDecoder(nn.Module):
         outs = rev[1:] + [c]
         self.stages = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=i == len(rev) - 1)
                                     for i, (a, b) in enumerate(zip(rev, outs)))
-        self.norms = nn.ModuleList(nn.BatchNorm2d(b) for b in outs[:-1])
+        self.norms = nn.ModuleList(_norm2d(norm, b) for b in outs[:-1])
 
     def forward(self, z: Tensor) -> Tensor:
         x = F.relu(self.fc(z)).view(z.shape[0], *self.start)
@@ -133,7 +144,7 @@ def feature_encoder(shape: tuple[int, ...], cfg: BackboneConfig) -> tuple[nn.Mod
         return nn.Sequential(enc, nn.Flatten()), cfg.latent_ch * _resnet_grid(shape, cfg)
     stages, cin = [], shape[0]
     for cout in cfg.channels:
-        stages.append(_conv_block(cin, cout, 2))
+        stages.append(_conv_block(cin, cout, 2, cfg.conv_norm))
         cin = cout
     fh, fw = _sizes(shape[1], shape[2], len(cfg.channels))[-1]
     return nn.Sequential(*stages, nn.Flatten()), cin * fh * fw
@@ -159,4 +170,4 @@ def view_decoder(shape: tuple[int, ...], in_dim: int, cfg: BackboneConfig) -> nn
                              nn.Unflatten(1, (cfg.latent_ch, *grid)),
                              Decoder(shape[0], cfg.res_hidden, cfg.ch_mult, cfg.res_blocks, cfg.latent_ch,
                                      cfg.checkpoint))
-    return ConvDecoder(shape, cfg.channels, in_dim)
+    return ConvDecoder(shape, cfg.channels, in_dim, cfg.conv_norm)

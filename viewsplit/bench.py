@@ -1,0 +1,95 @@
+"""``viewsplit bench``: train and evaluate every (data set, method) pair over several seeds.
+
+For each pair the shipped config ``configs/<data set>/<method>.yaml`` is run once per training
+seed (``train.seed = 0 … seeds−1``; the data split stays fixed) into
+``OUT/<data set>/<method>/seed<s>``.  A finished seed (its ``metrics.json`` exists) is reused, so
+an interrupted benchmark continues where it stopped.  Results: ``OUT/bench.json`` and
+``OUT/bench.md`` with mean ± std over seeds of k-means ACC/NMI/ARI (each itself a mean over
+k-means seeds), probe accuracies per representation, and the training time.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .config import CONFIG_DIR, load_config
+from .errors import ConfigError
+
+
+def config_path(dataset: str, method: str) -> Path:
+    path = CONFIG_DIR / dataset / f"{method}.yaml"
+    if not path.exists():
+        have = sorted(p.stem for p in (CONFIG_DIR / dataset).glob("*.yaml")) if (CONFIG_DIR / dataset).is_dir() else []
+        raise ConfigError(f"no shipped config {dataset}/{method}.yaml; {dataset} has: {', '.join(have) or 'none'}")
+    return path
+
+
+def run_pair(dataset: str, method: str, seeds: int, out: Path, overrides: list[str]) -> list[dict]:
+    from .engine.run import run_all
+
+    results = []
+    for s in range(seeds):
+        folder = out / dataset / method / f"seed{s}"
+        done = folder / "metrics.json"
+        if not done.exists():
+            cfg = load_config(config_path(dataset, method), [f"train.seed={s}", "train.progress=never", *overrides])
+            resume = (folder / "checkpoints" / "last.pt").exists()
+            run_all(cfg, folder, resume=resume)
+        results.append(json.loads(done.read_text()))
+    return results
+
+
+def _ms(values: list[float]) -> dict:
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std()), "per_seed": [float(v) for v in a]}
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Mean ± std over training seeds of every clustering metric, probe accuracy and the timing."""
+    first = runs[0]
+    out = {"split": first["split"], "clustering": {}, "classification": {},
+           "train_seconds": _ms([r["timing"].get("train_seconds", float("nan")) for r in runs])}
+    for rep in first.get("clustering", {}):
+        out["clustering"][rep] = {m: _ms([r["clustering"][rep][m]["mean"] for r in runs]) for m in ("acc", "nmi", "ari")}
+    for rep, probes in first.get("classification", {}).items():
+        out["classification"][rep] = {p: _ms([r["classification"][rep][p]["acc"] for r in runs]) for p in probes}
+    return out
+
+
+def _pm(d: dict) -> str:
+    return f"{d['mean']:.4f} ± {d['std']:.4f}"
+
+
+def markdown(table: dict, seeds: int) -> str:
+    lines = [f"# viewsplit bench ({seeds} training seeds; mean ± std over seeds)", ""]
+    for dataset, methods in table.items():
+        lines += [f"## {dataset}", ""]
+        probes = sorted({p for m in methods.values() for r in m["classification"].values() for p in r})
+        lines += ["| method | representation | k-means ACC | NMI | ARI | " + " | ".join(probes) + " | train s |",
+                  "|---" * (6 + len(probes)) + "|"]
+        for method, agg in methods.items():
+            reps = list(dict.fromkeys([*agg["clustering"], *agg["classification"]]))
+            for rep in reps:
+                c = agg["clustering"].get(rep)
+                cl = [_pm(c[m]) for m in ("acc", "nmi", "ari")] if c else ["–"] * 3
+                pr = [_pm(agg["classification"][rep][p]) if p in agg["classification"].get(rep, {}) else "–"
+                      for p in probes]
+                lines.append(f"| {method} | {rep} | " + " | ".join(cl + pr) + f" | {agg['train_seconds']['mean']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def bench(methods: list[str], datasets: list[str], seeds: int, out: str | Path, overrides: list[str] = ()) -> dict:
+    out = Path(out)
+    for d in datasets:                      # fail before training anything if a config is missing
+        for m in methods:
+            config_path(d, m)
+    table: dict = {}
+    for d in datasets:
+        for m in methods:
+            table.setdefault(d, {})[m] = aggregate(run_pair(d, m, seeds, out, list(overrides)))
+            (out / "bench.json").write_text(json.dumps(table, indent=2))
+            (out / "bench.md").write_text(markdown(table, seeds))
+    return table
