@@ -51,6 +51,12 @@ class DataConfig:
     noise: float = 0.05
     #: cache preprocessed tensors (Edge-MNIST, COIL, Office-31) under $VIEWSPLIT_CACHE
     cache: bool = True
+    #: ``augpairs``: the image data set and view whose two augmentations form the views, and
+    #: overrides of the augmentation strengths (AugmentConfig keys: degrees, translate, scale_min,
+    #: scale_max, shear, corruption; defaults = MIB's, datasets.md §4)
+    source: str | None = None
+    source_view: int = 0
+    augment: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.name not in DATASETS:
@@ -69,6 +75,8 @@ class DataConfig:
                 raise ConfigError(f"data.{key}: must be a positive number of samples, got {val}")
         if self.n_views < 2:
             raise ConfigError(f"data.n_views: need at least 2 views, got {self.n_views}")
+        if self.source_view < 0:
+            raise ConfigError(f"data.source_view: must be a view index >= 0, got {self.source_view}")
 
 
 @dataclass
