@@ -10,10 +10,10 @@ install: $(STAMP)
 
 # The CPU build of torch is installed first, on its own: installing the package first would let
 # pip resolve `torch` to a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e ".[test,images]"
+	$(BIN)/pip install -e ".[test,images,plots]"
 	touch $(STAMP)
 
 demo: $(STAMP)

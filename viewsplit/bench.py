@@ -26,6 +26,13 @@ def config_path(dataset: str, method: str) -> Path:
     return path
 
 
+def check_configs(datasets: list[str], methods: list[str]) -> None:
+    """Fail before training anything if a shipped config is missing."""
+    for d in datasets:
+        for m in methods:
+            config_path(d, m)
+
+
 def run_pair(dataset: str, method: str, seeds: int, out: Path, overrides: list[str]) -> list[dict]:
     from .engine.run import run_all
 
@@ -83,9 +90,7 @@ def markdown(table: dict, seeds: int) -> str:
 
 def bench(methods: list[str], datasets: list[str], seeds: int, out: str | Path, overrides: list[str] = ()) -> dict:
     out = Path(out)
-    for d in datasets:                      # fail before training anything if a config is missing
-        for m in methods:
-            config_path(d, m)
+    check_configs(datasets, methods)
     table: dict = {}
     for d in datasets:
         for m in methods:

@@ -63,7 +63,7 @@ def cmd_run(args) -> int:
 
 def cmd_eval(args) -> int:
     from .config import build_config, merge, parse_override
-    from .engine.run import evaluate_run, load_run
+    from .engine.run import evaluate_missing_run, evaluate_run, load_run
     from .errors import ConfigError
 
     run = load_run(args.run_dir, device=args.device, checkpoint=args.checkpoint)
@@ -76,6 +76,12 @@ def cmd_eval(args) -> int:
                 raise ConfigError(f"{item!r}: viewsplit eval only takes eval.* overrides")
             raw = merge(raw, parse_override(item))
         run.cfg = build_config(raw)
+    if args.missing:
+        from .eval.missing import markdown
+
+        print(markdown(evaluate_missing_run(run)))
+        print(f"missing-view report: {run.run_dir / 'missing.md'}, {run.run_dir / 'missing.json'}")
+        return 0
     _print_summary(evaluate_run(run), run.run_dir)
     return 0
 
@@ -86,7 +92,7 @@ def cmd_predict(args) -> int:
 
     from .engine.run import load_run
     from .errors import ConfigError
-    from .eval.prediction import predict_views
+    from .eval.prediction import predict_views, prediction_error
 
     run = load_run(args.run_dir, device=args.device)
     if not hasattr(run.method, "predict"):
@@ -108,14 +114,12 @@ def cmd_predict(args) -> int:
     preds = predict_views(run.method, ds, given, run.cfg.eval.batch_size, run.device)
     out = args.out or run.run_dir / f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
     np.savez_compressed(out, index=np.arange(len(ds)), **{f"pred_view{v}": preds[v].numpy() for v in missing})
-    mean_src = run.splits.train.stack_views_float()
+    train_views, truth = run.splits.train.stack_views_float(), ds.stack_views_float()
     print("| predicted view | MSE | mean-view baseline |")
     print("|---|---|---|")
     for v in missing:
-        truth = ds.stack_views_float()[v]
-        mse = float((preds[v] - truth).pow(2).mean())
-        base = float((mean_src[v].mean(0, keepdim=True) - truth).pow(2).mean())
-        print(f"| {v} ({names[v]}) | {mse:.5f} | {base:.5f} |")
+        err = prediction_error(preds[v], truth[v], train_views[v])
+        print(f"| {v} ({names[v]}) | {err['mse']:.5f} | {err['mean_baseline_mse']:.5f} |")
     print(f"predictions: {out}")
     return 0
 
@@ -164,7 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="eval.* overrides, e.g. eval.secondary_splits=[train]")
     e.add_argument("--device", help="evaluate on this device instead of the run's")
     e.add_argument("--checkpoint", default="final", help="checkpoint name in RUN_DIR/checkpoints (default: final)")
-    e.add_argument("--mine", action="store_true", help="also estimate I(C; V_v) with MINE (redundancy)")
+    what = e.add_mutually_exclusive_group()
+    what.add_argument("--mine", action="store_true", help="also estimate I(C; V_v) with MINE (redundancy)")
+    what.add_argument("--missing", action="store_true",
+                      help="instead of the standard report, evaluate every view combination (and imputation for "
+                           "methods that predict views); writes missing.json / missing.md")
     e.set_defaults(fn=cmd_eval)
 
     pr = sub.add_parser("predict", help="predict missing views from the given ones (generative methods)")

@@ -138,6 +138,9 @@ class EvalConfig:
     mine_epochs: int = 100
     #: save image grids (reconstructions, swaps) for methods that draw them
     figures: bool = True
+    #: ``viewsplit eval --missing`` with V > 4 views: evaluate at most this many view combinations
+    #: (every single view, all views, and a seeded sample of the others); V ≤ 4 evaluates all 2^V − 1
+    missing_combinations: int = 16
 
     def validate(self, key: str = "eval") -> None:
         check_positive(self.kmeans_seeds, f"{key}.kmeans_seeds", allow_zero=True)
@@ -146,6 +149,7 @@ class EvalConfig:
         check_positive(self.batch_size, f"{key}.batch_size")
         check_positive(self.mine_runs, f"{key}.mine_runs")
         check_positive(self.mine_epochs, f"{key}.mine_epochs")
+        check_positive(self.missing_combinations, f"{key}.missing_combinations")
         for p in self.probes:
             check_choice(p, PROBES, f"{key}.probes")
         for s in self.secondary_splits:

@@ -251,6 +251,13 @@ def incomplete_mask(n: int, n_views: int, missing_rate: float, seed: int) -> Ten
     return torch.from_numpy(mask)
 
 
+def subset_mask(n: int, n_views: int, views: Sequence[int]) -> Tensor:
+    """The (n, V) mask in which every sample has exactly the views in ``views`` (per-combination protocol)."""
+    mask = torch.zeros(n, n_views, dtype=torch.bool)
+    mask[:, list(views)] = True
+    return mask
+
+
 def make_incomplete(dataset: MultiViewDataset, missing_rate: float, seed: int = 0) -> MultiViewDataset:
     """A copy of ``dataset`` in which ``missing_rate`` of the samples miss some views."""
     mask = incomplete_mask(len(dataset), dataset.n_views, missing_rate, seed)

@@ -111,6 +111,19 @@ def evaluate_run(run: Run, write: bool = True) -> dict:
     return metrics
 
 
+def evaluate_missing_run(run: Run, write: bool = True) -> dict:
+    """The missing-view protocol (:mod:`viewsplit.eval.missing`); writes ``missing.json`` and ``missing.md``."""
+    from ..eval.missing import evaluate_missing, markdown
+
+    t0 = time.perf_counter()
+    result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
+    result["timing"] = {"eval_seconds": round(time.perf_counter() - t0, 2)}
+    if write:
+        (run.run_dir / "missing.json").write_text(json.dumps(result, indent=2))
+        (run.run_dir / "missing.md").write_text(markdown(result))
+    return result
+
+
 def save_figures(run: Run, n: int = 8) -> list[Path]:
     """Write the method's image grids (first ``n`` test samples) to ``<run>/figures/*.png``."""
     if not hasattr(run.method, "visualise") or not any(len(s) == 3 for s in run.splits.test.view_shapes):
@@ -140,4 +153,4 @@ def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fa
     return run, evaluate_run(run)
 
 
-__all__ = ["Run", "evaluate_run", "load_config", "load_run", "prepare", "run_all", "train"]
+__all__ = ["Run", "evaluate_missing_run", "evaluate_run", "load_config", "load_run", "prepare", "run_all", "train"]

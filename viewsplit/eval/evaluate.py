@@ -69,7 +69,7 @@ def select(reps: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarr
     return {k: reps[k] for k in wanted}
 
 
-def _labels(ds: MultiViewDataset) -> np.ndarray:
+def labels_of(ds: MultiViewDataset) -> np.ndarray:
     if ds.labels is None:
         raise DataError(f"data set {ds.name!r} has no labels: clustering and probes need them")
     return ds.labels.numpy()
@@ -83,7 +83,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
                 cfg.representations)
     te = select(compose(extract(method, splits.test, cfg.batch_size, device, masks[1]), n_views, cfg.best_view),
                 cfg.representations)
-    y_tr, y_te = _labels(splits.train), _labels(splits.test)
+    y_tr, y_te = labels_of(splits.train), labels_of(splits.test)
     k = int(max(y_tr.max(), y_te.max())) + 1
 
     def features(split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.multiview import MultiViewDataset
+from ..data.multiview import MultiViewDataset, subset_mask
 
 
 @torch.no_grad()
@@ -15,10 +15,8 @@ def predict_views(method, ds: MultiViewDataset, given: list[int], batch_size: in
                   device: torch.device | str = "cpu") -> list[Tensor]:
     """``method.predict`` for every sample of ``ds`` when only the views in ``given`` are available."""
     method.eval()
-    mask = torch.zeros(len(ds), ds.n_views, dtype=torch.bool)
-    mask[:, given] = True
     out: list[list[Tensor]] = [[] for _ in range(ds.n_views)]
-    for batch in ds.with_mask(mask).batches(batch_size):
+    for batch in ds.with_mask(subset_mask(len(ds), ds.n_views, given)).batches(batch_size):
         b = batch.to(device)
         for v, p in enumerate(method.predict(b.views, b.mask)):
             out[v].append(p.float().cpu())
@@ -38,11 +36,16 @@ def prediction_report(method, train: MultiViewDataset, test: MultiViewDataset, b
     for v in range(test.n_views):
         given = [w for w in range(test.n_views) if w != v]
         pred = predict_views(method, test, given, batch_size, device)[v]
-        mean = train_views[v].mean(0, keepdim=True)
-        mse = float((pred - test_views[v]).pow(2).mean())
-        base = float((mean - test_views[v]).pow(2).mean())
-        out[f"view_{v}"] = {"from_views": given, "mse": mse, "mean_baseline_mse": base, "ratio": mse / base}
+        out[f"view_{v}"] = {"from_views": given, **prediction_error(pred, test_views[v], train_views[v])}
     return out
+
+
+def prediction_error(pred: Tensor, truth: Tensor, train_view: Tensor) -> dict[str, float]:
+    """MSE per element of ``pred`` against ``truth``, that of the baseline predicting the mean of
+    ``train_view`` (the train split's view) for every sample, and their ratio (< 1: beats the mean)."""
+    mse = float((pred - truth).pow(2).mean())
+    base = float((train_view.mean(0, keepdim=True) - truth).pow(2).mean())
+    return {"mse": mse, "mean_baseline_mse": base, "ratio": mse / base}
 
 
 def save_grid(path: str | Path, rows: list[Tensor], pad: int = 2) -> None:

@@ -10,10 +10,16 @@ def per_sample_sse(x: Tensor, x_hat: Tensor) -> Tensor:
     return (x - x_hat).pow(2).flatten(1).sum(1)
 
 
+def _masked_sum(values: Tensor, present: Tensor) -> Tensor:
+    """Sum of ``values`` (B,) where ``present`` (B,) is True.  Absent entries are selected out, not
+    multiplied by 0: whatever an absent view holds (even an error that overflows to inf) cannot
+    reach the result (inf · 0 would be NaN)."""
+    return torch.where(present, values, values.new_zeros(())).sum()
+
+
 def masked_mean(values: Tensor, present: Tensor) -> Tensor:
     """Mean of ``values`` (B,) over the samples where ``present`` (B,) is True; 0 if none is."""
-    present = present.to(values.dtype)
-    return (values * present).sum() / present.sum().clamp_min(1.0)
+    return _masked_sum(values, present) / present.sum().clamp_min(1).to(values.dtype)
 
 
 def masked_view_mse(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor) -> Tensor:
@@ -39,7 +45,7 @@ def masked_sse(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor, reduction: 
     total = xs[0].new_zeros(())
     for v, (x, xh) in enumerate(zip(xs, x_hats)):
         sse = per_sample_sse(x, xh)
-        term = masked_mean(sse, mask[:, v]) if reduction == "batch_mean" else (sse * mask[:, v]).sum()
+        term = masked_mean(sse, mask[:, v]) if reduction == "batch_mean" else _masked_sum(sse, mask[:, v])
         total = total + (term if weights is None else weights[v] * term)
     return total
 

@@ -5,6 +5,10 @@
 
 MLP encoders for vector views, a small conv net for image views.  The fused code is the
 consistent representation ``C``; there are no view-specific codes.
+
+Missing views (``batch.mask``, m_v above): an absent view never reaches its encoder, the fused
+code averages the available views only, and view v's reconstruction term uses only the samples
+where v is present (every view is still decoded from c, but absent ones are not scored).
 """
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ Deviations from the reference code (all deliberate):
 * The augmentations of the cross-view pair are independent (as in the reference, X8);
   ``aligned_crops: true`` draws the same random parameters for every view's first augmentation.
 * V > 2 views and missing views: see :mod:`viewsplit.losses.decur`; an absent view never
-  reaches its networks (``apply_present``).
+  reaches its networks (``apply_present``), its intra-view term uses the samples where it is
+  present and a cross-view term those where both views are.
 * Backbones are viewsplit's per-view networks (MLP for vectors, ``image: conv|resnet`` for
   images), randomly initialised (no pretrained weights, X7); augmentations are
   :func:`viewsplit.data.augment.augment` (affine + pixel corruption for images, Gaussian noise

@@ -15,6 +15,13 @@ x_v from [s_v, c], and a CLUB critic q_θ(c | s_v) is fitted on detached s_v::
 
 Representations: ``C`` = μ_c of the unmasked views, ``V_v`` = μ_v (posterior means).
 
+Missing views (``batch.mask``; protocols.md §9): an absent view never reaches an encoder
+(``apply_present``), so its features enter fc_z as zeros and μ_c comes from the available views.
+Stage 1 scores the reconstruction of view v only on the samples where v is present (the KL term
+covers every sample); in stage 2 each view's reconstruction, KL and CLUB terms (and its critic's
+NLL) use only the samples where that view is present, and a view with fewer than 2 of them in
+the batch is skipped.  ``encode`` gives zeros (the prior mean) for a missing ``V_v``.
+
 Deviations from the reference code, all deliberate (methods.md §1.5):
 
 * Stage 2 is the paper's objective (D1).  ``stage2: released_code`` reproduces the released loop
