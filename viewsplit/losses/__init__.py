@@ -18,3 +18,10 @@ __all__ = ["BatchTooSmallError", "CLUBSample", "DCCALoss", "SoftCCALoss", "Stoch
            # DeCUR
            "BarlowTwinsLoss", "DeCURLoss", "barlow_twins_loss", "barlow_twins_objective", "batch_normalise",
            "common_unique_objectives", "cross_correlation", "decur_loss"]
+
+# DMRNet
+from .dmrnet import (DMRNetLoss, WeakCombinationTracker, combination_codes, combination_masks,  # noqa: E402
+                     hard_combination_loss, modality_drop, pme_kl)
+
+__all__ += ["DMRNetLoss", "WeakCombinationTracker", "combination_codes", "combination_masks", "hard_combination_loss",
+            "modality_drop", "pme_kl"]
