@@ -13,11 +13,12 @@ from viewsplit.engine import checkpoint as ckpt
 from viewsplit.engine.run import prepare, train
 from viewsplit.errors import ConfigError, DataError
 from viewsplit.losses import (DMRNetLoss, WeakCombinationTracker, combination_codes, combination_masks,
-                              hard_combination_loss, modality_drop, pme_kl)
+                              hard_combination_loss, pme_kl)
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.dmrnet import DMRNet, DMRNetConfig, ProbabilisticEmbedding
 from viewsplit.methods.fusion import Fusion, FusionConfig
 from viewsplit.models.backbones import BackboneConfig
+from viewsplit.models.masking import modality_drop
 
 SMALL = {"z_dim": 6, "backbone": BackboneConfig(hidden=[8], channels=[4, 8], conv_norm="layer")}
 SHAPES = [(5,), (1, 8, 8), (3,)]

@@ -6,6 +6,7 @@ import torch
 
 from viewsplit.config import load_config
 from viewsplit.data import DataConfig, MultiViewDataset, load_dataset
+from viewsplit.data.multiview import Batch
 from viewsplit.engine.run import prepare
 from viewsplit.engine.trainer import Trainer, make_optimizer
 from viewsplit.losses import CLUBSample, club_all_pairs, club_sample, gaussian_kl, gaussian_loglik
@@ -210,6 +211,29 @@ def test_missing_view_values_cannot_change_codes():
     assert (a["V_1"][~mask[:, 1]] == 0).all()          # the prior mean where the view is missing
     preds = m.predict(garbage, mask)
     assert [p.shape for p in preds] == [(4, 6), (4, 5)] and all(torch.isfinite(p).all() for p in preds)
+
+
+def test_view_drop_hides_whole_views_from_the_encoder_but_keeps_them_as_targets(monkeypatch):
+    spec = DataSpec([(6,), (5,), (4,)], ["a", "b", "c"], 2)
+    small = BackboneConfig(hidden=[8])
+    m = MRDD(MRDDConfig(mask_ratio=0.0, view_drop=1.0, consistency=small, specific=small), spec).train()
+    x = [torch.randn(64, 6), torch.randn(64, 5), torch.randn(64, 4)]
+    mask = torch.ones(64, 3, dtype=torch.bool)
+    mask[:8, 2] = False
+    seen, original = [], m.consistency.posterior
+    monkeypatch.setattr(m.consistency, "posterior", lambda views, msk: (seen.append(msk), original(views, msk))[1])
+    targets = []
+    monkeypatch.setattr("viewsplit.methods.mrdd.consistency_objective",
+                        lambda xs, x_hats, msk, *a: (targets.append(msk), {"objective": x_hats[0].sum()})[1])
+    m.consistency_loss(Batch(views=x, mask=mask, labels=None, index=torch.arange(64)))
+    enc_mask = seen[0]
+    assert enc_mask.any(1).all() and not (enc_mask & ~mask).any()     # ≥ 1 view, never an absent one
+    assert (enc_mask != mask).any()                                    # whole views were hidden
+    assert torch.equal(targets[0], mask)                               # every present view is a target
+    m.eval()
+    seen.clear()
+    m.encode(x, mask)
+    assert torch.equal(seen[0], mask)                                  # never at inference
 
 
 def test_c_dim_mismatch_between_stages_is_an_error():

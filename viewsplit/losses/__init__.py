@@ -21,7 +21,7 @@ __all__ = ["BatchTooSmallError", "CLUBSample", "DCCALoss", "SoftCCALoss", "Stoch
 
 # DMRNet
 from .dmrnet import (DMRNetLoss, WeakCombinationTracker, combination_codes, combination_masks,  # noqa: E402
-                     hard_combination_loss, modality_drop, pme_kl)
+                     hard_combination_loss, pme_kl)
 
 __all__ += ["DMRNetLoss", "WeakCombinationTracker", "combination_codes", "combination_masks", "hard_combination_loss",
-            "modality_drop", "pme_kl"]
+            "pme_kl"]

@@ -12,7 +12,7 @@ CE'_b is CE_b itself with the reference's shared auxiliary head, or the CE of a 
 
 A **combination** is the set of views a sample sees, coded as the bitmask c = Σ_v 2^v · mask[b, v]
 ∈ {1, …, 2^V − 1}; per-combination tensors are indexed by c − 1.  The reference (two modalities)
-draws one of {[1,0], [0,1], [1,1]} uniformly per sample; :func:`modality_drop` draws uniformly
+draws one of {[1,0], [0,1], [1,1]} uniformly per sample; :func:`~viewsplit.models.masking.modality_drop` draws uniformly
 among the non-empty subsets of the views a sample *has* (all 2^V − 1 for a complete sample).
 
 The weak combination: during the first epochs the mean σ² (over dims) of the samples of each
@@ -45,26 +45,6 @@ def combination_masks(n_views: int, device: torch.device | str | None = None) ->
     """``(2^V − 1, V)`` bool: row c − 1 is the mask of combination code c."""
     codes = torch.arange(1, 2**n_views, device=device)
     return (codes[:, None] >> torch.arange(n_views, device=device)) & 1 == 1
-
-
-def modality_drop(mask: Tensor, rate: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-    """DMRNet's per-sample modality drop, restricted to the views each sample has.
-
-    With probability ``rate`` a sample's mask is replaced by a subset S drawn uniformly among the
-    non-empty subsets of its present views (otherwise it is kept).  S is drawn by rejection: each
-    view is kept with probability ½ and draws with S = ∅ are repeated, which is uniform over the
-    non-empty subsets.  ``rate = 1`` on complete two-view data is the reference's uniform draw
-    from {[1,0], [0,1], [1,1]}.
-    """
-    b, v = mask.shape
-    out = mask.clone()
-    todo = torch.rand(b, generator=generator, device=mask.device) < rate
-    while bool(todo.any()):
-        draw = (torch.rand(b, v, generator=generator, device=mask.device) < 0.5) & mask
-        ok = todo & draw.any(1)
-        out[ok] = draw[ok]
-        todo &= ~ok
-    return out
 
 
 def pme_kl(mu: Tensor, logvar: Tensor) -> Tensor:

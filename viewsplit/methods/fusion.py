@@ -13,7 +13,7 @@ hard-combination terms.  (The reference's own ``pme = 0`` baseline classifies h 
 
 * **Modality drop** (training only): every training sample sees a combination drawn uniformly
   among the non-empty subsets of its available views (with probability ``drop_rate``;
-  :func:`~viewsplit.losses.modality_drop`).  Evaluation never drops (defect N2): the mask is the
+  :func:`~viewsplit.models.masking.modality_drop`).  Evaluation never drops (defect N2): the mask is the
   one given, e.g. a fixed combination for every test sample (protocols.md §9).
 * **Absent views** (``mask`` False, given or dropped) never reach their encoder
   (:func:`~viewsplit.methods.base.apply_present`); their features are zeros, DMRNet's feature
@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from ..config import check_positive
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError, DataError
-from ..losses.dmrnet import modality_drop
+from ..models.masking import modality_drop
 from ..models.backbones import BackboneConfig, feature_encoder
 from .base import DataSpec, Method, Stage, Step, apply_present, register_method
 

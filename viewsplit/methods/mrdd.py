@@ -21,6 +21,9 @@ Stage 1 scores the reconstruction of view v only on the samples where v is prese
 covers every sample); in stage 2 each view's reconstruction, KL and CLUB terms (and its critic's
 NLL) use only the samples where that view is present, and a view with fewer than 2 of them in
 the batch is skipped.  ``encode`` gives zeros (the prior mean) for a missing ``V_v``.
+Stage 1 never sees a whole view absent in the paper, so μ_c of a subset of views is out of
+distribution; ``view_drop`` > 0 (viewsplit option) hides random whole views from the encoder in
+stage 1 while still reconstructing them, which makes C and ``predict`` usable from any subset.
 
 Deviations from the reference code, all deliberate (methods.md §1.5):
 
@@ -51,7 +54,7 @@ from ..data.multiview import Batch, MultiViewDataset
 from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_sse, per_sample_sse
 from ..models.backbones import BackboneConfig, feature_encoder, view_decoder
 from ..models.batchnorm import recalibrate_batchnorm
-from ..models.masking import mask_view
+from ..models.masking import mask_view, modality_drop
 from .base import DataSpec, Method, Stage, Step, apply_present, register_method
 
 
@@ -69,6 +72,10 @@ class MRDDConfig:
     patch_size: int = 2
     alpha: float = 1.0
     kl_weight: float = 1.0
+    #: stage 1, viewsplit option (0 = the paper): probability that a sample's encoder input keeps
+    #: only a random non-empty subset of its views; every present view stays a reconstruction target,
+    #: so C learns to predict absent views (what inference from a subset of views needs)
+    view_drop: float = 0.0
     #: stage 2: specific KL weight β, CLUB weight λ, critic width h, critic steps per batch
     beta: float = 0.5
     lam: float = 1.0
@@ -96,6 +103,8 @@ class MRDDConfig:
         check_positive(self.club_hidden, "model.club_hidden")
         if not 0.0 <= self.mask_ratio < 1.0:
             check_positive(-1, "model.mask_ratio (must lie in [0, 1))")
+        if not 0.0 <= self.view_drop <= 1.0:
+            check_positive(-1, "model.view_drop (must lie in [0, 1])")
         for k in ("alpha", "kl_weight", "beta", "lam"):
             check_positive(getattr(self, k), f"model.{k}", allow_zero=True)
         check_choice(self.order, ("critic_first", "model_first"), "model.order")
@@ -198,7 +207,8 @@ class MRDD(Method):
     def consistency_loss(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.cfg
         masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in batch.views]
-        mu, logvar = self.consistency.posterior(masked, batch.mask)
+        seen = modality_drop(batch.mask, cfg.view_drop) if cfg.view_drop > 0 else batch.mask
+        mu, logvar = self.consistency.posterior(masked, seen)
         c = reparameterise(mu, logvar, self.training)
         x_hats = [dec(c) for dec in self.consistency.decoders]
         return consistency_objective(batch.views, x_hats, batch.mask, mu, logvar, cfg.alpha, cfg.kl_weight,

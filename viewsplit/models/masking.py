@@ -1,4 +1,5 @@
-"""Input masking for masked cross-view prediction (MRDD stage 1, methods.md §1.2)."""
+"""Input masking: patches and features for masked cross-view prediction (MRDD stage 1, methods.md §1.2),
+and whole views (DMRNet's modality drop, MRDD's optional view drop)."""
 from __future__ import annotations
 
 import torch
@@ -41,3 +42,23 @@ def feature_mask(x: Tensor, ratio: float, generator: torch.Generator | None = No
 def mask_view(x: Tensor, ratio: float, patch: int, generator: torch.Generator | None = None) -> Tensor:
     """Patch masking for images ``(B, C, H, W)``, feature masking for vectors ``(B, D)``."""
     return patch_mask(x, ratio, patch, generator) if x.dim() == 4 else feature_mask(x, ratio, generator)
+
+
+def modality_drop(mask: Tensor, rate: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """DMRNet's per-sample modality drop, restricted to the views each sample has.
+
+    With probability ``rate`` a sample's mask is replaced by a subset S drawn uniformly among the
+    non-empty subsets of its present views (otherwise it is kept).  S is drawn by rejection: each
+    view is kept with probability ½ and draws with S = ∅ are repeated, which is uniform over the
+    non-empty subsets.  ``rate = 1`` on complete two-view data is the reference's uniform draw
+    from {[1,0], [0,1], [1,1]}.
+    """
+    b, v = mask.shape
+    out = mask.clone()
+    todo = torch.rand(b, generator=generator, device=mask.device) < rate
+    while bool(todo.any()):
+        draw = (torch.rand(b, v, generator=generator, device=mask.device) < 0.5) & mask
+        ok = todo & draw.any(1)
+        out[ok] = draw[ok]
+        todo &= ~ok
+    return out
