@@ -50,7 +50,8 @@ def tiny_config(method: str, n_views: int = 3, epochs: int = 1, overrides: tuple
 
 
 def test_every_self_supervised_method_is_covered():
-    assert set(available_methods()) - SUPERVISED == set(TINY)
+    shipped = {m for m in available_methods() if get_method(m).__module__.startswith("viewsplit.methods.")}
+    assert shipped - SUPERVISED == set(TINY)     # methods registered by other tests do not count
 
 
 # ---------------------------------------------------------------------------- (a) masks are respected

@@ -37,8 +37,8 @@ from torch import Tensor, nn
 from ..config import check_positive
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError, DataError
-from ..models.masking import modality_drop
 from ..models.backbones import BackboneConfig, feature_encoder
+from ..models.masking import modality_drop
 from .base import DataSpec, Method, Stage, Step, apply_present, register_method
 
 #: DMRNet's reference optimisation (CREMA-D / Kinetics-Sounds)
