@@ -20,7 +20,7 @@ from ..config import check_positive
 from ..data.multiview import Batch
 from ..losses import masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder, view_encoder
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, Step, apply_each, register_method
 
 
 @dataclass
@@ -46,7 +46,7 @@ class MultiViewAutoencoder(Method):
 
     def fuse(self, views: list[Tensor], mask: Tensor) -> Tensor:
         """Mean of the available views' codes; a missing view never reaches its encoder."""
-        total = sum(apply_present(enc, x, mask[:, v]) for v, (enc, x) in enumerate(zip(self.encoders, views)))
+        total = sum(apply_each(self.encoders, views, mask))
         return total / mask.sum(1, keepdim=True).to(total.dtype)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:

@@ -17,12 +17,13 @@ engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..data.multiview import Batch, MultiViewDataset, check_batch_mask
+from ..errors import ConfigError
 
 LossFn = Callable[[Batch], dict[str, Tensor]]
 
@@ -104,6 +105,8 @@ class Method(nn.Module):
 
     def __init__(self, cfg, spec: DataSpec):
         super().__init__()
+        if spec.n_views < 2:
+            raise ConfigError(f"method {self.name}: needs at least 2 views, the data has {spec.n_views}")
         self.cfg = cfg
         self.spec = spec
         # the global optimiser-step counter, checkpointed with the weights (e.g. MIB's β schedule)
@@ -146,6 +149,11 @@ def apply_present(net: nn.Module, x: Tensor, present: Tensor) -> Tensor:
         out = net(sub)
     full = out.new_zeros(x.shape[0], *out.shape[1:])
     return full.index_copy(0, idx, out)
+
+
+def apply_each(nets: Sequence[nn.Module], xs: Sequence[Tensor], mask: Tensor) -> list[Tensor]:
+    """``apply_present(nets[v], xs[v], mask[:, v])`` for every view v: per-view networks on present samples."""
+    return [apply_present(net, x, mask[:, v]) for v, (net, x) in enumerate(zip(nets, xs))]
 
 
 # ---------------------------------------------------------------------------- registry

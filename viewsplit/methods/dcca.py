@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..losses import DCCALoss
 from ..losses.dcca import VARIANTS
 from ..models.backbones import BackboneConfig
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, Step, apply_each, register_method
 from .softcca import normed_encoder
 
 
@@ -67,14 +67,12 @@ class DCCA(Method):
 
     def __init__(self, cfg: DCCAConfig, spec: DataSpec):
         super().__init__(cfg, spec)
-        if spec.n_views < 2:
-            raise ConfigError(f"method dcca: needs at least 2 views, the data has {spec.n_views}")
         self.encoders = nn.ModuleList(normed_encoder(s, cfg.out_dim, cfg.backbone) for s in spec.view_shapes)
         self.objective = DCCALoss(cfg.eps, cfg.variant, cfg.top_k, cfg.pairs, cfg.gather_distributed)
 
     def project(self, views: list[Tensor], mask: Tensor) -> list[Tensor]:
         """H_v for every view; zeros where the view is missing (it never reaches its encoder)."""
-        return [apply_present(enc, x, mask[:, v]) for v, (enc, x) in enumerate(zip(self.encoders, views))]
+        return apply_each(self.encoders, views, mask)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         loss = self.objective(*self.project(batch.views, batch.mask), mask=batch.mask)

@@ -132,8 +132,6 @@ class DeCUR(Method):
 
     def __init__(self, cfg: DeCURConfig, spec: DataSpec):
         super().__init__(cfg, spec)
-        if spec.n_views < 2:
-            raise ConfigError(f"decur: needs at least 2 views, the data has {spec.n_views}")
         encs, dims = zip(*(feature_encoder(s, cfg.backbone) for s in spec.view_shapes))
         self.encoders = nn.ModuleList(encs)
         self.feat_dims = list(dims)

@@ -27,10 +27,9 @@ from torch import Tensor, nn
 
 from ..config import check_positive
 from ..data.multiview import Batch
-from ..errors import ConfigError
 from ..losses import SoftCCALoss, masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, Step, apply_each, register_method
 from .softcca import check_sdl_keys, normed_encoder
 
 
@@ -70,8 +69,6 @@ class FactorisationAE(Method):
 
     def __init__(self, cfg: FAEConfig, spec: DataSpec):
         super().__init__(cfg, spec)
-        if spec.n_views < 2:
-            raise ConfigError(f"method fae: needs at least 2 views, the data has {spec.n_views}")
         dim = cfg.shared_dim + cfg.private_dim
         self.encoders = nn.ModuleList(normed_encoder(s, dim, cfg.backbone) for s in spec.view_shapes)
         self.decoders = nn.ModuleList(view_decoder(s, dim, cfg.backbone) for s in spec.view_shapes)
@@ -80,7 +77,7 @@ class FactorisationAE(Method):
 
     def codes(self, views: list[Tensor], mask: Tensor) -> list[Tensor]:
         """[s_v ; p_v] per view; zeros where the view is missing (it never reaches its encoder)."""
-        return [apply_present(enc, x, mask[:, v]) for v, (enc, x) in enumerate(zip(self.encoders, views))]
+        return apply_each(self.encoders, views, mask)
 
     def shared(self, codes: list[Tensor], mask: Tensor) -> Tensor:
         """C = mean of s_v over the available views (missing codes are zeros)."""
@@ -90,7 +87,7 @@ class FactorisationAE(Method):
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         cfg, mask = self.cfg, batch.mask
         codes = self.codes(batch.views, mask)
-        x_hats = [apply_present(dec, c, mask[:, v]) for v, (dec, c) in enumerate(zip(self.decoders, codes))]
+        x_hats = apply_each(self.decoders, codes, mask)
         recon = masked_view_mse(batch.views, x_hats, mask)
         terms = self.objective(codes, mask)
         total = recon + cfg.lam_align * terms["align"] + cfg.lam_sdl * terms["sdl"]

@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..losses import SoftCCALoss
 from ..losses.sdl import ALIGNMENTS, REDUCTIONS
 from ..models.backbones import BackboneConfig, view_encoder
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, Step, apply_each, register_method
 
 
 def check_sdl_keys(cfg, prefix: str = "model") -> None:
@@ -90,15 +90,13 @@ class SoftCCA(Method):
 
     def __init__(self, cfg: SoftCCAConfig, spec: DataSpec):
         super().__init__(cfg, spec)
-        if spec.n_views < 2:
-            raise ConfigError(f"method softcca: needs at least 2 views, the data has {spec.n_views}")
         self.encoders = nn.ModuleList(normed_encoder(s, cfg.out_dim, cfg.backbone) for s in spec.view_shapes)
         self.objective = SoftCCALoss(cfg.out_dim, spec.n_views, cfg.lam, cfg.alpha, cfg.reduction, cfg.align,
                                      cfg.eps, cfg.running, cfg.gather_distributed, cfg.align_dim)
 
     def project(self, views: list[Tensor], mask: Tensor) -> list[Tensor]:
         """Z_v for every view; zeros where the view is missing (it never reaches its encoder)."""
-        return [apply_present(enc, x, mask[:, v]) for v, (enc, x) in enumerate(zip(self.encoders, views))]
+        return apply_each(self.encoders, views, mask)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         out = self.objective(self.project(batch.views, batch.mask), batch.mask)
