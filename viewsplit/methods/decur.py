@@ -134,7 +134,6 @@ class DeCUR(Method):
         super().__init__(cfg, spec)
         encs, dims = zip(*(feature_encoder(s, cfg.backbone) for s in spec.view_shapes))
         self.encoders = nn.ModuleList(encs)
-        self.feat_dims = list(dims)
         if cfg.share_projector:
             if len(set(dims)) != 1:
                 raise ConfigError(f"model.share_projector: the views' backbone widths differ ({list(dims)}); "
@@ -152,8 +151,6 @@ class DeCUR(Method):
 
     def embed(self, v: int, x: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
         """(h, z) = (f_v(x), g_v(f_v(x))) for the present samples, zeros elsewhere."""
-        if not bool(present.any()):
-            return x.new_zeros(x.shape[0], self.feat_dims[v]), x.new_zeros(x.shape[0], self.cfg.embed_dim)
         h = apply_present(self.encoders[v], x, present)
         return h, apply_present(self.projector_of(v), h, present)
 

@@ -39,7 +39,7 @@ from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError, DataError
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.masking import modality_drop
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, Step, apply_each, register_method
 
 #: DMRNet's reference optimisation (CREMA-D / Kinetics-Sounds)
 REFERENCE_SCHEDULE = {"optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4, "scheduler": "step",
@@ -90,12 +90,7 @@ class Fusion(Method):
     # ------------------------------------------------------------------ forward parts
     def features(self, views: list[Tensor], mask: Tensor) -> list[Tensor]:
         """f_v(x_v) where view v is present, zeros elsewhere (an absent view never reaches f_v)."""
-        out = []
-        for v, (enc, x) in enumerate(zip(self.encoders, views)):
-            present = mask[:, v]
-            out.append(apply_present(enc, x, present) if bool(present.any())
-                       else x.new_zeros(x.shape[0], self.feature_dims[v]))
-        return out
+        return apply_each(self.encoders, views, mask)
 
     def embedding(self, h: Tensor) -> Tensor:
         """The deterministic embedding of fused features h (DMRNet: μ)."""
