@@ -17,6 +17,8 @@ from viewsplit.errors import ConfigError
 from viewsplit.eval.evaluate import evaluate
 from viewsplit.eval.missing import evaluate_missing, present_representations, view_combinations
 from viewsplit.methods import available_methods, get_method
+from viewsplit.methods.base import apply_present
+from viewsplit.models.backbones import BackboneConfig, feature_encoder
 
 #: tiny networks for every registered self-supervised method
 TINY = {
@@ -97,6 +99,17 @@ def test_garbage_in_absent_views_changes_no_output_and_no_loss(name, tmp_path):
 
 
 # ---------------------------------------------------------------------------- (b) training on incomplete data
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_apply_present_with_no_present_sample_gives_zeros_in_training(norm):
+    """A view absent for a whole training batch: zeros out, finite BatchNorm statistics, no error."""
+    net, dim = feature_encoder((1, 8, 8), BackboneConfig(image="conv", channels=[4, 8], conv_norm=norm))
+    net.train()
+    out = apply_present(net, torch.randn(3, 1, 8, 8), torch.zeros(3, dtype=torch.bool))
+    out.sum().backward()
+    assert torch.equal(out, torch.zeros(3, dim))
+    assert all(torch.isfinite(b).all() for b in net.buffers())
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_trains_with_half_the_samples_incomplete(name, tmp_path):
     run = train(tiny_config(name, epochs=6, overrides=("data.missing_rate=0.5",)), tmp_path)
