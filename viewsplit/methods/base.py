@@ -137,7 +137,8 @@ def apply_present(net: nn.Module, x: Tensor, present: Tensor) -> Tensor:
 
     Absent samples never reach ``net``: their (arbitrary) values cannot change any output, nor
     BatchNorm statistics.  In training mode a single present sample is duplicated so that
-    BatchNorm sees a batch of two.
+    BatchNorm sees a batch of two; with no present sample the output is all zeros (the network runs
+    on an empty batch, which leaves BatchNorm statistics finite).
     """
     if bool(present.all()):
         return net(x)
