@@ -17,7 +17,7 @@ from viewsplit.losses import (DMRNetLoss, WeakCombinationTracker, combination_co
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.dmrnet import DMRNet, DMRNetConfig, ProbabilisticEmbedding
 from viewsplit.methods.fusion import Fusion, FusionConfig
-from viewsplit.models.backbones import BackboneConfig
+from viewsplit.models.backbones import BackboneConfig, feature_encoder
 from viewsplit.models.masking import modality_drop
 
 SMALL = {"z_dim": 6, "backbone": BackboneConfig(hidden=[8], channels=[4, 8], conv_norm="layer")}
@@ -138,7 +138,8 @@ def test_mask_zeroes_the_absent_view_features_exactly():
     x = views_for(6, [(5,), (1, 8, 8)])
     mask = torch.tensor([[True, False]] * 6)
     out = m.encode(x, mask)
-    assert torch.equal(out["H_1"], torch.zeros(6, m.feature_dims[1])) and out["H_0"].abs().sum() > 0
+    width = feature_encoder((1, 8, 8), SMALL["backbone"])[1]
+    assert torch.equal(out["H_1"], torch.zeros(6, width)) and out["H_0"].abs().sum() > 0
     assert out["Z"].shape == (6, 6) and m.predict_logits(x, mask).shape == (6, 3)
 
 

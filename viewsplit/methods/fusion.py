@@ -80,7 +80,6 @@ class Fusion(Method):
                               f"the data has {spec.n_classes}")
         encoders, dims = zip(*(feature_encoder(tuple(s), cfg.backbone) for s in spec.view_shapes))
         self.encoders = nn.ModuleList(encoders)
-        self.feature_dims: list[int] = list(dims)
         self.embed = self.build_embedding(sum(dims), cfg.z_dim)
         self.classifier = nn.Linear(cfg.z_dim, spec.n_classes)
 
