@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from viewsplit.config import load_config
-from viewsplit.data import DataConfig, MultiViewDataset, load_dataset
+from viewsplit.data import MultiViewDataset
 from viewsplit.data.multiview import Batch
 from viewsplit.engine.run import prepare
 from viewsplit.engine.trainer import Trainer, make_optimizer
