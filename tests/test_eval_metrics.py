@@ -53,3 +53,14 @@ def test_probes_fit_on_train_and_score_on_test(probe):
     # labels are not learnable from noise: chance level
     r = run_probe(probe, rng.normal(size=(150, 3)), y[:150], rng.normal(size=(50, 3)), y[150:])
     assert r["acc"] < 0.75
+
+
+def test_report_omits_probe_table_when_no_probe_ran():
+    # `viewsplit eval RUN eval.probes=[]` (clustering only) must not print an empty probe table
+    from viewsplit.eval.evaluate import markdown
+
+    score = summarise([0.5, 0.5])
+    metrics = {"method": "m", "dataset": "d", "split": "test", "classification": {"C": {}},
+               "clustering": {"C": {"acc": score, "nmi": score, "ari": score}}}
+    text = markdown(metrics)
+    assert "k-means" in text and "Probes" not in text

@@ -173,8 +173,8 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
         lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in sec["clustering"].items()]
         lines.append("")
     cls = metrics.get("classification") or {}
-    if cls:
-        probes = list(next(iter(cls.values())))
+    probes = list(next(iter(cls.values()), {}))
+    if probes:
         lines += ["## Probes (fit on train, scored on test): accuracy / macro-F1", "",
                   "| representation | " + " | ".join(probes) + " |", "|---" * (len(probes) + 1) + "|"]
         lines += [f"| {r} | " + " | ".join(f"{m[p]['acc']:.4f} / {m[p]['f1_macro']:.4f}" for p in probes) + " |"
