@@ -18,7 +18,9 @@ prints the table and the fraction of the rate-0 logistic-probe accuracy each met
     python benchmarks/missing_rates.py --data handwritten --seeds 3 --threads 2
     python benchmarks/missing_rates.py --methods fae,mrdd --rates 0,0.5 --seeds 1 'stages.*.epochs=1'
 
-``key=value`` overrides apply to every run; ``stages.*.KEY=VALUE`` applies to each stage of each method.
+``key=value`` overrides apply to every run; ``stages.*.KEY=VALUE`` applies to each stage of each method;
+``METHOD:key=value`` to that method's runs only (e.g. ``mib:model.start_iteration=250`` to rescale MIB's
+step-indexed β schedule when ``data.train_limit`` shortens the epochs).
 """
 from __future__ import annotations
 
@@ -33,12 +35,18 @@ PROBE = "logreg"
 
 
 def stage_overrides(method: str, overrides: list[str]) -> list[str]:
-    """Expand ``stages.*.KEY=VALUE`` into one override per stage of ``method``."""
+    """``method``'s overrides: ``stages.*.KEY=VALUE`` becomes one per stage; ``METHOD:KEY=VALUE`` is kept
+    (without the prefix) for that method only."""
     from viewsplit.methods import get_method
 
     stages = list(get_method(method).stage_defaults)
     out = []
     for item in overrides:
+        target, sep, rest = item.partition(":")
+        if sep and "=" not in target:
+            if target != method:
+                continue
+            item = rest
         if item.startswith("stages.*."):
             out += [item.replace("stages.*.", f"stages.{s}.", 1) for s in stages]
         else:
