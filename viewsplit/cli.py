@@ -88,7 +88,6 @@ def cmd_eval(args) -> int:
 
 def cmd_predict(args) -> int:
     import numpy as np
-    import torch
 
     from .engine.run import load_run
     from .errors import ConfigError

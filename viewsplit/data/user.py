@@ -16,7 +16,7 @@ import torch
 
 from ..errors import DataError
 from .multiview import DataSplits, MultiViewDataset, stratified_split
-from .registry import DataConfig, always_found, register
+from .registry import DataConfig, register
 
 
 def _as_view(arr: np.ndarray, where: str) -> torch.Tensor:
