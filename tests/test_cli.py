@@ -37,11 +37,14 @@ def test_run_handwritten_baseline_learns_and_writes_run_folder(tmp_path):
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     losses = [r["objective"] for r in rows if r["kind"] == "epoch"]
     assert len(losses) == 15 and losses[-1] < 0.7 * losses[0]
-    # re-evaluation of the saved run gives the same numbers
-    proc = cli("eval", str(out), "eval.kmeans_seeds=3", "eval.probes=[logreg]")
+    # re-evaluation of the saved run gives the same numbers; with --out it leaves the run's report alone
+    report = (out / "metrics.md").read_text()
+    proc = cli("eval", str(out), "eval.kmeans_seeds=3", "eval.probes=[logreg]", "--out", str(tmp_path / "re"))
     assert proc.returncode == 0, proc.stderr
-    again = json.loads((out / "metrics.json").read_text())
+    assert f"report folder: {tmp_path / 're'}" in proc.stdout and (out / "metrics.md").read_text() == report
+    again = json.loads((tmp_path / "re" / "metrics.json").read_text())
     assert again["clustering"]["C"]["acc"]["per_seed"] == acc["per_seed"]
+    assert set(again["classification"]["C"]) == {"logreg"}
 
 
 def test_datasets_lists_every_builtin(capsys):

@@ -35,11 +35,11 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-def _print_summary(metrics: dict, run_dir: Path) -> None:
+def _print_summary(metrics: dict, folder: Path, label: str = "run folder") -> None:
     from .eval.evaluate import markdown
 
     print(markdown(metrics))
-    print(f"run folder: {run_dir}")
+    print(f"{label}: {folder}")
 
 
 def cmd_train(args) -> int:
@@ -76,13 +76,14 @@ def cmd_eval(args) -> int:
                 raise ConfigError(f"{item!r}: viewsplit eval only takes eval.* overrides")
             raw = merge(raw, parse_override(item))
         run.cfg = build_config(raw)
+    out = args.out or run.run_dir
     if args.missing:
         from .eval.missing import markdown
 
-        print(markdown(evaluate_missing_run(run)))
-        print(f"missing-view report: {run.run_dir / 'missing.md'}, {run.run_dir / 'missing.json'}")
+        print(markdown(evaluate_missing_run(run, out)))
+        print(f"missing-view report: {out / 'missing.md'}, {out / 'missing.json'}")
         return 0
-    _print_summary(evaluate_run(run), run.run_dir)
+    _print_summary(evaluate_run(run, out), out, "report folder")
     return 0
 
 
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="eval.* overrides, e.g. eval.secondary_splits=[train]")
     e.add_argument("--device", help="evaluate on this device instead of the run's")
     e.add_argument("--checkpoint", default="final", help="checkpoint name in RUN_DIR/checkpoints (default: final)")
+    e.add_argument("--out", type=Path, help="write the report to this folder instead of RUN_DIR "
+                                            "(keeps the run's own metrics.json / metrics.md)")
     what = e.add_mutually_exclusive_group()
     what.add_argument("--mine", action="store_true", help="also estimate I(C; V_v) with MINE (redundancy)")
     what.add_argument("--missing", action="store_true",

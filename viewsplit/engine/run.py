@@ -92,8 +92,9 @@ def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "
     return Run(cfg, method, splits, run_dir, dev)
 
 
-def evaluate_run(run: Run, write: bool = True) -> dict:
-    """Run the evaluation suite and write ``metrics.json`` and ``metrics.md``."""
+def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
+    """Run the evaluation suite and write ``metrics.json``, ``metrics.md`` (and figures) to ``out_dir``
+    (default: the run folder)."""
     from ..eval.evaluate import evaluate, markdown
 
     t0 = time.perf_counter()
@@ -103,29 +104,39 @@ def evaluate_run(run: Run, write: bool = True) -> dict:
     if last.exists():
         timing = {"train_seconds": round(ckpt.load(last)["train_seconds"], 2), **timing}
     metrics["timing"] = timing
-    if write:
-        (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (run.run_dir / "metrics.md").write_text(markdown(metrics, run.splits.train.view_names))
-        if run.cfg.eval.figures:
-            save_figures(run)
+    out_dir = _report_dir(run, out_dir)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "metrics.md").write_text(markdown(metrics, run.splits.train.view_names))
+    if run.cfg.eval.figures:
+        save_figures(run, out_dir)
     return metrics
 
 
-def evaluate_missing_run(run: Run, write: bool = True) -> dict:
-    """The missing-view protocol (:mod:`viewsplit.eval.missing`); writes ``missing.json`` and ``missing.md``."""
+def evaluate_missing_run(run: Run, out_dir: Path | None = None) -> dict:
+    """The missing-view protocol (:mod:`viewsplit.eval.missing`); writes ``missing.json`` and ``missing.md``
+    to ``out_dir`` (default: the run folder)."""
     from ..eval.missing import evaluate_missing, markdown
 
     t0 = time.perf_counter()
     result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
     result["timing"] = {"eval_seconds": round(time.perf_counter() - t0, 2)}
-    if write:
-        (run.run_dir / "missing.json").write_text(json.dumps(result, indent=2))
-        (run.run_dir / "missing.md").write_text(markdown(result))
+    out_dir = _report_dir(run, out_dir)
+    (out_dir / "missing.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "missing.md").write_text(markdown(result))
     return result
 
 
-def save_figures(run: Run, n: int = 8) -> list[Path]:
-    """Write the method's image grids (first ``n`` test samples) to ``<run>/figures/*.png``."""
+def _report_dir(run: Run, out_dir: Path | None) -> Path:
+    """Where an evaluation writes its report: ``out_dir`` (created) or the run folder."""
+    if out_dir is None:
+        return run.run_dir
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path]:
+    """Write the method's image grids (first ``n`` test samples) to ``<out_dir or run>/figures/*.png``."""
     if not hasattr(run.method, "visualise") or not any(len(s) == 3 for s in run.splits.test.view_shapes):
         return []
     from ..eval.prediction import save_grid
@@ -134,8 +145,8 @@ def save_figures(run: Run, n: int = 8) -> list[Path]:
     run.method.eval()
     with torch.no_grad():
         grids = run.method.visualise(batch.views, batch.mask)
-    folder = run.run_dir / "figures"
-    folder.mkdir(exist_ok=True)
+    folder = (out_dir or run.run_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, rows in grids.items():
         save_grid(folder / f"{name}.png", [r.float().cpu() for r in rows])
