@@ -6,6 +6,7 @@ Trains ``configs/<data>/decur.yaml`` and the same config with ``model.common_fra
 (a) **decoupling**: the mean cross-view correlation corr(ẑ_v[:, i], ẑ_w[:, i]) of the
     standardised projector outputs over view pairs v < w, separately for the common dims
     i < K_c (target ≥ 0.9) and the unique dims i ≥ K_c (target ≤ 0.1, also as mean |corr|);
+    the common dims' value on the (unaugmented) training split tells under- from overfitting;
 (b) **missing views**: a logistic-regression probe on ``C`` fitted on complete training
     features, scored on test features extracted with all views and with one view only (the
     others missing via the mask, protocols.md §9).  The claim holds when DeCUR loses less
@@ -69,18 +70,19 @@ def cross_view_correlations(z: list[np.ndarray], n_common: int) -> dict:
 def single_view_probes(run) -> dict:
     """logreg accuracy: C with all views / one view present, and B_v alone vs B_cat."""
     from viewsplit.eval.evaluate import extract
-    from viewsplit.eval.probes import run_probe
+    from viewsplit.eval.probes import fit_probe, run_probe
 
     train, test = run.splits.train, run.splits.test
     n_views = train.n_views
     y_tr, y_te = train.labels.numpy(), test.labels.numpy()
     tr, te = extract(run.method, train), extract(run.method, test)
-    c_all = run_probe("logreg", tr["C"], y_tr, te["C"], y_te)["acc"]
+    probe_c = fit_probe("logreg", tr["C"], y_tr)
+    c_all = probe_c.score(te["C"], y_te)["acc"]
     c_one, b_one = [], []
     for v in range(n_views):
         mask = torch.zeros(len(test), n_views, dtype=torch.bool)
         mask[:, v] = True
-        c_one.append(run_probe("logreg", tr["C"], y_tr, extract(run.method, test, mask=mask)["C"], y_te)["acc"])
+        c_one.append(probe_c.score(extract(run.method, test, mask=mask)["C"], y_te)["acc"])
         b_one.append(run_probe("logreg", tr[f"B_{v}"], y_tr, te[f"B_{v}"], y_te)["acc"])
     b_all = run_probe("logreg", tr["B_cat"], y_tr, te["B_cat"], y_te)["acc"]
     return {"C": {"all": c_all, "one": c_one, "drop": c_all - float(np.mean(c_one))},
@@ -98,8 +100,10 @@ def train_and_measure(name: str, data: str, overrides: list[str], out: Path) -> 
     run = train(cfg, run_dir)
     seconds = time.perf_counter() - t0
     z = standardised_embeddings(run.method, run.splits.test)
+    z_train = standardised_embeddings(run.method, run.splits.train)
     return {"train_seconds": round(seconds, 1), "n_common": cfg.model.n_common, "K": cfg.model.embed_dim,
-            "correlation": cross_view_correlations(z, cfg.model.n_common), "probes": single_view_probes(run),
+            "correlation": cross_view_correlations(z, cfg.model.n_common),
+            "correlation_train": cross_view_correlations(z_train, cfg.model.n_common), "probes": single_view_probes(run),
             "view_names": list(run.splits.test.view_names), "n_test": len(run.splits.test)}
 
 
@@ -108,14 +112,15 @@ def markdown(results: dict, data: str) -> str:
     names = dec["view_names"]
     lines = [f"## DeCUR claims on {data} (test split, {dec['n_test']} samples)", "",
              "### (a) Cross-view correlation of the standardised projector outputs (mean over view pairs)", "",
-             "| model | K_c / K | common dims | worst pair (common) | unique dims (mean) | unique dims (mean abs) |",
-             "|---|---|---|---|---|---|"]
+             "| model | K_c / K | common dims | worst pair (common) | unique dims (mean) | unique dims (mean abs) "
+             "| common dims, train split |",
+             "|---|---|---|---|---|---|---|"]
     for label, r in (("DeCUR", dec), ("Barlow Twins (no split)", bt)):
         c = r["correlation"]
         uni = f"{c['unique']:.3f}" if "unique" in c else "–"
         uabs = f"{c['unique_abs']:.3f}" if "unique_abs" in c else "–"
         lines.append(f"| {label} | {r['n_common']} / {r['K']} | {c['common']:.3f} | {c['common_min_pair']:.3f} | "
-                     f"{uni} | {uabs} |")
+                     f"{uni} | {uabs} | {r['correlation_train']['common']:.3f} |")
     c = dec["correlation"]
     lines += ["", f"Targets: common ≥ 0.9 → {'met' if c['common'] >= 0.9 else 'NOT met'}; unique ≤ 0.1 (mean abs) → "
               f"{'met' if c.get('unique_abs', 1.0) <= 0.1 else 'NOT met'}.", ""]
