@@ -252,3 +252,23 @@ def test_learns_on_synthetic_data(tmp_path):
     acc = run_probe("logreg", tr["C"], y_tr, te["C"], y_te)["acc"]
     assert acc > 0.6                                   # 4 classes: chance is 0.25
     assert run.method.z_std.ne(1.0).any()              # standardisation computed at the end of training
+
+
+def test_claims_benchmark_correlations_known_answer():
+    """benchmarks/decur_claims.py: per-dim cross-view Pearson correlation, mean and worst pair."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        cross_view_correlations = importlib.import_module("decur_claims").cross_view_correlations
+    finally:
+        sys.path.pop(0)
+    a, b = A.numpy(), (3.0 * B + 1.0).numpy()                 # dim 0 agrees (+1), dim 1 is mirrored (−1)
+    two = cross_view_correlations([a, b], n_common=1)
+    assert two["common"] == pytest.approx(1.0) and two["common_min_pair"] == pytest.approx(1.0)
+    assert two["unique"] == pytest.approx(-1.0) and two["unique_abs"] == pytest.approx(1.0)
+    c = a[:, ::-1].copy()                                       # dim 0 = [1, −1, −1, 1]: uncorrelated with a's
+    three = cross_view_correlations([a, b, c], n_common=1)
+    assert three["common"] == pytest.approx(1.0 / 3.0) and three["common_min_pair"] == pytest.approx(0.0)
