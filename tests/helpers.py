@@ -2,10 +2,24 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import struct
+import sys
+from types import ModuleType
 from pathlib import Path
 
 import numpy as np
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def import_benchmark(name: str) -> ModuleType:
+    """Import the script ``benchmarks/<name>.py`` as a module (the folder is not a package)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
 
 
 def write_idx(path: Path, arr: np.ndarray, gz: bool) -> Path:

@@ -256,15 +256,9 @@ def test_learns_on_synthetic_data(tmp_path):
 
 def test_claims_benchmark_correlations_known_answer():
     """benchmarks/decur_claims.py: per-dim cross-view Pearson correlation, mean and worst pair."""
-    import importlib
-    import sys
-    from pathlib import Path
+    from helpers import import_benchmark
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        cross_view_correlations = importlib.import_module("decur_claims").cross_view_correlations
-    finally:
-        sys.path.pop(0)
+    cross_view_correlations = import_benchmark("decur_claims").cross_view_correlations
     a, b = A.numpy(), (3.0 * B + 1.0).numpy()                 # dim 0 agrees (+1), dim 1 is mirrored (−1)
     two = cross_view_correlations([a, b], n_common=1)
     assert two["common"] == pytest.approx(1.0) and two["common_min_pair"] == pytest.approx(1.0)

@@ -206,14 +206,9 @@ def test_cli_eval_missing(tmp_path, capsys):
 
 
 def test_missing_rates_benchmark_routes_overrides_per_method():
-    import sys
-    from pathlib import Path
+    from helpers import import_benchmark
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        stage_overrides = importlib.import_module("missing_rates").stage_overrides
-    finally:
-        sys.path.pop(0)
+    stage_overrides = import_benchmark("missing_rates").stage_overrides
     items = ["stages.*.epochs=1", "mib:model.start_iteration=250", "data.root=/a:b"]
     assert stage_overrides("mib", items) == ["stages.train.epochs=1", "model.start_iteration=250", "data.root=/a:b"]
     assert stage_overrides("mrdd", items) == ["stages.consistency.epochs=1", "stages.disentangle.epochs=1",
