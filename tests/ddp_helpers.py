@@ -41,6 +41,7 @@ def _worker(rank: int, world: int, port: int, build, inputs, out_dir: str) -> No
             dist.all_reduce(g)
             g /= world
         torch.save({"loss": loss.detach(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()                                # no rank tears down while the other still talks
     finally:
         dist.destroy_process_group()
 

@@ -23,6 +23,17 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owns_group: bool = False
+
+    def close(self) -> None:
+        """Leave the process group this context created, after a barrier.
+
+        Without the barrier a rank that finishes first tears down its gloo connections (and, on
+        rank 0, the rendezvous store) while another rank still uses them, which can abort it.
+        """
+        if self.owns_group and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
 
     @property
     def enabled(self) -> bool:
@@ -34,13 +45,14 @@ class DistContext:
 
 
 def init_distributed(device_type: str) -> DistContext:
-    """Join the process group when launched by torchrun; a no-op for a single process."""
+    """Join the process group when launched by torchrun (``close`` leaves it); a no-op for one process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext()
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
 
 
 def is_distributed() -> bool:

@@ -32,6 +32,7 @@ class Run:
     splits: DataSplits
     run_dir: Path
     device: torch.device
+    is_main: bool = True                # False on the ranks > 0 of a distributed run
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -46,7 +47,7 @@ def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Ru
     spec = DataSpec.of(splits.train)
     ckpt.seed_everything(cfg.train.seed)
     method = build_method(cfg.method, cfg.model, spec)
-    return Run(cfg, method, splits, Path(run_dir), device)
+    return Run(cfg, method, splits, Path(run_dir), device, ctx.is_main)
 
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> Run:
@@ -65,6 +66,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir / "config.yaml")
     Trainer(cfg, run.method, run.splits.train, run_dir, ctx, run.device).fit(resume=resume)
+    ctx.close()
     return run
 
 
@@ -157,10 +159,8 @@ def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path
 def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> tuple[Run, dict | None]:
     """Train every stage, evaluate and write the report (evaluation on rank 0 only)."""
     run = train(cfg, run_dir, resume)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        if torch.distributed.get_rank() != 0:
-            return run, None
+    if not run.is_main:
+        return run, None
     return run, evaluate_run(run)
 
 
