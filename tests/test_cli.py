@@ -89,3 +89,17 @@ def test_bench_aggregates_seeds_and_resumes(tmp_path):
     bench(["autoencoder"], ["handwritten"], 2, tmp_path, over)
     assert (tmp_path / "handwritten" / "autoencoder" / "seed1" / "metrics.json").stat().st_mtime == stamp
     assert main(["bench", "--methods", "nope", "--out", str(tmp_path)]) == 2
+
+
+def test_bench_aggregate_keeps_what_every_seed_evaluated():
+    from viewsplit.bench import aggregate
+
+    def run(acc: float, reps: dict) -> dict:
+        return {"split": "test", "timing": {"train_seconds": 1.0},
+                "clustering": {r: {m: {"mean": acc} for m in ("acc", "nmi", "ari")} for r in reps},
+                "classification": {r: {p: {"acc": acc} for p in probes} for r, probes in reps.items()}}
+
+    agg = aggregate([run(0.8, {"C": ["logreg", "knn"], "V_0": ["logreg"]}), run(0.6, {"C": ["logreg"]})])
+    assert list(agg["clustering"]) == ["C"] and list(agg["classification"]) == ["C"]
+    assert list(agg["classification"]["C"]) == ["logreg"]
+    assert agg["classification"]["C"]["logreg"]["mean"] == 0.7 and agg["clustering"]["C"]["nmi"]["per_seed"] == [0.8, 0.6]

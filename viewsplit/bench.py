@@ -54,14 +54,21 @@ def _ms(values: list[float]) -> dict:
 
 
 def aggregate(runs: list[dict]) -> dict:
-    """Mean ± std over training seeds of every clustering metric, probe accuracy and the timing."""
+    """Mean ± std over training seeds of every clustering metric, probe accuracy and the timing.
+
+    Only representations and probes that every seed evaluated are kept (seeds evaluated with
+    different ``eval.*`` overrides differ), so no mean mixes different numbers of seeds.
+    """
     first = runs[0]
     out = {"split": first["split"], "clustering": {}, "classification": {},
            "train_seconds": _ms([r["timing"].get("train_seconds", float("nan")) for r in runs])}
     for rep in first.get("clustering", {}):
-        out["clustering"][rep] = {m: _ms([r["clustering"][rep][m]["mean"] for r in runs]) for m in ("acc", "nmi", "ari")}
+        if all(rep in r.get("clustering", {}) for r in runs):
+            out["clustering"][rep] = {m: _ms([r["clustering"][rep][m]["mean"] for r in runs]) for m in ("acc", "nmi", "ari")}
     for rep, probes in first.get("classification", {}).items():
-        out["classification"][rep] = {p: _ms([r["classification"][rep][p]["acc"] for r in runs]) for p in probes}
+        shared = [p for p in probes if all(p in r.get("classification", {}).get(rep, {}) for r in runs)]
+        if shared:
+            out["classification"][rep] = {p: _ms([r["classification"][rep][p]["acc"] for r in runs]) for p in shared}
     return out
 
 
