@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--mine-runs", type=int, default=3)
     ap.add_argument("--mine-epochs", type=int, default=50)
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     base = [f"stages.consistency.epochs={args.epochs1}", f"stages.disentangle.epochs={args.epochs2}",
             "train.progress=never", *args.overrides]
     if args.train_limit:
