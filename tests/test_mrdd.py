@@ -209,13 +209,15 @@ def test_missing_view_values_cannot_change_codes():
     b = m.encode(garbage, mask)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (a["V_1"][~mask[:, 1]] == 0).all()          # the prior mean where the view is missing
-    preds = m.predict(garbage, mask)
-    assert [p.shape for p in preds] == [(4, 6), (4, 5)] and all(torch.isfinite(p).all() for p in preds)
-    for v in range(2):   # a missing view from the stage-1 decoder, a present one from stage 2's
-        stage1 = m.consistency.decoders[v](a["C"])
-        stage2 = m.specific[v].decoder(torch.cat([a[f"V_{v}"], a["C"]], 1))
-        assert torch.equal(preds[v][~mask[:, v]], stage1[~mask[:, v]])
-        assert torch.equal(preds[v][mask[:, v]], stage2[mask[:, v]])
+    for missing_decoder in ("stage2", "stage1"):
+        m.cfg.missing_decoder = missing_decoder
+        preds = m.predict(garbage, mask)
+        assert [p.shape for p in preds] == [(4, 6), (4, 5)] and all(torch.isfinite(p).all() for p in preds)
+        for v in range(2):   # a present view from the stage-2 decoder, a missing one as configured
+            stage2 = m.specific[v].decoder(torch.cat([a[f"V_{v}"], a["C"]], 1))
+            missing = m.consistency.decoders[v](a["C"]) if missing_decoder == "stage1" else stage2
+            assert torch.equal(preds[v][mask[:, v]], stage2[mask[:, v]])
+            assert torch.equal(preds[v][~mask[:, v]], missing[~mask[:, v]])
 
 
 def test_view_drop_hides_whole_views_from_the_encoder_but_keeps_them_as_targets(monkeypatch):

@@ -23,8 +23,7 @@ NLL) use only the samples where that view is present, and a view with fewer than
 the batch is skipped.  ``encode`` gives zeros (the prior mean) for a missing ``V_v``.
 Stage 1 never sees a whole view absent in the paper, so μ_c of a subset of views is out of
 distribution; ``view_drop`` > 0 (viewsplit option) hides random whole views from the encoder in
-stage 1 while still reconstructing them, which makes C and ``predict`` (a missing view comes from
-its stage-1 decoder) usable from any subset.
+stage 1 while still reconstructing them, which makes C and ``predict`` usable from any subset.
 
 Deviations from the reference code, all deliberate (methods.md §1.5):
 
@@ -93,6 +92,9 @@ class MRDDConfig:
     #: after stage 1, re-estimate the consistency model's BatchNorm statistics on unmasked
     #: training data (fixes D4: statistics gathered on masked inputs, applied to unmasked ones)
     bn_recalibrate: bool = False
+    #: ``predict``: decoder for a missing view, ``stage2`` (Dec_v([0, c]), the specific prior mean)
+    #: or ``stage1`` (Dec¹_v(c), the cross-view predictor); see ``MRDD.predict``
+    missing_decoder: str = "stage2"
     consistency: BackboneConfig = field(default_factory=_resnet)
     specific: BackboneConfig = field(default_factory=_resnet)
 
@@ -112,6 +114,7 @@ class MRDDConfig:
         check_choice(self.stage2, ("paper", "released_code"), "model.stage2")
         check_choice(self.recon_reduction, ("sum", "batch_mean"), "model.recon_reduction")
         check_choice(self.view_weights, ("size", "equal"), "model.view_weights")
+        check_choice(self.missing_decoder, ("stage2", "stage1"), "model.missing_decoder")
         self.consistency.validate("model.consistency")
         self.specific.validate("model.specific")
 
@@ -308,22 +311,22 @@ class MRDD(Method):
         """Reconstruct every view from the available ones (missing-view prediction).
 
         c comes from the available views.  A present view is reconstructed by its stage-2 decoder
-        from its inferred specific code, x̂_v = Dec_v([μ_v, c]); a missing view is predicted by its
-        stage-1 decoder, x̂_v = Dec¹_v(c), the cross-view predictor stage 1 trains.  Deviation from
-        decoding [0, c] (the specific prior mean): the MSE-optimal prediction is E[x_v | c], which
-        Dec¹_v is fitted to, whereas decoding one point of an informative specific code is not; with
-        a small β the posteriors lie far from 0 and [0, c] decodes worse than the mean view
-        (Edge-FMNIST preset, MSE ratio to the mean-view baseline, image / edge map: 0.45 / 1.39
-        with [0, c], 0.15 / 0.33 with Dec¹_v(c)).
+        from its inferred specific code, x̂_v = Dec_v([μ_v, c]).  A missing view is decoded with
+        ``missing_decoder``: ``stage2`` gives Dec_v([0, c]) (the specific prior mean; the default),
+        ``stage1`` gives Dec¹_v(c), stage 1's estimate of E[x_v | c].  Which predicts better depends
+        on how far the specific posteriors lie from the prior: with a small β (Edge-FMNIST preset,
+        β 0.005) [0, c] decodes worse than the mean view (MSE ratio to the mean-view baseline,
+        image / edge map: 0.45 / 1.39 vs 0.15 / 0.33 for ``stage1``); on Handwritten (β 0.5)
+        ``stage2`` is the better one (ratios 0.16–0.74 over the six views vs 0.90–0.96).
         """
         mask = self.resolve_mask(views, mask)
         codes = self.encode(views, mask)
         c = codes["C"]
         out = []
         for v, vae in enumerate(self.specific):
-            present = mask[:, v].view(-1, *[1] * (views[v].dim() - 1))
-            out.append(torch.where(present, vae.decoder(torch.cat([codes[f"V_{v}"], c], 1)),
-                                   self.consistency.decoders[v](c)))
+            present = vae.decoder(torch.cat([codes[f"V_{v}"], c], 1))
+            missing = self.consistency.decoders[v](c) if self.cfg.missing_decoder == "stage1" else present
+            out.append(torch.where(mask[:, v].view(-1, *[1] * (present.dim() - 1)), present, missing))
         return out
 
     @torch.no_grad()
