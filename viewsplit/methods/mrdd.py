@@ -324,9 +324,11 @@ class MRDD(Method):
         c = codes["C"]
         out = []
         for v, vae in enumerate(self.specific):
-            present = vae.decoder(torch.cat([codes[f"V_{v}"], c], 1))
-            missing = self.consistency.decoders[v](c) if self.cfg.missing_decoder == "stage1" else present
-            out.append(torch.where(mask[:, v].view(-1, *[1] * (present.dim() - 1)), present, missing))
+            x_hat = vae.decoder(torch.cat([codes[f"V_{v}"], c], 1))
+            if self.cfg.missing_decoder == "stage1":
+                present = mask[:, v].view(-1, *[1] * (x_hat.dim() - 1))
+                x_hat = torch.where(present, x_hat, self.consistency.decoders[v](c))
+            out.append(x_hat)
         return out
 
     @torch.no_grad()
