@@ -199,6 +199,28 @@ def _batch(views, mask):
     return Batch(views, mask, None, torch.arange(mask.shape[0]))
 
 
+# ---------------------------------------------------------------------------- augmentation
+def test_augmentation_feeds_the_loss_only(monkeypatch):
+    """``model.augment``: the loss encodes the augmented views (here: a stub augmentation), ``encode`` the raw ones."""
+    import viewsplit.methods.mib as mib_module
+    from viewsplit.data.augment import AugmentConfig
+
+    torch.manual_seed(0)
+    m = MIB(small(augment=AugmentConfig()), DataSpec([(1, 8, 8), (1, 8, 8)], ["a", "b"], 2))
+    x = [torch.rand(6, 1, 8, 8), torch.rand(6, 1, 8, 8)]
+    mask = torch.ones(6, 2, dtype=torch.bool)
+    monkeypatch.setattr(mib_module, "augment", lambda v, cfg: 1.0 - v)
+    torch.manual_seed(1)
+    augmented = m.loss(_batch(x, mask))["objective"]
+    codes = m.eval().encode(x, mask)["Z_cat"]
+    m.cfg.augment = None
+    assert torch.equal(codes, m.encode(x, mask)["Z_cat"])
+    torch.manual_seed(1)
+    assert torch.equal(augmented, m.train().loss(_batch([1.0 - v for v in x], mask))["objective"])
+    with pytest.raises(ConfigError, match="model.augment.corruption"):
+        small_run(**{"model.augment.corruption": 1.5})
+
+
 # ---------------------------------------------------------------------------- one optimiser step
 def small_run(**over):
     raw = {"method": "mib",

@@ -35,6 +35,10 @@ viewsplit generalisations (the paper and code are two-view):
   rank-major gathered order (which the roll pairing sees) differs from the single-process batch
   order, and each rank draws its own ε — the same estimator in distribution (``negatives: all``
   is order-invariant).  Without gathering, negatives are rolled within each rank's shard.
+* **Augmentation** (``model.augment``, off by default): each view of a training batch gets its own
+  random augmentation (:func:`viewsplit.data.augment.augment`) before its encoder, so the critic
+  must find what the views share beyond pixel-aligned detail; ``encode`` sees the raw views.  The
+  paper's multi-view experiments use no augmentation; the Edge-FMNIST preset turns it on.
 * Representations (``encode``): ``Z_<v>`` = μ_v (zeros where view v is missing), ``Z_cat`` = their
   concatenation, and ``C`` = the mean of μ_v over the available views.  MIB has no view-specific
   codes: ``C`` is only the fused shared representation, there is no ``V_<v>``.  In the
@@ -54,6 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import check_choice, check_positive
+from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch
 from ..engine.distributed import gather, is_distributed
 from ..errors import ConfigError
@@ -85,6 +90,8 @@ class MIBConfig:
     share_encoder: bool = True
     #: gather all ranks' samples before the critic (DDP equals one process on the global batch)
     gather_distributed: bool = True
+    #: augment every view independently in training (``{}`` = MIB's strengths); None = no augmentation
+    augment: AugmentConfig | None = None
 
     def validate(self) -> None:
         check_positive(self.z_dim, "model.z_dim")
@@ -99,6 +106,8 @@ class MIBConfig:
         check_positive(self.n_iterations, "model.n_iterations")
         check_choice(self.negatives, NEGATIVES, "model.negatives")
         self.encoder.validate("model.encoder")
+        if self.augment is not None:
+            self.augment.validate("model.augment")
 
 
 class GaussianEncoder(nn.Module):
@@ -138,7 +147,8 @@ class MIB(Method):
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """L_MIB of a batch, with one reparameterised sample z_v = μ_v + σ_v ⊙ ε_v per view."""
-        outs = self.raw(batch.views, batch.mask)
+        views = batch.views if self.cfg.augment is None else [augment(x, self.cfg.augment) for x in batch.views]
+        outs = self.raw(views, batch.mask)
         params = [posterior_params(o) for o in outs]
         zs = [mu + sigma * torch.randn_like(mu) for mu, sigma in params]
         return self.objective([p[0] for p in params], [p[1] for p in params], zs, batch.mask)
