@@ -16,6 +16,7 @@ A "pixels" row applies the same probe to the raw (MinMax-scaled) pixels.  Markdo
 
     python benchmarks/mib_few_labels.py                           # full: 60k images, 100 epochs
     python benchmarks/mib_few_labels.py --train-limit 5000 --epochs 2 --start-iteration 50 --n-iterations 100
+    python benchmarks/mib_few_labels.py --models MIB --start-iteration 20000    # a β-schedule variant only
 
 The β schedule (``--beta-start/--beta-end/--start-iteration/--n-iterations``) is given in global
 optimiser steps; rescale it for short runs (the reference ramps over steps 50k–150k of ~938k).
@@ -99,10 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-iterations", type=int, default=30_000, help="length of the log-linear β ramp in steps")
     p.add_argument("--labels", type=int, nargs="+", default=[1, 10, 100], help="labelled examples per class")
     p.add_argument("--reps", type=int, default=20, help="seeded subset repetitions per label count")
+    p.add_argument("--models", default="MIB,MV-InfoMax",
+                   help="comma-separated subset of MIB,MV-InfoMax (MV-InfoMax ignores the β options)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=None, help="folder for the runs and results.json")
     args = p.parse_args(argv)
+    models = args.models.split(",")
+    if not models or set(models) - {"MIB", "MV-InfoMax"}:
+        p.error(f"--models: expected a comma-separated subset of MIB,MV-InfoMax, got {args.models!r}")
     out = Path(args.out or REPO / "runs" / f"mib_few_labels-{time.strftime('%Y%m%d-%H%M%S')}")
 
     rows, record = {}, {"args": vars(args), "protocol": {
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "probe": "LogisticRegression(solver='saga', C=10, tol=0.1)",
         "subsets": "balanced, k per class from the train split; repetition r uses np.random.default_rng(seed + r)",
         "score": "accuracy on the test split; mean ± population std over repetitions"}, "results": {}}
-    for name in ("MIB", "MV-InfoMax"):
+    for name in models:
         feats, seconds, cfg, splits = train_and_embed(name, args, out)
         (x_tr, y_tr), (x_te, y_te) = feats["train"], feats["test"]
         rows[name] = {k: label_limited_accuracy(x_tr, y_tr, x_te, y_te, k, args.reps, args.seed) for k in args.labels}
