@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="folder for the runs and results.json")
     args = p.parse_args(argv)
     models = args.models.split(",")
-    if not models or set(models) - {"MIB", "MV-InfoMax"}:
+    if set(models) - {"MIB", "MV-InfoMax"}:
         p.error(f"--models: expected a comma-separated subset of MIB,MV-InfoMax, got {args.models!r}")
     out = Path(args.out or REPO / "runs" / f"mib_few_labels-{time.strftime('%Y%m%d-%H%M%S')}")
 
