@@ -263,13 +263,18 @@ def test_csv_loader(tmp_path):
 
 
 def test_synthetic_generator_has_known_factors():
-    f = generate(n_samples=300, n_views=3, n_classes=3, seed=1)
-    assert len(f.views) == 3 and f.views[0].shape == (300, 32) and f.shared.shape == (300, 4)
-    assert np.array_equal(generate(n_samples=300, n_views=3, n_classes=3, seed=1).views[2], f.views[2])
-    # the class lives in the shared factors only
-    from sklearn.linear_model import LogisticRegression
+    f = generate(n_samples=600, n_views=3, n_classes=3, seed=1)
+    assert len(f.views) == 3 and f.views[0].shape == (600, 32) and f.shared.shape == (600, 2)
+    assert [p.shape for p in f.specific] == [(600, 3)] * 3
+    assert np.array_equal(generate(n_samples=600, n_views=3, n_classes=3, seed=1).views[2], f.views[2])
+    # the class is a factor of its own: the shared continuous and the private factors know nothing of it
+    from sklearn.linear_model import LogisticRegression, Ridge
 
-    acc = lambda x: LogisticRegression(max_iter=500).fit(x[:200], f.labels[:200]).score(x[200:], f.labels[200:])
-    assert acc(f.shared) > 0.9 and acc(f.specific[0]) < 0.5
+    acc = lambda x: LogisticRegression(max_iter=500).fit(x[:400], f.labels[:400]).score(x[400:], f.labels[400:])
+    assert acc(f.shared) < 0.5 and acc(f.specific[0]) < 0.5 and acc(f.views[0]) > 0.9
+    # each view carries its own private factor and not another view's
+    r2 = lambda x, y: Ridge(1e-3).fit(x[:400], y[:400]).score(x[400:], y[400:])
+    assert r2(f.views[1], f.specific[1]) > 0.5 and r2(f.views[1], f.specific[0]) < 0.05
     s = load_dataset(DataConfig(name="synthetic", n_samples=100, n_views=2))
     assert s.train.n_views == 2 and len(s.all) == 100
+    assert set(s.train.factors) == {"shared", "view0", "view1"} and len(s.all.factors["view1"]) == 100

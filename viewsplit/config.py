@@ -132,7 +132,13 @@ class EvalConfig:
     #: extra clustering rows, for comparison with reference protocols: ``train``, ``train+test``
     secondary_splits: list[str] = field(default_factory=list)
     batch_size: int = 1024
-    #: MINE estimate of I(C; V_v) on the test split (protocols.md §8): runs, epochs per run
+    #: factor recovery (protocols.md §10) on data sets that carry their generating factors
+    factors: bool = True
+    #: held-out redundancy of C in each V_v (protocols.md §11): R², Gaussian NLL / information
+    redundancy: bool = True
+    #: also a small MLP read-out beside the linear one (factor recovery, redundancy)
+    readout_mlp: bool = True
+    #: also MINE (protocols.md §8), trained on the training codes and scored on the test codes: runs, epochs
     mine: bool = False
     mine_runs: int = 10
     mine_epochs: int = 100

@@ -15,3 +15,7 @@ class DataError(ViewsplitError, ValueError):
 
 class TrainingError(ViewsplitError, RuntimeError):
     """Training cannot continue (e.g. a non-finite loss term); the last good checkpoint is kept."""
+
+
+class TrainingWarning(UserWarning):
+    """Training went on but something is wrong with it (e.g. a bound that stopped being one)."""

@@ -62,13 +62,19 @@ def _as_float(x: Tensor) -> Tensor:
 
 @dataclass
 class MultiViewDataset:
-    """V aligned views of N samples held as tensors in memory."""
+    """V aligned views of N samples held as tensors in memory.
+
+    ``factors`` (optional) holds the generating factors where they are known (protocols.md §10):
+    ``"shared"`` (seen by every view) and ``"view<v>"`` (private to view v), each a float32
+    ``(N, k)`` tensor; the class is ``labels``.
+    """
 
     views: list[Tensor]
     labels: Tensor | None = None
     view_names: list[str] | None = None
     mask: Tensor | None = None
     name: str = "dataset"
+    factors: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         self.uid = next(_UIDS)
@@ -107,11 +113,12 @@ class MultiViewDataset:
             view_names=list(self.view_names or []),
             mask=self.mask[idx],
             name=self.name,
+            factors=None if self.factors is None else {k: f[idx] for k, f in self.factors.items()},
         )
 
     def with_mask(self, mask: Tensor) -> "MultiViewDataset":
         """The same data with another availability mask (validated)."""
-        return MultiViewDataset(self.views, self.labels, list(self.view_names or []), mask, self.name)
+        return MultiViewDataset(self.views, self.labels, list(self.view_names or []), mask, self.name, self.factors)
 
     def batch(self, index: Tensor) -> Batch:
         """Gather one batch; uint8 image views become float32 in [0, 1]."""
@@ -218,6 +225,14 @@ def validate(ds: MultiViewDataset) -> None:
     empty = (~m.any(1)).nonzero()[:5, 0].tolist()
     if empty:
         raise DataError(f"{where}: mask rows with no view present (every sample needs >= 1 view): {empty}")
+    for key, f in (ds.factors or {}).items():
+        if key != "shared" and not (key.startswith("view") and key[4:].isdigit() and int(key[4:]) < len(ds.views)):
+            raise DataError(f"{where}: factor {key!r} must be 'shared' or 'view<v>' with v < {len(ds.views)}")
+        if not isinstance(f, Tensor) or f.dtype != torch.float32 or f.dim() != 2 or f.shape[0] != n:
+            got = f"{f.dtype} {tuple(f.shape)}" if isinstance(f, Tensor) else type(f).__name__
+            raise DataError(f"{where}: factor {key!r} must be a float32 tensor of shape ({n}, k), got {got}")
+        if not torch.isfinite(f).all():
+            raise DataError(f"{where}: factor {key!r} contains NaN or Inf values")
 
 
 def check_batch_mask(mask: Tensor) -> None:
@@ -313,4 +328,6 @@ def concat(a: MultiViewDataset, b: MultiViewDataset) -> MultiViewDataset:
         view_names=list(a.view_names or []),
         mask=torch.cat([a.mask, b.mask]),
         name=a.name,
+        factors=None if a.factors is None or b.factors is None
+        else {k: torch.cat([f, b.factors[k]]) for k, f in a.factors.items()},
     )

@@ -42,13 +42,17 @@ class DataConfig:
     #: keep only this many (stratified, seeded) training / test samples; for quick runs
     train_limit: int | None = None
     test_limit: int | None = None
-    #: synthetic generator: samples, classes, shared/specific factor sizes, view dimension, noise
+    #: synthetic generator (data/synthetic.py): samples, classes, class-embedding size, shared and
+    #: view-private factor sizes, view dimension, noise, the mixing networks' width and gain
     n_samples: int = 2000
     n_classes: int = 4
-    shared_dim: int = 4
-    specific_dim: int = 4
+    class_dim: int = 4
+    shared_dim: int = 2
+    specific_dim: int = 3
     view_dim: int = 32
     noise: float = 0.05
+    mixing_hidden: int = 64
+    mixing_gain: float = 1.5
     #: cache preprocessed tensors (Edge-MNIST, COIL, Office-31) under $VIEWSPLIT_CACHE
     cache: bool = True
     #: ``augpairs``: the image data set and view whose two augmentations form the views, and
@@ -77,6 +81,12 @@ class DataConfig:
             raise ConfigError(f"data.n_views: need at least 2 views, got {self.n_views}")
         if self.source_view < 0:
             raise ConfigError(f"data.source_view: must be a view index >= 0, got {self.source_view}")
+        for key in ("n_samples", "n_classes", "class_dim", "shared_dim", "specific_dim", "view_dim", "mixing_hidden"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"data.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.noise < 0 or self.mixing_gain <= 0:
+            raise ConfigError(f"data.noise / data.mixing_gain: need noise >= 0 and gain > 0, got {self.noise} / "
+                              f"{self.mixing_gain}")
 
 
 @dataclass

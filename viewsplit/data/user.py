@@ -3,6 +3,8 @@
 ``data.name=npz data.path=FILE.npz``: arrays ``view0``, ``view1``, … (each ``(N, D)`` or
 ``(N, C, H, W)``), optional ``labels`` (N integers) and optional ``train_index`` /
 ``test_index``.  Without indices, a seeded stratified split (``data.test_fraction``) is drawn.
+Known generating factors (protocols.md §10), if any: ``factors_shared`` and ``factors_view0``,
+``factors_view1``, … (``(N,)`` or ``(N, k)``); the evaluation then reports factor recovery.
 
 ``data.name=csv data.views=[a.csv,b.csv] [data.labels=y.csv]``: numeric CSVs (a non-numeric
 first row is taken as a header), one row per sample, aligned across files.
@@ -41,8 +43,15 @@ def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None, test_idx=None) -> DataSplits:
-    full = MultiViewDataset(views, labels, view_names, name=name)
+def _as_factor(arr: np.ndarray, where: str) -> torch.Tensor:
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating) or arr.ndim not in (1, 2):
+        raise DataError(f"{where}: a factor must be a numeric (N,) or (N, k) array, got {arr.dtype} {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32))
+
+
+def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None, test_idx=None,
+           factors: dict[str, torch.Tensor] | None = None) -> DataSplits:
+    full = MultiViewDataset(views, labels, view_names, name=name, factors=factors)
     n = len(full)
     if train_idx is None:
         if labels is not None:
@@ -79,17 +88,19 @@ def load_npz(cfg: DataConfig) -> DataSplits:
     names = sorted((k for k in keys if k.startswith("view") and k[4:].isdigit()), key=lambda k: int(k[4:]))
     if [int(k[4:]) for k in names] != list(range(len(names))):
         raise DataError(f"{path}: view arrays must be named view0, view1, … without gaps; found {names}")
-    unknown = keys - set(names) - {"labels", "train_index", "test_index"}
+    factor_keys = {k for k in keys if k == "factors_shared" or (k.startswith("factors_view") and k[12:].isdigit())}
+    unknown = keys - set(names) - factor_keys - {"labels", "train_index", "test_index"}
     if unknown:
         raise DataError(f"{path}: unknown arrays {sorted(unknown)}; expected view0, view1, …, labels, "
-                        "train_index, test_index")
+                        "train_index, test_index, factors_shared, factors_view0, …")
+    factors = {k[8:]: _as_factor(z[k], f"{path}: array {k!r}") for k in sorted(factor_keys)} or None
     views = [_as_view(z[k], f"{path}: array {k!r}") for k in names]
     labels = _as_labels(z["labels"], f"{path}: array 'labels'") if "labels" in keys else None
     if ("train_index" in keys) != ("test_index" in keys):
         raise DataError(f"{path}: give both train_index and test_index, or neither")
     tr = z["train_index"] if "train_index" in keys else None
     te = z["test_index"] if "test_index" in keys else None
-    return _split(views, labels, cfg, path.stem, names, tr, te)
+    return _split(views, labels, cfg, path.stem, names, tr, te, factors)
 
 
 def _read_csv(path: Path) -> np.ndarray:

@@ -6,6 +6,7 @@ training, ``final.pt`` when done), ``log.jsonl``, ``metrics.json`` and ``metrics
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,12 +107,28 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     if last.exists():
         timing = {"train_seconds": round(ckpt.load(last)["train_seconds"], 2), **timing}
     metrics["timing"] = timing
+    warned = training_warnings(run.run_dir)
+    if warned:
+        metrics["training_warnings"] = warned
     out_dir = _report_dir(run, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "metrics.md").write_text(markdown(metrics, run.splits.train.view_names))
     if run.cfg.eval.figures:
         save_figures(run, out_dir)
     return metrics
+
+
+def training_warnings(run_dir: Path) -> list[str]:
+    """The warnings training logged (e.g. an invalid CLUB bound), one line per stage and message."""
+    path = run_dir / "log.jsonl"
+    if not path.exists():
+        return []
+    seen: dict[str, list[int]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        for msg in row.get("warnings", []):
+            seen.setdefault(f"stage {row['stage']!r}: {re.sub(r' [(][^()]* nats[)]', '', msg)}", []).append(row["epoch"] + 1)
+    return [f"{msg} (epochs {', '.join(map(str, ep))})" for msg, ep in seen.items()]
 
 
 def evaluate_missing_run(run: Run, out_dir: Path | None = None) -> dict:

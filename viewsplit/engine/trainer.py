@@ -17,6 +17,7 @@ import contextlib
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 from .. import __version__
 from ..config import RunConfig, StageConfig
 from ..data.multiview import MultiViewDataset, num_batches
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, TrainingError, TrainingWarning
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
 from .distributed import DistContext, mean_across_ranks
@@ -204,9 +205,12 @@ class Trainer:
                 stage.on_epoch_end(epoch)
             self.train_seconds += time.perf_counter() - t0
             means = mean_across_ranks({k: v / max(count, 1) for k, v in sums.items()})
+            problems = stage.check_epoch(means) if stage.check_epoch is not None else []
             self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch, "global_step": int(self.method.global_step),
                              "lr": optimizers[steps[-1].name].param_groups[0]["lr"], **means,
-                             "train_seconds": round(self.train_seconds, 3)})
+                             "train_seconds": round(self.train_seconds, 3), **({"warnings": problems} if problems else {})})
+            for msg in problems if self.ctx.is_main else []:
+                warnings.warn(f"stage {name!r}, epoch {epoch + 1}: {msg}", TrainingWarning, stacklevel=2)
             if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < scfg.epochs:
                 self._save(si, epoch + 1, 0, optimizers)
         if stage.on_end is not None:

@@ -48,6 +48,25 @@ def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device
     return out
 
 
+@torch.no_grad()
+def extract_samples(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """One posterior sample μ + σ ⊙ ε (seeded) of every representation the method gives as a Gaussian posterior."""
+    g = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[torch.Tensor]] = {}
+    was_training = method.training
+    method.eval()
+    try:
+        for batch in ds.batches(batch_size):
+            batch = batch.to(device)
+            for k, (mu, std) in method.posteriors(batch.views, batch.mask).items():
+                eps = torch.randn(mu.shape, generator=g).to(mu.device)
+                parts.setdefault(k, []).append((mu + std * eps).float().cpu())
+    finally:
+        method.train(was_training)
+    return {k: torch.cat(v).flatten(1).numpy().astype(np.float64) for k, v in parts.items()}
+
+
 def compose(reps: dict[str, np.ndarray], n_views: int, best_view: int) -> dict[str, np.ndarray]:
     """Add ``C+V_best`` and ``C+V_all`` (protocols.md §2) when a method exposes C and V codes."""
     spec = [f"V_{v}" for v in range(n_views)]
@@ -109,11 +128,19 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:
         result["secondary"] = {s: {"clustering": clustering(s)} for s in secondary}
-    if cfg.mine and "C" in te:
-        from .mine import mine_runs
+    if splits.train.factors is not None and cfg.factors:
+        from .factors import factor_recovery
 
-        result["redundancy"] = {r: {"mi_nats": mine_runs(te["C"], te[r], cfg.mine_runs, epochs=cfg.mine_epochs)}
-                                for r in te if r.startswith("V_")}
+        f_tr = {k: f.numpy() for k, f in splits.train.factors.items()}
+        f_te = {k: f.numpy() for k, f in splits.test.factors.items()}
+        result["factors"] = factor_recovery(tr, te, f_tr, f_te, y_tr, y_te, cfg.readout_mlp)
+    if (cfg.redundancy or cfg.mine) and "C" in te and any(r.startswith("V_") for r in te):
+        from .redundancy import held_out_redundancy
+
+        samples = [extract_samples(method, d, cfg.batch_size, device, seed) for seed, d in enumerate((splits.train, splits.test))]
+        result["redundancy"] = held_out_redundancy(tr, te, *samples, mlp=cfg.readout_mlp,
+                                                   mine_runs=cfg.mine_runs if cfg.mine else 0,
+                                                   mine_epochs=cfg.mine_epochs)
     if hasattr(method, "predict"):
         from .prediction import prediction_report
 
@@ -180,12 +207,16 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
         lines += [f"| {r} | " + " | ".join(f"{m[p]['acc']:.4f} / {m[p]['f1_macro']:.4f}" for p in probes) + " |"
                   for r, m in cls.items()]
         lines.append("")
-    red = metrics.get("redundancy")
-    if red:
-        lines += ["## Redundancy: MINE estimate of I(C; V_v) on the test split (nats, mean ± std over runs)", "",
-                  "| representation | I(C; V) |", "|---|---|"]
-        lines += [f"| {r} | {_pm(m['mi_nats'])} |" for r, m in red.items()]
-        lines.append("")
+    if metrics.get("factors"):
+        from .factors import markdown as factor_rows
+
+        lines += factor_rows(metrics["factors"])
+    if metrics.get("redundancy"):
+        from .redundancy import markdown as redundancy_rows
+
+        lines += redundancy_rows(metrics["redundancy"])
+    for w in metrics.get("training_warnings", []):
+        lines += [f"**Training warning**: {w}", ""]
     pred = metrics.get("prediction")
     if pred:
         lines += ["## Missing-view prediction on the test split (MSE per element)", "",

@@ -5,9 +5,11 @@ trained (Adam, lr 1e-4, batch 128) to maximise the Donsker–Varadhan bound on e
 
     Î = mean_b T(c_b, v_b) − [logsumexp_b T(c_b, v_π(b)) − log B],   π a fresh random permutation.
 
-Inputs are z-scored per dimension on the evaluated data (MI is invariant to that).  The final
-estimate is Î on the full set averaged over 10 permutations; several seeded runs give mean ± std.
-Result in nats.
+Inputs are z-scored per dimension with the training pairs' statistics (MI is invariant to that).
+The final estimate is Î on the full set averaged over 10 permutations; several seeded runs give
+mean ± std.  Result in nats.  With ``held_out`` pairs the critic is trained on the given pairs and
+Î is evaluated on the held-out ones (protocols.md §11): fitted and scored on the same pairs, the
+bound reports the critic's fit as much as the information.
 """
 from __future__ import annotations
 
@@ -30,17 +32,24 @@ def dv_bound(critic: nn.Module, c: Tensor, v: Tensor, perm: Tensor) -> Tensor:
     return joint.mean() - (torch.logsumexp(marginal, 0) - math.log(c.shape[0]))
 
 
-def _zscore(x: np.ndarray) -> Tensor:
+def _zscore(x: np.ndarray, ref: np.ndarray | None = None) -> Tensor:
+    """x z-scored per dimension with the statistics of ``ref`` (default: of x itself)."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    sd = x.std(0)
-    return torch.from_numpy(((x - x.mean(0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32))
+    ref = x if ref is None else np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
+    sd = ref.std(0)
+    return torch.from_numpy(((x - ref.mean(0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32))
 
 
 def mine_estimate(c: np.ndarray, v: np.ndarray, epochs: int = 100, batch_size: int = 128, lr: float = 1e-4,
-                  seed: int = 0, n_perm: int = 10) -> float:
-    """One MINE run: train the critic for ``epochs`` passes over the pairs, return Î on the full set."""
+                  seed: int = 0, n_perm: int = 10, held_out: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """One MINE run: train the critic for ``epochs`` passes over the pairs, return Î on the full set
+    (or on the ``held_out`` pairs (c, v))."""
     g = torch.Generator().manual_seed(seed)
     ct, vt = _zscore(c), _zscore(v)
+    if held_out is not None:
+        et, ev = _zscore(held_out[0], c), _zscore(held_out[1], v)
+    else:
+        et, ev = ct, vt
     n = ct.shape[0]
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -55,7 +64,8 @@ def mine_estimate(c: np.ndarray, v: np.ndarray, epochs: int = 100, batch_size: i
             loss.backward()
             opt.step()
     with torch.no_grad():
-        return float(np.mean([dv_bound(critic, ct, vt, torch.randperm(n, generator=g)).item() for _ in range(n_perm)]))
+        m = et.shape[0]
+        return float(np.mean([dv_bound(critic, et, ev, torch.randperm(m, generator=g)).item() for _ in range(n_perm)]))
 
 
 def mine_runs(c: np.ndarray, v: np.ndarray, runs: int = 10, **kw) -> dict:

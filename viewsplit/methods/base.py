@@ -93,6 +93,9 @@ class Stage:
     on_end: Callable[["MultiViewDataset", torch.device], None] | None = None
     #: extra modules to keep in train mode although no step optimises them
     train_modules: list[nn.Module] = field(default_factory=list)
+    #: called with the epoch's mean loss terms; returns warnings (e.g. an estimate that stopped
+    #: being a bound), which the engine logs in the epoch row and reports
+    check_epoch: Callable[[dict[str, float]], list[str]] | None = None
 
 
 class Method(nn.Module):
@@ -118,6 +121,11 @@ class Method(nn.Module):
 
     def encode(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def posteriors(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+        """(μ, σ) of the representations that are Gaussian posteriors (μ is what ``encode`` gives);
+        empty for methods with deterministic codes.  Used to score redundancy from posterior samples."""
+        return {}
 
     # --------------------------------------------------------------- helpers
     @staticmethod

@@ -45,6 +45,7 @@ from ..config import check_choice, check_positive
 from ..data.multiview import Batch
 from ..errors import ConfigError
 from ..losses.dmrnet import HARD_CANDIDATES, DMRNetLoss, WeakCombinationTracker, combination_codes, combination_masks
+from ..models.stochastic import GaussianSample
 from .base import DataSpec, Stage, Step, register_method
 from .fusion import Fusion, FusionConfig, embedding_layer
 
@@ -83,10 +84,11 @@ class ProbabilisticEmbedding(nn.Module):
         super().__init__()
         self.mu = embedding_layer(in_dim, z_dim)
         self.logvar = embedding_layer(in_dim, z_dim)
+        self.sample = GaussianSample()
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         mu, logvar = self.mu(h), self.logvar(h)
-        e = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        e = self.sample.from_logvar(mu, logvar)
         return e, mu, logvar
 
 

@@ -64,6 +64,7 @@ from ..engine.distributed import gather, is_distributed
 from ..errors import ConfigError
 from ..losses.mib import NEGATIVES, ExponentialScheduler, MIBCritic, mib_loss, posterior_params, view_pairs
 from ..models.backbones import BackboneConfig, feature_encoder
+from ..models.stochastic import GaussianSample
 from .base import DataSpec, Method, Stage, Step, apply_present, register_method
 
 
@@ -117,6 +118,7 @@ class GaussianEncoder(nn.Module):
         super().__init__()
         trunk, dim = feature_encoder(shape, cfg)
         self.net = nn.Sequential(trunk, nn.Linear(dim, 2 * z_dim))
+        self.sample = GaussianSample()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -150,7 +152,7 @@ class MIB(Method):
         views = batch.views if self.cfg.augment is None else [augment(x, self.cfg.augment) for x in batch.views]
         outs = self.raw(views, batch.mask)
         params = [posterior_params(o) for o in outs]
-        zs = [mu + sigma * torch.randn_like(mu) for mu, sigma in params]
+        zs = [self.encoders[self.view_encoder[v]].sample(mu, sigma) for v, (mu, sigma) in enumerate(params)]
         return self.objective([p[0] for p in params], [p[1] for p in params], zs, batch.mask)
 
     def objective(self, mus: list[Tensor], sigmas: list[Tensor], zs: list[Tensor], mask: Tensor) -> dict[str, Tensor]:

@@ -1,0 +1,22 @@
+"""Stochastic layers that key their behaviour on their own mode (protocols.md §12).
+
+The engine keeps a method in eval mode and switches only the submodules a stage trains to train
+mode, so a layer that asked an outer module (``method.training``) would never sample.  Every
+reparameterised sample in viewsplit goes through :class:`GaussianSample`, owned by the module
+whose parameters produce μ and σ: it samples exactly when that module is trained.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class GaussianSample(nn.Module):
+    """``z = μ + σ ⊙ ε`` (ε ~ N(0, I)) in training mode, ``z = μ`` in eval mode."""
+
+    def forward(self, mu: Tensor, std: Tensor) -> Tensor:
+        return mu + std * torch.randn_like(mu) if self.training else mu
+
+    def from_logvar(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        """The same with σ = e^{½ logvar}."""
+        return self(mu, (0.5 * logvar).exp())
