@@ -39,7 +39,7 @@ def ridge_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> t
     """Ridge predictions on the training and test inputs."""
     a, b = _scaled(x_tr, x_te)
     model = RidgeCV(alphas=ALPHAS).fit(a, _2d(y_tr))
-    return model.predict(a), model.predict(b)
+    return _2d(model.predict(a)), _2d(model.predict(b))
 
 
 def ridge_r2(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray) -> float:

@@ -1,5 +1,5 @@
 """Losses usable on their own, outside the engine. Each docstring gives the formula and reference."""
-from .club import CLUBSample, club_all_pairs, club_sample, gaussian_loglik
+from .club import CLUBSample, club_all_pairs, club_sample, gaussian_loglik, gaussian_nll
 from .dcca import BatchTooSmallError, DCCALoss, dcca_correlation
 from .decur import (BarlowTwinsLoss, DeCURLoss, barlow_twins_loss, barlow_twins_objective, batch_normalise,
                     common_unique_objectives, cross_correlation, decur_loss)
@@ -11,7 +11,7 @@ from .sdl import SoftCCALoss, StochasticDecorrelationLoss, batch_standardize
 
 __all__ = ["BatchTooSmallError", "CLUBSample", "DCCALoss", "SoftCCALoss", "StochasticDecorrelationLoss",
            "batch_standardize", "club_all_pairs", "club_sample", "dcca_correlation", "gaussian_kl",
-           "equal_view_weights", "gaussian_loglik", "masked_mean", "masked_sse", "masked_view_mse", "per_sample_sse",
+           "equal_view_weights", "gaussian_loglik", "gaussian_nll", "masked_mean", "masked_sse", "masked_view_mse", "per_sample_sse",
            # MIB
            "ExponentialScheduler", "MIBCritic", "gaussian_posterior", "mi_jsd_surrogate", "mi_nwj_estimate",
            "mib_loss", "rolled_negatives", "symmetric_kl",

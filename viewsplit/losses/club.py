@@ -15,6 +15,8 @@ the mean of per-rank estimates.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -22,6 +24,12 @@ from torch import Tensor, nn
 def gaussian_loglik(mu: Tensor, logvar: Tensor, y: Tensor) -> Tensor:
     """``mean_b Σ_d [−(μ − y)² / e^{logvar} − logvar]`` (= 2 × Gaussian log-likelihood + const)."""
     return (-(mu - y).pow(2) / logvar.exp() - logvar).sum(1).mean()
+
+
+def gaussian_nll(mu: Tensor, logvar: Tensor, y: Tensor) -> Tensor:
+    """The proper Gaussian NLL in nats per sample, ``mean_b Σ_d ½[(μ − y)² / e^{logvar} + logvar + log 2π]``
+    (= −½ loglik + ½ d log 2π): what the critic's fit is reported in."""
+    return 0.5 * ((mu - y).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(1).mean()
 
 
 def club_sample(mu: Tensor, logvar: Tensor, y: Tensor, perm: Tensor) -> Tensor:
@@ -53,6 +61,10 @@ class CLUBSample(nn.Module):
 
     def loglik(self, x: Tensor, y: Tensor) -> Tensor:
         return gaussian_loglik(*self.params(x), y)
+
+    def nll(self, x: Tensor, y: Tensor) -> Tensor:
+        """−log q_θ(y | x) in nats per sample (:func:`gaussian_nll`)."""
+        return gaussian_nll(*self.params(x), y)
 
     def learning_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """The critic's loss: −loglik on detached inputs (updates θ only)."""

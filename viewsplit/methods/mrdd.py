@@ -54,7 +54,7 @@ from ..data.multiview import Batch, MultiViewDataset
 from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_sse, per_sample_sse
 from ..models.backbones import BackboneConfig, feature_encoder, view_decoder
 from ..models.batchnorm import recalibrate_batchnorm
-from ..models.masking import mask_view, modality_drop
+from ..models.masking import cross_view_split, mask_view, modality_drop
 from ..models.stochastic import GaussianSample
 from .base import DataSpec, Method, Stage, Step, apply_present, register_method
 
@@ -81,6 +81,10 @@ class MRDDConfig:
     #: only a random non-empty subset of its views; every present view stays a reconstruction target,
     #: so C learns to predict absent views (what inference from a subset of views needs)
     view_drop: float = 0.0
+    #: stage 1, viewsplit option: ``all`` (the paper: reconstruct every view) or ``hidden`` (pure
+    #: cross-view prediction: the encoder sees a random non-empty proper subset of the views and
+    #: reconstructs only the others, so C has no use for a view's private factors)
+    stage1_targets: str = "all"
     #: stage 2: specific KL weight β, CLUB weight λ, critic width h
     beta: float = 0.5
     lam: float = 1.0
@@ -124,6 +128,7 @@ class MRDDConfig:
         check_choice(self.stage2, ("paper", "released_code"), "model.stage2")
         check_choice(self.recon_reduction, ("sum", "batch_mean"), "model.recon_reduction")
         check_choice(self.view_weights, ("size", "equal"), "model.view_weights")
+        check_choice(self.stage1_targets, ("all", "hidden"), "model.stage1_targets")
         check_choice(self.missing_decoder, ("stage2", "stage1"), "model.missing_decoder")
         self.consistency.validate("model.consistency")
         self.specific.validate("model.specific")
@@ -223,11 +228,15 @@ class MRDD(Method):
     def consistency_loss(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.cfg
         masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in batch.views]
-        seen = modality_drop(batch.mask, cfg.view_drop) if cfg.view_drop > 0 else batch.mask
+        if cfg.stage1_targets == "hidden":
+            seen, targets = cross_view_split(batch.mask)
+        else:
+            seen = modality_drop(batch.mask, cfg.view_drop) if cfg.view_drop > 0 else batch.mask
+            targets = batch.mask
         mu, logvar = self.consistency.posterior(masked, seen)
         c = self.consistency.sample.from_logvar(mu, logvar)
         x_hats = [dec(c) for dec in self.consistency.decoders]
-        return consistency_objective(batch.views, x_hats, batch.mask, mu, logvar, cfg.alpha, cfg.kl_weight,
+        return consistency_objective(batch.views, x_hats, targets, mu, logvar, cfg.alpha, cfg.kl_weight,
                                      cfg.recon_reduction, self.view_weights)
 
     def _recalibrate(self, data: MultiViewDataset, device: torch.device) -> None:
@@ -274,20 +283,30 @@ class MRDD(Method):
             mu, logvar = vae.posterior(x)
             yield v, x, cv, mu, logvar, vae.sample.from_logvar(mu, logvar)
 
+    @staticmethod
+    def _club_code(s: Tensor) -> Tensor:
+        """s_v as the critic sees it: standardised per dim over the batch (MI is invariant to that
+        map; without it the encoder can shrink a dim until a critic trained at a modest rate no
+        longer resolves the information it carries)."""
+        return (s - s.mean(0)) / (s.std(0) + 1e-4)
+
     def standardised(self, c: Tensor) -> Tensor:
         """c in the units the critics see: (c − mean) / std with the frozen stage 1's training statistics."""
         return (c - self.c_mean) / self.c_std
 
     def critic_loss(self, batch: Batch) -> dict[str, Tensor]:
         """The critics' −loglik on detached samples; logged as the Gaussian NLL of c̃ in nats per sample."""
-        with torch.no_grad():
-            pairs = [(v, s, self.standardised(cv)) for v, _, cv, _, _, s in self._per_view(batch)]
+        if "critic_inputs" not in batch.cache:   # the encoders are fixed during the critic's repeats
+            with torch.no_grad():
+                batch.cache["critic_inputs"] = [(v, mu, logvar, self.standardised(cv))
+                                                for v, _, cv, mu, logvar, _ in self._per_view(batch)]
         total = batch.views[0].new_zeros(())
         out: dict[str, Tensor] = {}
-        for v, s, cv in pairs:
-            loss = self.critics[v].learning_loss(s, cv)
-            total = total + loss
-            out[f"nll_nats_{v}"] = (0.5 * loss + 0.5 * cv.shape[1] * math.log(2 * math.pi)).detach()
+        for v, mu, logvar, cv in batch.cache["critic_inputs"]:
+            s = self._club_code(self.specific[v].sample.from_logvar(mu, logvar))   # a fresh sample each repeat
+            total = total + self.critics[v].learning_loss(s, cv)
+            with torch.no_grad():
+                out[f"nll_nats_{v}"] = self.critics[v].nll(s, cv)
         return {"objective": total, **out}
 
     def disentangle_loss(self, batch: Batch) -> dict[str, Tensor]:
@@ -299,7 +318,7 @@ class MRDD(Method):
             sse = per_sample_sse(x, x_hat)
             recon = recon + (sse.mean() if cfg.recon_reduction == "batch_mean" else sse.sum())
             kl = kl + gaussian_kl(mu, logvar).mean()
-            club_v = self.critics[v](s, self.standardised(cv))
+            club_v = self.critics[v](self._club_code(s), self.standardised(cv))
             club = club + club_v
             per_view[f"club_{v}"] = club_v.detach()
         total = recon + cfg.beta * kl + cfg.lam * club

@@ -62,3 +62,21 @@ def modality_drop(mask: Tensor, rate: float = 1.0, generator: torch.Generator | 
         out[ok] = draw[ok]
         todo &= ~ok
     return out
+
+
+def cross_view_split(mask: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Per sample, split its present views into an encoder input S and reconstruction targets.
+
+    S is drawn uniformly among the non-empty *proper* subsets of the present views (rejection, as in
+    :func:`modality_drop`); the targets are the present views outside S.  A sample with a single
+    present view sees it and has no target.  Returns ``(seen, targets)``, both ``(B, V)`` bool.
+    """
+    b, v = mask.shape
+    seen = mask.clone()
+    todo = mask.sum(1) > 1
+    while bool(todo.any()):
+        draw = (torch.rand(b, v, generator=generator, device=mask.device) < 0.5) & mask
+        ok = todo & draw.any(1) & (draw != mask).any(1)
+        seen[ok] = draw[ok]
+        todo &= ~ok
+    return seen, mask & ~seen

@@ -1,0 +1,119 @@
+"""Does a method split consistent from specific?  Measured where the answer is known (protocols.md §10).
+
+    python benchmarks/factor_split.py [--methods mrdd,fae,decur] [--generators g1,g2,g3] [--seeds 3]
+                                      [--config-dir configs/handwritten] [--out FILE.md] [key=value ...]
+
+Each method trains from its shipped vector-data preset (``<config-dir>/<method>.yaml``) on the
+``synthetic`` data set (class, shared continuous and per-view private factors, random nonlinear
+mixing; data/synthetic.py) under several generators, for several training seeds; key=value
+overrides apply to every run.  Codes are read out held out (ridge fitted on the train split's
+codes, R² on the test split's; class: logistic probe) and compared with the targets of issue 20:
+
+| entry | target |
+|---|---|
+| R²(private_v \\| C), worst view | ≤ 0.10 |
+| R²(private_v \\| V_v), worst view | ≥ 0.80 |
+| R²(shared \\| C) | ≥ 0.80 |
+| R²(shared \\| V_v), worst view | ≤ 0.20 |
+| class accuracy from V_v, worst view | ≤ 2 × chance |
+| class accuracy from C | ≥ 0.95 |
+
+Prints one Markdown table per generator (mean ± std over training seeds) and which targets missed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+import torch
+
+from viewsplit.config import EvalConfig, load_config
+from viewsplit.engine.run import prepare
+from viewsplit.engine.trainer import Trainer
+from viewsplit.eval.evaluate import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: varied generators: views, classes, factor sizes, view width, mixing gain, noise, data seed
+GENERATORS = {
+    "g1": {"n_views": 3, "n_classes": 8, "shared_dim": 2, "specific_dim": 3, "view_dim": 32, "mixing_gain": 1.5,
+           "noise": 0.05, "seed": 11},
+    "g2": {"n_views": 4, "n_classes": 5, "shared_dim": 3, "specific_dim": 2, "view_dim": 24, "mixing_gain": 2.5,
+           "noise": 0.05, "seed": 12},
+    "g3": {"n_views": 3, "n_classes": 10, "shared_dim": 2, "specific_dim": 4, "view_dim": 48, "mixing_gain": 1.0,
+           "noise": 0.1, "seed": 13},
+}
+
+#: (column, target, "max"/"min": the target bounds the worst view from above / below)
+TARGETS = [("R²(priv|C)", 0.10, "max"), ("R²(priv|V)", 0.80, "min"), ("R²(shared|C)", 0.80, "min"),
+           ("R²(shared|V)", 0.20, "max"), ("acc(y|V)/chance", 2.0, "max"), ("acc(y|C)", 0.95, "min")]
+
+
+def split_scores(factors: dict, n_views: int, n_classes: int) -> dict[str, float]:
+    """The targets' entries from a factor-recovery result (worst view for the per-view entries;
+    chance = 1 / n_classes, the generator's classes being balanced)."""
+    r2, acc = factors["ridge_r2"], factors["class_acc"]
+    views = range(n_views)
+    return {"R²(priv|C)": max(r2["C"][f"view{v}"] for v in views),
+            "R²(priv|V)": min(r2[f"V_{v}"][f"view{v}"] for v in views),
+            "R²(shared|C)": r2["C"]["shared"],
+            "R²(shared|V)": max(r2[f"V_{v}"]["shared"] for v in views),
+            "acc(y|V)/chance": max(acc[f"V_{v}"] for v in views) * n_classes,
+            "acc(y|C)": acc["C"]}
+
+
+def run_one(method: str, config_dir: Path, gen: dict, seed: int, overrides: list[str]) -> tuple[dict, float]:
+    data = ["data.name=synthetic", "data.n_samples=3000", *(f"data.{k}={v}" for k, v in gen.items())]
+    cfg = load_config(config_dir / f"{method}.yaml",
+                      [*data, f"train.seed={seed}", "train.progress=never", *overrides])
+    with TemporaryDirectory() as tmp:
+        run = prepare(cfg, Path(tmp))
+        seconds = Trainer(cfg, run.method, run.splits.train, tmp).fit()
+        ecfg = EvalConfig(kmeans_seeds=0, probes=[], readout_mlp=False, figures=False)
+        m = evaluate(run.method, run.splits, ecfg)
+    return split_scores(m["factors"], gen["n_views"], gen["n_classes"]), seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--methods", default="mrdd,fae,decur")
+    ap.add_argument("--generators", default="g1,g2,g3")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--config-dir", default=str(REPO / "configs" / "handwritten"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    lines = [f"Command: `python benchmarks/factor_split.py {' '.join(sys.argv[1:] if argv is None else argv)}`", ""]
+    cols = [c for c, _, _ in TARGETS]
+    for g in args.generators.split(","):
+        gen = GENERATORS[g]
+        lines += [f"### generator {g}: {gen}", "",
+                  "| method | " + " | ".join(cols) + " | train s | targets missed |", "|---" * (len(cols) + 3) + "|"]
+        for method in args.methods.split(","):
+            rows, secs = [], []
+            for seed in range(args.seeds):
+                s, t = run_one(method, Path(args.config_dir), gen, seed, args.overrides)
+                rows.append(s)
+                secs.append(t)
+                print(f"{g} {method} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in s.items()), flush=True)
+            mean = {c: float(np.mean([r[c] for r in rows])) for c in cols}
+            std = {c: float(np.std([r[c] for r in rows])) for c in cols}
+            missed = [c for c, t, kind in TARGETS if (mean[c] > t if kind == "max" else mean[c] < t)]
+            lines.append(f"| {method} | " + " | ".join(f"{mean[c]:.3f} ± {std[c]:.3f}" for c in cols)
+                         + f" | {np.mean(secs):.0f} | {', '.join(missed) or 'none'} |")
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
