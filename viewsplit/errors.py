@@ -15,3 +15,7 @@ class DataError(ViewsplitError, ValueError):
 
 class TrainingError(ViewsplitError, RuntimeError):
     """Training cannot continue (e.g. a non-finite loss term); the last good checkpoint is kept."""
+
+
+class CheckpointError(ViewsplitError, ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupt, or not a viewsplit checkpoint)."""
