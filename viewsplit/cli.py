@@ -270,11 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr``, even after a caller (a test, a notebook) replaced it."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _log_to_stderr() -> None:
     """Progress lines of the ``viewsplit`` logger go to stderr, as ``viewsplit: <message>``."""
     log = logging.getLogger("viewsplit")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("viewsplit: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

@@ -129,6 +129,8 @@ class Trainer:
                 return self.train_seconds
         else:
             ckpt.seed_everything(tcfg.seed + self.ctx.rank)
+        for name, scfg in self.cfg.stages.items():   # every stage's batching, before the first one trains
+            self._batching(name, scfg)
         self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, tensorboard=tcfg.tensorboard)
         try:
             for si, (name, scfg) in enumerate(self.cfg.stages.items()):
@@ -177,13 +179,7 @@ class Trainer:
             ckpt.set_rng_state(state["rng"])
             start_epoch, start_batch = state["epoch"], state["batch"]
         world = self.ctx.world_size
-        if scfg.batch_size < world:
-            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} is smaller than the {world} DDP ranks")
-        per_rank = scfg.batch_size // world
-        n_batches = num_batches(-(-len(self.data) // world), per_rank, scfg.drop_last)
-        if n_batches == 0:
-            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} exceeds the {len(self.data)} training "
-                              "samples with drop_last=true; lower it or set drop_last=false")
+        per_rank, n_batches = self._batching(name, scfg)
         tcfg = self.cfg.train
         if stage.on_start is not None and start_epoch < scfg.epochs:
             stage.on_start(self.data, self.device)
@@ -236,6 +232,17 @@ class Trainer:
         if stage.on_end is not None:
             stage.on_end(self.data, self.device)
         self._save(si + 1, 0, 0, {})  # the stage is complete
+
+    def _batching(self, name: str, scfg: StageConfig) -> tuple[int, int]:
+        """Stage ``name``'s per-rank batch size and batches per epoch; a ConfigError if it has no batch."""
+        world = self.ctx.world_size
+        if scfg.batch_size < world:
+            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} is smaller than the {world} DDP ranks")
+        n_batches = num_batches(-(-len(self.data) // world), scfg.batch_size // world, scfg.drop_last)
+        if n_batches == 0:
+            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} exceeds the {len(self.data)} training "
+                              "samples with drop_last=true; lower it or set drop_last=false")
+        return scfg.batch_size // world, n_batches
 
     def _train_step(self, batch, steps: list[Step], optimizers, runners, owned, scfg: StageConfig, where) -> dict:
         terms: dict[str, float] = {}
