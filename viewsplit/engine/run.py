@@ -86,6 +86,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
 def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
     """Rebuild a trained model from ``run_dir/checkpoints/<checkpoint>.pt``."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: not a run folder ({'a file' if run_dir.exists() else 'no such folder'})")
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     if not path.exists():
         have = sorted(p.stem for p in (run_dir / "checkpoints").glob("*.pt"))

@@ -381,7 +381,7 @@ class Trainer:
                               "Resume with the run's own config.yaml, start a new run folder, or accept the change "
                               f"with --allow-changed {diffs[0]}.")
         threads, now_threads = state.get("threads"), torch.get_num_threads()
-        if threads is not None and threads != now_threads and not allowed("train.threads"):
+        if threads is not None and threads != now_threads and not state.get("done") and not allowed("train.threads"):
             raise ConfigError(f"cannot resume {self.ckpt_path}: it trained with {threads} threads, this process has "
                               f"{now_threads}; another thread count changes floating-point sums, so the result would "
                               f"not match an uninterrupted run. Set train.threads={threads}, or accept the "
