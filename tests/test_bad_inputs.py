@@ -136,6 +136,8 @@ def test_unusable_labels_stop_run_before_training(tmp_path, capsys, case):
     fails(capsys, ["run", CONFIG, "data.name=npz", f"data.path={path}", *TINY, "--out", tmp_path / "run"],
           "'mine'", culprit)
     assert not (tmp_path / "run" / "checkpoints").exists()
+    if case in ("every label -1", "no labels"):   # a self-supervised method trains without labels
+        assert main(["train", CONFIG, "data.name=npz", f"data.path={path}", *TINY, "--out", str(tmp_path / "t")]) == 0
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -306,9 +308,12 @@ def test_plain_progress_lines_for_training_evaluation_and_bench(config, tmp_path
     assert "viewsplit: train: epoch 1/2, step 1/3 | objective" in err
     assert re.search(r"epoch 2/2, step 3/3 \| objective [-\d.e]+.* \| elapsed \d+s, stage ETA 0s", err)
     assert "viewsplit: eval: k-means on C (test split, 1 seeds)" in err and "viewsplit: eval: probe logreg on V_1" in err
-    # training without a terminal (stderr is captured here) logs lines by default, not a bar
+    # training without a terminal (stderr is captured here) logs lines by default, not a bar: after the first
+    # step, then every train.progress_every seconds, and after the last step
     assert main(["train", str(config), "train.progress=auto", "--out", str(tmp_path / "a")]) == 0
-    assert "viewsplit: train: epoch 2/2, step 3/3" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "viewsplit: train: epoch 1/2, step 1/3" in err and "viewsplit: train: epoch 2/2, step 3/3" in err
+    assert "epoch 1/2, step 2/3" not in err
     over = ["data.train_limit=60", "data.test_limit=20", "stages.train.epochs=1", "stages.train.batch_size=32",
             "eval.kmeans_seeds=1",
             "eval.probes=[logreg]", "eval.figures=false", "train.progress=never"]

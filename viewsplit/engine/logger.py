@@ -61,11 +61,12 @@ def duration(seconds: float) -> str:
 
 class ProgressLines:
     """Plain progress lines for logs, pipes and CI: stage, epoch, step, loss terms, elapsed time and the stage's
-    ETA, at most one per ``every`` seconds (and always after the stage's last step)."""
+    ETA, after the first step, then at most one per ``every`` seconds, and after the stage's last step."""
 
     def __init__(self, stage: str, epochs: int, n_batches: int, every: float):
         self.stage, self.epochs, self.n_batches, self.every = stage, epochs, n_batches, every
-        self.t0 = self.last = time.perf_counter()
+        self.t0 = time.perf_counter()
+        self.last = float("-inf")
         self.steps = 0
 
     def update(self, epoch: int, batch: int, terms: dict[str, float]) -> None:
