@@ -139,7 +139,7 @@ def _read_csv(path: Path) -> np.ndarray:
             first = fh.readline()
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable text CSV ({err})") from None
-    header = [t for t in first.strip().split(",")]
+    header = first.strip().split(",")
     try:
         [float(t) for t in header if t.strip()]
         header = None

@@ -183,7 +183,7 @@ class Trainer:
         tcfg = self.cfg.train
         if stage.on_start is not None and start_epoch < scfg.epochs:
             stage.on_start(self.data, self.device)
-        lines = None
+        lines = ProgressLines(name, scfg.epochs, n_batches, tcfg.progress_every) if self._plain_progress() else None
         for epoch in range(start_epoch, scfg.epochs):
             for opt in optimizers.values():
                 for g in opt.param_groups:
@@ -193,8 +193,6 @@ class Trainer:
             count = 0
             t0 = time.perf_counter()
             bar = self._progress(n_batches, start_batch, f"{name} {epoch + 1}/{scfg.epochs}")
-            lines = lines or (None if bar is not None or not self._plain_progress() else
-                              ProgressLines(name, scfg.epochs, n_batches, tcfg.progress_every))
             batches = self.data.batches(per_rank, shuffle=True, seed=tcfg.seed, epoch=epoch, drop_last=scfg.drop_last,
                                         rank=self.ctx.rank, world_size=world, start=start_batch)
             for b, batch in enumerate(batches, start=start_batch):
