@@ -60,7 +60,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "stages.train.epoch: unknown key; valid keys of stages.train: epochs" in proc.stderr
     proc = cli("eval", str(tmp_path / "missing"))
-    assert proc.returncode == 2 and "no such checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "missing: not a run folder" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("run", str(REPO / "configs/handwritten/autoencoder.yaml"), "data.name=edge_mnist", "data.root=/nowhere")
     assert proc.returncode == 2 and "Looked in:" in proc.stderr and "Traceback" not in proc.stderr
 

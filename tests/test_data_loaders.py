@@ -235,7 +235,7 @@ def test_npz_loader(tmp_path):
     (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), extra=np.zeros(4)), r"mine.npz: unknown arrays \['extra'\]"),
     (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), labels=np.array([0.5, 1, 2, 3])), r"array 'labels'.*integers"),
     (dict(view0=np.zeros((4, 2)), view1=np.zeros((5, 2))), r"view 1 \('view1'\): has 5 samples"),
-    (dict(view0=np.zeros((4, 2)), view1=np.array([[0, 1], [0, np.inf], [0, 0], [1, 1]])), r"view 1 .*NaN or Inf"),
+    (dict(view0=np.zeros((4, 2)), view1=np.array([[0, 1], [0, np.inf], [0, 0], [1, 1]])), r"mine.npz: array 'view1'.*NaN or Inf"),
     (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), train_index=np.arange(2)), r"both train_index and test_index"),
 ])
 def test_npz_errors(tmp_path, arrays, match):

@@ -10,12 +10,17 @@ k-means seeds), probe accuracies per representation, and the training time.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
 
 from .config import CONFIG_DIR, load_config
-from .errors import ConfigError
+from .engine.logger import duration
+from .errors import ConfigError, ViewsplitError
+
+log = logging.getLogger(__name__)
 
 
 def config_path(dataset: str, method: str) -> Path:
@@ -26,24 +31,55 @@ def config_path(dataset: str, method: str) -> Path:
     return path
 
 
-def check_configs(datasets: list[str], methods: list[str]) -> None:
-    """Fail before training anything if a shipped config is missing."""
+def method_overrides(method: str, overrides: list[str], methods: list[str]) -> list[str]:
+    """The overrides for ``method``: every plain ``key=value``, and ``METHOD:key=value`` where METHOD is it."""
+    out = []
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if ":" not in key:
+            out.append(item)
+            continue
+        target, _, key = key.partition(":")
+        if target not in methods:
+            raise ConfigError(f"override {item!r}: {target!r} is not one of the benchmarked methods {methods}")
+        if target == method:
+            out.append(f"{key}{eq}{value}")
+    return out
+
+
+def check_configs(datasets: list[str], methods: list[str], overrides: list[str] = ()) -> None:
+    """Fail before training anything: every shipped config must exist and accept its overrides, and every
+    evaluation setting must suit the method and data (each pair's data is loaded and its model built)."""
+    from .engine.run import prepare
+    from .eval.checks import check_evaluable
+
     for d in datasets:
         for m in methods:
-            config_path(d, m)
+            try:
+                cfg = load_config(config_path(d, m), method_overrides(m, list(overrides), methods))
+                run = prepare(cfg, Path("."))
+                check_evaluable(run.method, run.splits, cfg.eval)
+            except ViewsplitError as err:
+                raise type(err)(f"bench {d}/{m}: {err}") from None
 
 
 def run_pair(dataset: str, method: str, seeds: int, out: Path, overrides: list[str]) -> list[dict]:
+    """Train and evaluate one (data set, method) pair for every seed, reusing finished seeds."""
     from .engine.run import run_all
 
     results = []
     for s in range(seeds):
         folder = out / dataset / method / f"seed{s}"
         done = folder / "metrics.json"
-        if not done.exists():
-            cfg = load_config(config_path(dataset, method), [f"train.seed={s}", "train.progress=never", *overrides])
+        if done.exists():
+            log.info(f"bench {dataset}/{method} seed {s + 1}/{seeds}: finished before, reusing {done}")
+        else:
+            log.info(f"bench {dataset}/{method} seed {s + 1}/{seeds}: training into {folder}")
+            t0 = time.perf_counter()
+            cfg = load_config(config_path(dataset, method), [f"train.seed={s}", *overrides])
             resume = (folder / "checkpoints" / "last.pt").exists()
             run_all(cfg, folder, resume=resume)
+            log.info(f"bench {dataset}/{method} seed {s + 1}/{seeds}: done in {duration(time.perf_counter() - t0)}")
         results.append(json.loads(done.read_text()))
     return results
 
@@ -96,12 +132,17 @@ def markdown(table: dict, seeds: int) -> str:
 
 
 def bench(methods: list[str], datasets: list[str], seeds: int, out: str | Path, overrides: list[str] = ()) -> dict:
+    """Train and evaluate every (data set, method) pair over ``seeds`` training seeds into ``out``; return the
+    table (also written to ``out/bench.json`` and ``out/bench.md``).  Every pair is checked before any trains."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds: need at least 1 training seed, got {seeds}")
     out = Path(out)
-    check_configs(datasets, methods)
+    check_configs(datasets, methods, overrides)
     table: dict = {}
     for d in datasets:
         for m in methods:
-            table.setdefault(d, {})[m] = aggregate(run_pair(d, m, seeds, out, list(overrides)))
+            runs = run_pair(d, m, seeds, out, method_overrides(m, list(overrides), methods))
+            table.setdefault(d, {})[m] = aggregate(runs)
             (out / "bench.json").write_text(json.dumps(table, indent=2))
             (out / "bench.md").write_text(markdown(table, seeds))
     return table

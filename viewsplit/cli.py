@@ -1,10 +1,13 @@
-"""Command-line interface: ``viewsplit {datasets,train,eval,run,demo}`` (also ``python -m viewsplit``)."""
+"""Command-line interface: ``viewsplit {datasets,methods,train,run,eval,predict,bench,demo}`` (also
+``python -m viewsplit``)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from . import __version__
 from .config import CONFIG_DIR
 from .errors import ViewsplitError
 
@@ -35,6 +38,35 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_methods(args) -> int:
+    import dataclasses
+
+    from .config import StageConfig, _plain
+    from .methods import available_methods, get_method
+
+    names = args.names or available_methods()
+    defaults = _plain(StageConfig())
+    print("Stage keys (stages.<stage>.<key>) and their defaults: "
+          + ", ".join(f"{k}={v}" for k, v in defaults.items()) + "\n")
+    for name in names:
+        cls = get_method(name)
+        doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip().splitlines()
+        print(f"{name}: {doc[0] if doc else ''}")
+        for stage, over in cls.stage_defaults.items():
+            print(f"  stage {stage}: " + (", ".join(f"{k}={v}" for k, v in over.items()) or "the defaults above"))
+        model = _flat(_plain(cls.Config())) if dataclasses.is_dataclass(cls.Config) else {}
+        print("  model keys: " + (", ".join(f"{k}={v}" for k, v in model.items()) or "none") + "\n")
+    return 0
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Nested keys as dotted paths: ``{"backbone": {"hidden": [64]}}`` → ``{"backbone.hidden": [64]}``."""
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out
+
+
 def _print_summary(metrics: dict, folder: Path, label: str = "run folder") -> None:
     from .eval.evaluate import markdown
 
@@ -46,8 +78,9 @@ def cmd_train(args) -> int:
     from .config import load_config
     from .engine.run import train
 
-    run = train(load_config(_config_path(args.config), args.overrides), args.out, args.resume)
-    print(f"trained: {run.run_dir}")
+    run = train(load_config(_config_path(args.config), args.overrides), args.out, args.resume, args.allow_changed)
+    if run.is_main:
+        print(f"trained: {run.run_dir}")
     return 0
 
 
@@ -55,7 +88,8 @@ def cmd_run(args) -> int:
     from .config import load_config
     from .engine.run import run_all
 
-    run, metrics = run_all(load_config(_config_path(args.config), args.overrides), args.out, args.resume)
+    run, metrics = run_all(load_config(_config_path(args.config), args.overrides), args.out, args.resume,
+                           args.allow_changed)
     if metrics is not None:
         _print_summary(metrics, run.run_dir)
     return 0
@@ -112,7 +146,9 @@ def cmd_predict(args) -> int:
     if not missing:
         raise ConfigError("--views: every view is given; leave at least one out to predict it")
     preds = predict_views(run.method, ds, given, run.cfg.eval.batch_size, run.device)
-    out = args.out or run.run_dir / f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
+    name = f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
+    out = (args.out / name if args.out.is_dir() else args.out) if args.out else run.run_dir / name
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, index=np.arange(len(ds)), **{f"pred_view{v}": preds[v].numpy() for v in missing})
     train_views, truth = run.splits.train.stack_views_float(), ds.stack_views_float()
     print("| predicted view | MSE | mean-view baseline |")
@@ -146,28 +182,57 @@ def cmd_demo(args) -> int:
     return 0
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help text states it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        positional = not action.option_strings and action.nargs not in ("*", "?")
+        if "default" in text or action.default is argparse.SUPPRESS or positional or action.required:
+            return text
+        value = {None: "none", False: "off", True: "on"}.get(action.default, action.default) \
+            if not isinstance(action.default, list) else (", ".join(action.default) or "none")
+        return f"{text} (default: {value})"
+
+
+def _allow_changed(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="viewsplit", description="Disentangled multi-view representation learning.")
+    fmt = _HelpWithDefaults
+    p = argparse.ArgumentParser(prog="viewsplit", description="Disentangled multi-view representation learning.",
+                                formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"viewsplit {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("datasets", help="list the built-in data sets and whether their files were found")
+    d = sub.add_parser("datasets", help="list the built-in data sets and whether their files were found",
+                       formatter_class=fmt)
     d.add_argument("--root", help="also look for data files in this folder")
     d.set_defaults(fn=cmd_datasets)
 
+    me = sub.add_parser("methods", help="list each method's stages and config keys with their defaults",
+                        formatter_class=fmt)
+    me.add_argument("names", nargs="*", help="methods to show (default: all of them)")
+    me.set_defaults(fn=cmd_methods)
+
     for name, fn, help_ in (("train", cmd_train, "train every stage of a method"),
                             ("run", cmd_run, "train every stage, evaluate and write the report")):
-        s = sub.add_parser(name, help=help_)
+        s = sub.add_parser(name, help=help_, formatter_class=fmt)
         s.add_argument("config", help="YAML run config (or a shipped one, e.g. handwritten/autoencoder)")
         s.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stages.train.epochs=5")
         s.add_argument("--out", type=Path, help="run folder (default: runs/<data>-<method>-<time>)")
         s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+        s.add_argument("--allow-changed", type=_allow_changed, default=[], metavar="KEY[,KEY]",
+                       help="with --resume: config keys that may differ from the saved run, e.g. stages.train.lr "
+                            "or train.threads (stages.* and train.* only; wildcards like stages.*.lr allowed)")
         s.set_defaults(fn=fn)
 
-    e = sub.add_parser("eval", help="evaluate a trained run and write metrics.json / metrics.md")
-    e.add_argument("run_dir", type=Path)
+    e = sub.add_parser("eval", help="evaluate a trained run and write metrics.json / metrics.md", formatter_class=fmt)
+    e.add_argument("run_dir", type=Path, help="the run folder")
     e.add_argument("overrides", nargs="*", help="eval.* overrides, e.g. eval.secondary_splits=[train]")
-    e.add_argument("--device", help="evaluate on this device instead of the run's")
-    e.add_argument("--checkpoint", default="final", help="checkpoint name in RUN_DIR/checkpoints (default: final)")
+    e.add_argument("--device", help="evaluate on this device (default: the run's train.device)")
+    e.add_argument("--checkpoint", default="final", help="checkpoint name in RUN_DIR/checkpoints")
     e.add_argument("--out", type=Path, help="write the report to this folder instead of RUN_DIR "
                                             "(keeps the run's own metrics.json / metrics.md)")
     what = e.add_mutually_exclusive_group()
@@ -177,27 +242,54 @@ def build_parser() -> argparse.ArgumentParser:
                            "methods that predict views); writes missing.json / missing.md")
     e.set_defaults(fn=cmd_eval)
 
-    pr = sub.add_parser("predict", help="predict missing views from the given ones (generative methods)")
-    pr.add_argument("run_dir", type=Path)
+    pr = sub.add_parser("predict", help="predict missing views from the given ones (generative methods)",
+                        formatter_class=fmt)
+    pr.add_argument("run_dir", type=Path, help="the run folder")
     pr.add_argument("--views", required=True, help="the available views, by index or name, e.g. 0 or image")
-    pr.add_argument("--split", choices=("test", "train"), default="test")
-    pr.add_argument("--out", type=Path, help="output .npz (default: RUN_DIR/predictions-<split>-from-<views>.npz)")
-    pr.add_argument("--device")
+    pr.add_argument("--split", choices=("test", "train"), help="which split's samples to predict", default="test")
+    pr.add_argument("--out", type=Path, help="output .npz, or a folder for it (created if needed; default: "
+                                             "RUN_DIR/predictions-<split>-from-<views>.npz)")
+    pr.add_argument("--device", help="predict on this device (default: the run's train.device)")
     pr.set_defaults(fn=cmd_predict)
 
-    b = sub.add_parser("bench", help="train and evaluate methods × data sets over seeds; write a results table")
-    b.add_argument("--methods", default="mrdd,mib,decur,softcca,fae,dcca,autoencoder")
-    b.add_argument("--datasets", default="handwritten")
-    b.add_argument("--seeds", type=int, default=3)
-    b.add_argument("--out", type=Path, default=Path("runs") / "bench")
-    b.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
+    b = sub.add_parser("bench", help="train and evaluate methods × data sets over seeds; write a results table",
+                       formatter_class=fmt)
+    b.add_argument("--methods", default="mrdd,mib,decur,softcca,fae,dcca,autoencoder",
+                   help="comma-separated methods (each needs configs/<data set>/<method>.yaml)")
+    b.add_argument("--datasets", default="handwritten", help="comma-separated data sets")
+    b.add_argument("--seeds", type=int, default=3, help="training seeds per method (train.seed = 0 … seeds-1)")
+    b.add_argument("--out", type=Path, default=Path("runs") / "bench", help="benchmark folder")
+    b.add_argument("overrides", nargs="*", help="key=value overrides applied to every run; METHOD:key=value "
+                                                "applies to one method only, e.g. mib:model.beta=1")
     b.set_defaults(fn=cmd_bench)
 
-    m = sub.add_parser("demo", help="run the main method on the embedded Handwritten data")
-    m.add_argument("overrides", nargs="*")
+    m = sub.add_parser("demo", help="run the main method on the embedded Handwritten data", formatter_class=fmt)
+    m.add_argument("overrides", nargs="*", help="key=value overrides of the demo config (handwritten/mrdd)")
     m.add_argument("--out", type=Path, help="run folder (default: runs/demo-<time>)")
     m.set_defaults(fn=cmd_demo)
     return p
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr``, even after a caller (a test, a notebook) replaced it."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """Progress lines of the ``viewsplit`` logger go to stderr, as ``viewsplit: <message>``."""
+    log = logging.getLogger("viewsplit")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("viewsplit: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,9 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    _log_to_stderr()
     try:
         return args.fn(args)
     except ViewsplitError as err:
+        print(f"viewsplit: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:   # a file or folder that cannot be read or written; str(err) names it
         print(f"viewsplit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -98,14 +98,17 @@ class TrainConfig:
     checkpoint_every: int = 1
     #: additionally checkpoint every this many steps inside an epoch (0 = off)
     checkpoint_every_steps: int = 0
-    #: progress bar: ``auto`` (when stderr is a terminal), ``always`` or ``never``
+    #: progress: ``auto`` (a bar when stderr is a terminal, else plain lines), ``always`` (bar), ``lines``, ``never``
     progress: str = "auto"
+    #: seconds between plain progress lines (stage, epoch, step, loss terms, elapsed, ETA)
+    progress_every: float = 30.0
     #: also log to TensorBoard when the ``tensorboard`` package is installed
     tensorboard: bool = True
 
     def validate(self, key: str = "train") -> None:
         check_choice(self.precision, ("fp32", "bf16"), f"{key}.precision")
-        check_choice(self.progress, ("auto", "always", "never"), f"{key}.progress")
+        check_choice(self.progress, ("auto", "always", "lines", "never"), f"{key}.progress")
+        check_positive(self.progress_every, f"{key}.progress_every", allow_zero=True)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"{key}.device: must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         check_positive(self.log_every, f"{key}.log_every")
@@ -193,14 +196,18 @@ SECTIONS = ("method", "data", "model", "stages", "train", "eval")
 # ---------------------------------------------------------------------------- building
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
     """Read a YAML run config (or start from ``base``), apply ``key=value`` overrides, validate."""
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"overrides: expected a list of key=value strings, got {overrides!r}")
     raw: dict = dict(base or {})
     if path is not None:
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"{p}: config file not found")
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a folder; give a YAML config file")
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"{p}: not valid YAML ({err})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: a run config must be a mapping of sections {list(SECTIONS)}")

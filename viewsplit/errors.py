@@ -17,5 +17,9 @@ class TrainingError(ViewsplitError, RuntimeError):
     """Training cannot continue (e.g. a non-finite loss term); the last good checkpoint is kept."""
 
 
+class CheckpointError(ViewsplitError, ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupt, or not a viewsplit checkpoint)."""
+
+
 class TrainingWarning(UserWarning):
     """Training went on but something is wrong with it (e.g. a bound that stopped being one)."""

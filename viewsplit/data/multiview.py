@@ -55,6 +55,10 @@ class Batch:
 
 _UIDS = itertools.count()
 
+#: the largest magnitude a view may hold: squares and sums of larger values overflow float32 in losses and
+#: standardisation, so training would "succeed" on garbage
+MAX_ABS = 1e15
+
 
 def _as_float(x: Tensor) -> Tensor:
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
@@ -78,10 +82,8 @@ class MultiViewDataset:
 
     def __post_init__(self) -> None:
         self.uid = next(_UIDS)
-        if self.view_names is None:
+        if self.view_names is None and isinstance(self.views, (list, tuple)):
             self.view_names = [f"view{v}" for v in range(len(self.views))]
-        if self.mask is None and len(self.views) > 0:
-            self.mask = torch.ones(self.views[0].shape[0], len(self.views), dtype=torch.bool)
         validate(self)
 
     # ------------------------------------------------------------------ basic facts
@@ -179,13 +181,18 @@ def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
 
 # ---------------------------------------------------------------------------- validation
 def validate(ds: MultiViewDataset) -> None:
-    """Check a data set and raise :class:`DataError` naming the view or key at fault."""
+    """Check a data set and raise :class:`DataError` naming the view or key at fault.
+
+    A missing ``mask`` becomes "every view present" once the views are known to be valid.
+    """
     where = f"data set {ds.name!r}"
     if not isinstance(ds.views, (list, tuple)):
         raise DataError(f"{where}: views must be a list of tensors, got {type(ds.views).__name__}")
     if len(ds.views) < 2:
         raise DataError(f"{where}: a multi-view data set needs at least 2 views, got {len(ds.views)}")
     names = ds.view_names
+    if not isinstance(names, (list, tuple)) or not all(isinstance(s, str) for s in names):
+        raise DataError(f"{where}: view_names must be a list of strings, got {names!r}")
     if len(names) != len(ds.views):
         raise DataError(f"{where}: {len(names)} view names for {len(ds.views)} views")
     n = None
@@ -206,9 +213,6 @@ def validate(ds: MultiViewDataset) -> None:
             n = x.shape[0]
         elif x.shape[0] != n:
             raise DataError(f"{tag}: has {x.shape[0]} samples but view 0 ({names[0]!r}) has {n}")
-        if x.dtype == torch.float32 and not torch.isfinite(x).all():
-            bad = (~torch.isfinite(x.reshape(x.shape[0], -1))).any(1).nonzero()[:5, 0].tolist()
-            raise DataError(f"{tag}: contains NaN or Inf values (first bad samples: {bad})")
     if ds.labels is not None:
         y = ds.labels
         if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.dim() != 1:
@@ -218,6 +222,8 @@ def validate(ds: MultiViewDataset) -> None:
             raise DataError(f"{where}: {y.shape[0]} labels for {n} samples")
         if (y < -1).any():
             raise DataError(f"{where}: labels must be >= 0 (or -1 for unknown)")
+    if ds.mask is None:
+        ds.mask = torch.ones(n, len(ds.views), dtype=torch.bool)
     m = ds.mask
     if not isinstance(m, Tensor) or m.dtype != torch.bool or tuple(m.shape) != (n, len(ds.views)):
         got = f"{m.dtype} {tuple(m.shape)}" if isinstance(m, Tensor) else type(m).__name__
@@ -233,6 +239,26 @@ def validate(ds: MultiViewDataset) -> None:
             raise DataError(f"{where}: factor {key!r} must be a float32 tensor of shape ({n}, k), got {got}")
         if not torch.isfinite(f).all():
             raise DataError(f"{where}: factor {key!r} contains NaN or Inf values")
+    for v, x in enumerate(ds.views):
+        check_values(x, f"{where}, view {v} ({names[v]!r})", m[:, v])
+
+
+def check_values(x: Tensor, tag: str, present: Tensor | None = None) -> None:
+    """Raise a :class:`DataError` naming ``tag`` if the ``present`` samples of ``x`` hold NaN, Inf or
+    magnitudes above :data:`MAX_ABS` (absent samples never reach a network and may hold anything)."""
+    if x.dtype == torch.uint8:
+        return
+    lo, hi = torch.aminmax(x.reshape(x.shape[0], -1), dim=1)   # per sample, without a copy of the view
+    if present is not None:
+        lo, hi = lo.where(present, 0.0), hi.where(present, 0.0)
+    bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
+    if bool(bad.any()):
+        raise DataError(f"{tag}: contains NaN or Inf values (first bad samples: {bad.nonzero()[:5, 0].tolist()})")
+    size = torch.maximum(lo.abs(), hi.abs())
+    if bool((size > MAX_ABS).any()):
+        raise DataError(f"{tag}: holds values up to {float(size.max()):.3g} (first samples: "
+                        f"{(size > MAX_ABS).nonzero()[:5, 0].tolist()}); values beyond ±{MAX_ABS:.0e} overflow "
+                        "float32 in training, so rescale or standardise this view first")
 
 
 def check_batch_mask(mask: Tensor) -> None:

@@ -11,13 +11,15 @@ first row is taken as a header), one row per sample, aligned across files.
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from .multiview import DataSplits, MultiViewDataset, stratified_split
+from .multiview import DataSplits, MultiViewDataset, check_values, stratified_split
 from .registry import DataConfig, register
 
 
@@ -26,6 +28,8 @@ def _as_view(arr: np.ndarray, where: str) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(arr))
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{where}: must be numeric, got dtype {arr.dtype}")
+    if arr.ndim >= 1 and arr.size:   # before the float32 cast, which would turn huge values into Inf
+        check_values(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)), where)
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
@@ -33,7 +37,8 @@ def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
     arr = np.asarray(arr).reshape(-1) if np.asarray(arr).ndim == 2 and np.asarray(arr).shape[1] == 1 else np.asarray(arr)
     if arr.ndim != 1:
         raise DataError(f"{where}: labels must be one integer per sample, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+    if (not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating)
+            or not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)) or np.any(np.abs(arr) > 2**53)):
         raise DataError(f"{where}: labels must be integers")
     arr = arr.astype(np.int64)
     classes = np.unique(arr[arr >= 0])
@@ -60,15 +65,62 @@ def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None
             perm = np.random.default_rng(cfg.seed).permutation(n)
             k = int(np.floor(cfg.test_fraction * n + 0.5))
             train_idx, test_idx = np.sort(perm[k:]), np.sort(perm[:k])
+        if len(train_idx) == 0 or len(test_idx) == 0:
+            raise DataError(f"{name}: {n} samples are too few for a train/test split (data.test_fraction="
+                            f"{cfg.test_fraction} puts {len(test_idx)} in test and {len(train_idx)} in train); "
+                            "add samples, change data.test_fraction, or give train_index and test_index")
         info = {"split": "stratified" if labels is not None else "random", "split_seed": cfg.seed,
                 "test_fraction": cfg.test_fraction}
     else:
+        train_idx, test_idx = _index(train_idx, "train_index", name, n), _index(test_idx, "test_index", name, n)
+        shared = np.intersect1d(train_idx, test_idx)
+        if len(shared):
+            raise DataError(f"{name}: train_index and test_index share {len(shared)} samples (first: "
+                            f"{shared[:5].tolist()}); the test samples would leak into training")
         info = {"split": "given by file"}
-    for key, idx in (("train_index", train_idx), ("test_index", test_idx)):
-        idx = np.asarray(idx)
-        if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= n:
-            raise DataError(f"{name}: {key} must be a non-empty list of sample indices in [0, {n})")
     return DataSplits(full.subset(train_idx), full.subset(test_idx), cluster_on="test", info=info)
+
+
+def _index(idx, key: str, name: str, n: int) -> np.ndarray:
+    """A file's ``train_index`` / ``test_index``: distinct integer sample indices in [0, n)."""
+    idx = np.asarray(idx)
+    if idx.ndim != 1 or len(idx) == 0 or not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n:
+        raise DataError(f"{name}: {key} must be a non-empty 1-d integer array of sample indices in [0, {n}), got "
+                        f"dtype {idx.dtype}, shape {idx.shape}")
+    if len(np.unique(idx)) != len(idx):
+        raise DataError(f"{name}: {key} repeats sample indices; each sample may appear once")
+    return idx
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file; any unreadable file or array is a :class:`DataError` naming it."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: not a readable .npz file ({err}) (data.path)") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: holds a single array (.npy), not an .npz archive (data.path); save the views "
+                        "with np.savez(FILE, view0=..., view1=..., labels=...)")
+    with z:
+        names = set(z.files)
+        views = sorted((k for k in names if k.startswith("view") and k[4:].isdigit()), key=lambda k: int(k[4:]))
+        if [int(k[4:]) for k in views] != list(range(len(views))):
+            raise DataError(f"{path}: view arrays must be named view0, view1, … without gaps; found {views}")
+        factors = {k for k in names if k == "factors_shared" or (k.startswith("factors_view") and k[12:].isdigit())}
+        unknown = names - set(views) - factors - {"labels", "train_index", "test_index"}
+        if unknown:
+            raise DataError(f"{path}: unknown arrays {sorted(unknown)}; expected view0, view1, …, labels, "
+                            "train_index, test_index, factors_shared, factors_view0, …")
+        out = {}
+        for k in [*views, *sorted(names - set(views))]:
+            try:
+                out[k] = z[k]
+            except ValueError as err:
+                raise DataError(f"{path}: array {k!r} cannot be read ({err}); store numbers, not Python "
+                                "objects") from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                raise DataError(f"{path}: array {k!r} is truncated or corrupt ({err})") from None
+    return out
 
 
 @register("npz", "your own views from one .npz file (data.path=FILE.npz)",
@@ -80,45 +132,38 @@ def load_npz(cfg: DataConfig) -> DataSplits:
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: file not found (data.path)")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
-    keys = set(z.files)
-    names = sorted((k for k in keys if k.startswith("view") and k[4:].isdigit()), key=lambda k: int(k[4:]))
-    if [int(k[4:]) for k in names] != list(range(len(names))):
-        raise DataError(f"{path}: view arrays must be named view0, view1, … without gaps; found {names}")
-    factor_keys = {k for k in keys if k == "factors_shared" or (k.startswith("factors_view") and k[12:].isdigit())}
-    unknown = keys - set(names) - factor_keys - {"labels", "train_index", "test_index"}
-    if unknown:
-        raise DataError(f"{path}: unknown arrays {sorted(unknown)}; expected view0, view1, …, labels, "
-                        "train_index, test_index, factors_shared, factors_view0, …")
-    factors = {k[8:]: _as_factor(z[k], f"{path}: array {k!r}") for k in sorted(factor_keys)} or None
+    z = _read_npz(path)
+    names = [k for k in z if k.startswith("view")]
+    factors = {k[8:]: _as_factor(z[k], f"{path}: array {k!r}") for k in z if k.startswith("factors_")} or None
     views = [_as_view(z[k], f"{path}: array {k!r}") for k in names]
-    labels = _as_labels(z["labels"], f"{path}: array 'labels'") if "labels" in keys else None
-    if ("train_index" in keys) != ("test_index" in keys):
+    labels = _as_labels(z["labels"], f"{path}: array 'labels'") if "labels" in z else None
+    if ("train_index" in z) != ("test_index" in z):
         raise DataError(f"{path}: give both train_index and test_index, or neither")
-    tr = z["train_index"] if "train_index" in keys else None
-    te = z["test_index"] if "test_index" in keys else None
-    return _split(views, labels, cfg, path.stem, names, tr, te, factors)
+    return _split(views, labels, cfg, path.stem, names, z.get("train_index"), z.get("test_index"), factors)
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    with open(path) as fh:
-        first = fh.readline()
+    if not path.is_file():
+        raise DataError(f"{path}: {'is a folder, not a CSV file' if path.is_dir() else 'file not found'}")
     try:
-        [float(t) for t in first.strip().split(",") if t.strip()]
-        skip = 0
+        with open(path) as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable text CSV ({err})") from None
+    header = first.strip().split(",")
+    try:
+        [float(t) for t in header if t.strip()]
+        header = None
     except ValueError:
-        skip = 1
+        pass
     try:
-        arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-    except ValueError as err:
+        arr = np.loadtxt(path, delimiter=",", skiprows=0 if header is None else 1, ndmin=2, dtype=np.float64)
+    except (ValueError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a numeric CSV ({err})") from None
     if arr.size == 0:
         raise DataError(f"{path}: no data rows")
+    if header is not None and len(header) != arr.shape[1]:
+        raise DataError(f"{path}: the header has {len(header)} names but the rows have {arr.shape[1]} columns")
     return arr
 
 

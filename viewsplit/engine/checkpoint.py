@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
+
 FORMAT = 1
 
 
@@ -39,7 +41,21 @@ def atomic_save(obj: dict, path: str | Path) -> None:
 
 
 def load(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint's dict; an unreadable or foreign file is a :class:`CheckpointError` naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch.load raises many types for a torn or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a viewsplit checkpoint (holds a {type(state).__name__})")
+    return state
+
+
+def remove_orphans(folder: str | Path) -> None:
+    """Delete temporary files that a kill during :func:`atomic_save` left behind in ``folder``."""
+    for tmp in Path(folder).glob(".*.tmp*"):
+        tmp.unlink(missing_ok=True)
 
 
 def rng_state() -> dict:

@@ -1,9 +1,13 @@
-"""Run logging: a JSONL file of step and epoch rows, plus TensorBoard when it is installed."""
+"""Run logging: a JSONL file of step and epoch rows, plus TensorBoard when it is installed; plain progress
+lines on the ``viewsplit`` logger (the CLI prints them to stderr)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
+
+log = logging.getLogger("viewsplit")
 
 
 class RunLogger:
@@ -43,3 +47,36 @@ class RunLogger:
         if self.tb is not None:
             self.tb.close()
             self.tb = None
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``3m05s`` or ``1h02m``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s // 60 % 60:02d}m"
+
+
+class ProgressLines:
+    """Plain progress lines for logs, pipes and CI: stage, epoch, step, loss terms, elapsed time and the stage's
+    ETA, after the first step, then at most one per ``every`` seconds, and after the stage's last step."""
+
+    def __init__(self, stage: str, epochs: int, n_batches: int, every: float):
+        self.stage, self.epochs, self.n_batches, self.every = stage, epochs, n_batches, every
+        self.t0 = time.perf_counter()
+        self.last = float("-inf")
+        self.steps = 0
+
+    def update(self, epoch: int, batch: int, terms: dict[str, float]) -> None:
+        self.steps += 1
+        now = time.perf_counter()
+        left = (self.epochs - epoch - 1) * self.n_batches + self.n_batches - batch - 1
+        if now - self.last < self.every and left:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        loss = ", ".join(f"{k} {v:.4g}" for k, v in list(terms.items())[:6])
+        log.info(f"{self.stage}: epoch {epoch + 1}/{self.epochs}, step {batch + 1}/{self.n_batches} | {loss} | "
+                 f"elapsed {duration(elapsed)}, stage ETA {duration(elapsed / self.steps * left)}")

@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -17,6 +18,7 @@ from ..config import RunConfig, build_config, load_config
 from ..data.multiview import DataSplits
 from ..data.registry import load_dataset
 from ..errors import ConfigError
+from ..eval.checks import check_evaluable
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
@@ -51,22 +53,33 @@ def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Ru
     return Run(cfg, method, splits, Path(run_dir), device, ctx.is_main)
 
 
-def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> Run:
-    """Train every stage into ``run_dir``; with ``resume``, continue the run saved there."""
-    device_type = "cuda" if cfg.train.device.startswith("cuda") or (
-        cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
-    ctx = init_distributed(device_type)
+def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
+          allow_changed: Sequence[str] = (), check_eval: bool = False) -> Run:
+    """Train every stage into ``run_dir``; with ``resume``, continue the run saved there.
+
+    ``allow_changed`` names config keys (``stages.*`` / ``train.*``, wildcards allowed) that may differ from
+    the saved run on resume; ``check_eval`` first checks that the evaluation can run (labels, ``eval.*``).
+    """
+    if resume and run_dir is None:
+        raise ConfigError("--resume: name the run folder to continue with --out RUN_DIR")
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: is a file; --out must be a run folder")
     last = run_dir / "checkpoints" / "last.pt"
     if resume and not last.exists():
         raise ConfigError(f"--resume: no checkpoint at {last}; nothing to resume")
     if not resume and last.exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    device_type = "cuda" if cfg.train.device.startswith("cuda") or (
+        cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+    ctx = init_distributed(device_type)
     run = prepare(cfg, run_dir, ctx)
+    if check_eval and ctx.is_main:
+        check_evaluable(run.method, run.splits, cfg.eval)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir / "config.yaml")
-    Trainer(cfg, run.method, run.splits.train, run_dir, ctx, run.device).fit(resume=resume)
+    Trainer(cfg, run.method, run.splits.train, run_dir, ctx, run.device).fit(resume, allow_changed)
     ctx.close()
     return run
 
@@ -74,10 +87,14 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
 def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
     """Rebuild a trained model from ``run_dir/checkpoints/<checkpoint>.pt``."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: not a run folder ({'a file' if run_dir.exists() else 'no such folder'})")
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     if not path.exists():
-        hint = (" Training has not finished: resume it with `viewsplit train CONFIG --out RUN --resume`."
-                if (run_dir / "checkpoints" / "last.pt").exists() else "")
+        have = sorted(p.stem for p in (run_dir / "checkpoints").glob("*.pt"))
+        hint = f" Available: {', '.join(have)}." if have else ""
+        if have == ["last"] and checkpoint == "final":
+            hint = " Training has not finished: resume it with `viewsplit train CONFIG --out RUN --resume`."
         raise ConfigError(f"{path}: no such checkpoint.{hint}")
     state = ckpt.load(path)
     cfg = build_config(state["config"])
@@ -100,6 +117,7 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     (default: the run folder)."""
     from ..eval.evaluate import evaluate, markdown
 
+    check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
     t0 = time.perf_counter()
     metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
     timing = {"eval_seconds": round(time.perf_counter() - t0, 2)}
@@ -136,6 +154,7 @@ def evaluate_missing_run(run: Run, out_dir: Path | None = None) -> dict:
     to ``out_dir`` (default: the run folder)."""
     from ..eval.missing import evaluate_missing, markdown
 
+    check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
     t0 = time.perf_counter()
     result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
     result["timing"] = {"eval_seconds": round(time.perf_counter() - t0, 2)}
@@ -173,9 +192,11 @@ def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path
     return paths
 
 
-def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> tuple[Run, dict | None]:
-    """Train every stage, evaluate and write the report (evaluation on rank 0 only)."""
-    run = train(cfg, run_dir, resume)
+def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
+            allow_changed: Sequence[str] = ()) -> tuple[Run, dict | None]:
+    """Train every stage, evaluate and write the report (evaluation on rank 0 only); the evaluation's
+    settings and labels are checked before training."""
+    run = train(cfg, run_dir, resume, allow_changed, check_eval=True)
     if not run.is_main:
         return run, None
     return run, evaluate_run(run)

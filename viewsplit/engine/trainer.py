@@ -14,23 +14,25 @@ run ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import math
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .. import __version__
 from ..config import RunConfig, StageConfig
-from ..data.multiview import MultiViewDataset, num_batches
-from ..errors import ConfigError, TrainingError, TrainingWarning
+from ..data.multiview import Batch, MultiViewDataset, check_values, num_batches
+from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
 from .distributed import DistContext, mean_across_ranks
-from .logger import RunLogger
+from .logger import ProgressLines, RunLogger
 
 
 def resolve_device(name: str, ctx: DistContext) -> torch.device:
@@ -68,6 +70,15 @@ def make_optimizer(step: Step, scfg: StageConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=scfg.lr, momentum=scfg.momentum)
 
 
+def load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """Restore an optimiser's moments and step counts, keeping the settings (lr, betas, weight decay, …) it was
+    built with from the current config: equal to the saved ones unless a resume allowed them to change."""
+    settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, own in zip(opt.param_groups, settings):
+        group.update(own)
+
+
 class _StepModule(nn.Module):
     """Makes one optimiser step's loss a module forward, so DDP can synchronise its gradients."""
 
@@ -96,23 +107,31 @@ class Trainer:
             self.method.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ public
-    def fit(self, resume: bool = False) -> float:
-        """Train every stage (continuing from ``last.pt`` when ``resume``); return training seconds."""
+    def fit(self, resume: bool = False, allow_changed: Sequence[str] = ()) -> float:
+        """Train every stage (continuing from ``last.pt`` when ``resume``); return training seconds.
+
+        ``allow_changed``: config keys (``stages.*`` or ``train.*``, ``fnmatch`` wildcards) that may differ
+        from the saved run when resuming, e.g. ``stages.consistency.lr`` or ``train.threads``.
+        """
         tcfg = self.cfg.train
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)
         if tcfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.ctx.is_main:
+            ckpt.remove_orphans(self.ckpt_path.parent)
         state = None
         if resume and self.ckpt_path.exists():
             state = ckpt.load(self.ckpt_path)
-            self._check_resumable(state)
+            self._check_resumable(state, allow_changed)
             self.method.load_state_dict(state["model"])
             self.train_seconds = state["train_seconds"]
             if state.get("done"):
                 return self.train_seconds
         else:
             ckpt.seed_everything(tcfg.seed + self.ctx.rank)
+        for name, scfg in self.cfg.stages.items():   # every stage's batching, before the first one trains
+            self._batching(name, scfg)
         self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, tensorboard=tcfg.tensorboard)
         try:
             for si, (name, scfg) in enumerate(self.cfg.stages.items()):
@@ -126,6 +145,8 @@ class Trainer:
                 ckpt.atomic_save(self.final_state(), self.final_path)
         finally:
             self.logger.close()
+            if self.ctx.is_main:
+                ckpt.remove_orphans(self.ckpt_path.parent)
         return self.train_seconds
 
     def run_stage(self, name: str) -> float:
@@ -155,20 +176,15 @@ class Trainer:
         if state is not None:
             if state["optimizers"]:  # empty when the checkpoint marks the start of this stage
                 for s in steps:
-                    optimizers[s.name].load_state_dict(state["optimizers"][s.name])
+                    load_optimizer(optimizers[s.name], state["optimizers"][s.name])
             ckpt.set_rng_state(state["rng"])
             start_epoch, start_batch = state["epoch"], state["batch"]
         world = self.ctx.world_size
-        if scfg.batch_size < world:
-            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} is smaller than the {world} DDP ranks")
-        per_rank = scfg.batch_size // world
-        n_batches = num_batches(-(-len(self.data) // world), per_rank, scfg.drop_last)
-        if n_batches == 0:
-            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} exceeds the {len(self.data)} training "
-                              "samples with drop_last=true; lower it or set drop_last=false")
+        per_rank, n_batches = self._batching(name, scfg)
         tcfg = self.cfg.train
         if stage.on_start is not None and start_epoch < scfg.epochs:
             stage.on_start(self.data, self.device)
+        lines = ProgressLines(name, scfg.epochs, n_batches, tcfg.progress_every) if self._plain_progress() else None
         for epoch in range(start_epoch, scfg.epochs):
             for opt in optimizers.values():
                 for g in opt.param_groups:
@@ -190,6 +206,8 @@ class Trainer:
                 if gstep % tcfg.log_every == 0:
                     self.logger.log({"kind": "step", "stage": name, "epoch": epoch, "batch": b, "global_step": gstep,
                                      "lr": optimizers[steps[-1].name].param_groups[0]["lr"], **terms})
+                if lines is not None:
+                    lines.update(epoch, b, terms)
                 if bar is not None:
                     bar.update(1)
                     if b % 10 == 0:
@@ -217,6 +235,17 @@ class Trainer:
             stage.on_end(self.data, self.device)
         self._save(si + 1, 0, 0, {})  # the stage is complete
 
+    def _batching(self, name: str, scfg: StageConfig) -> tuple[int, int]:
+        """Stage ``name``'s per-rank batch size and batches per epoch; a ConfigError if it has no batch."""
+        world = self.ctx.world_size
+        if scfg.batch_size < world:
+            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} is smaller than the {world} DDP ranks")
+        n_batches = num_batches(-(-len(self.data) // world), scfg.batch_size // world, scfg.drop_last)
+        if n_batches == 0:
+            raise ConfigError(f"stages.{name}.batch_size: {scfg.batch_size} exceeds the {len(self.data)} training "
+                              "samples with drop_last=true; lower it or set drop_last=false")
+        return scfg.batch_size // world, n_batches
+
     def _train_step(self, batch, steps: list[Step], optimizers, runners, owned, scfg: StageConfig, where) -> dict:
         terms: dict[str, float] = {}
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -231,7 +260,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 with autocast:
                     out = runners[step.name](batch)
-                self._check_finite(out, step, where)
+                self._check_finite(out, step, where, batch)
                 if not out["objective"].requires_grad:   # e.g. every view of this batch was missing
                     continue
                 out["objective"].backward()
@@ -246,19 +275,35 @@ class Trainer:
         self.method.global_step += 1
         return terms
 
-    def _check_finite(self, out: dict[str, Tensor], step: Step, where) -> None:
+    def _check_finite(self, out: dict[str, Tensor], step: Step, where, batch: Batch) -> None:
+        """Stop on a non-finite loss, naming the component term (not the total) and, when an input view of the
+        batch holds NaN, Inf or huge values, that view."""
         if "objective" not in out:
             raise TypeError(f"the {step.name!r} step's loss must return a dict with an 'objective' entry")
-        for k, v in out.items():
-            if not torch.isfinite(v.detach()).all():
-                stage, epoch, b = where
-                msg = (f"non-finite loss term {k!r} ({float(v.detach().float().mean())}) in step {step.name!r} of stage "
-                       f"{stage!r}, epoch {epoch + 1}, batch {b}; training stopped. The last good checkpoint is "
-                       f"{self.ckpt_path if self.ckpt_path.exists() else '(none yet)'}. Try a lower learning rate, "
-                       "gradient clipping (grad_clip) or fp32.")
-                self.logger.log({"kind": "error", "stage": stage, "epoch": epoch, "batch": b, "term": k,
-                                 "message": msg})
-                raise TrainingError(msg)
+        bad = [k for k, v in out.items() if not torch.isfinite(v.detach()).all()]
+        if not bad:
+            return
+        k = next((t for t in bad if t != "objective"), bad[0])
+        stage, epoch, b = where
+        hint = self._input_fault(batch) or (
+            "Try a lower learning rate, gradient clipping (grad_clip) or fp32; to continue from the last checkpoint "
+            f"with a changed setting, resume with it and --allow-changed, e.g. `viewsplit train CONFIG --out "
+            f"{self.run_dir} --resume stages.{stage}.lr=… --allow-changed stages.{stage}.lr`.")
+        msg = (f"non-finite loss term {k!r} ({float(out[k].detach().float().mean())}) in step {step.name!r} of stage "
+               f"{stage!r}, epoch {epoch + 1}, batch {b}; training stopped. The last good checkpoint is "
+               f"{self.ckpt_path if self.ckpt_path.exists() else '(none yet)'}. {hint}")
+        self.logger.log({"kind": "error", "stage": stage, "epoch": epoch, "batch": b, "term": k, "message": msg})
+        raise TrainingError(msg)
+
+    def _input_fault(self, batch: Batch) -> str | None:
+        """Why the batch's present inputs are unusable (NaN, Inf, huge values), naming the view; None if they are fine."""
+        for v, x in enumerate(batch.views):
+            try:
+                check_values(x.detach(), f"input view {v} ({self.data.view_names[v]!r}) of this batch",
+                             batch.mask[:, v])
+            except DataError as err:
+                return f"The data is at fault, not the learning rate: {err}."
+        return None
 
     # ------------------------------------------------------------------ helpers
     def _freeze_all_but(self, steps: list[Step]) -> dict[str, list[nn.Parameter]]:
@@ -293,12 +338,18 @@ class Trainer:
         return DistributedDataParallel(module, find_unused_parameters=True)
 
     def _progress(self, total: int, start: int, desc: str):
+        """A tqdm bar (``train.progress`` ``always``, or ``auto`` on a terminal) on the main process, else None."""
         mode = self.cfg.train.progress
-        if not self.ctx.is_main or mode == "never" or (mode == "auto" and not sys.stderr.isatty()):
+        if not self.ctx.is_main or mode in ("never", "lines") or (mode == "auto" and not sys.stderr.isatty()):
             return None
         from tqdm import tqdm
 
         return tqdm(total=total, initial=start, desc=desc, leave=False, dynamic_ncols=True)
+
+    def _plain_progress(self) -> bool:
+        """Whether the main process logs plain progress lines (``lines``, or ``auto`` without a terminal)."""
+        mode = self.cfg.train.progress
+        return self.ctx.is_main and (mode == "lines" or (mode == "auto" and not sys.stderr.isatty()))
 
     def _save(self, stage_index: int, epoch: int, batch: int, optimizers: dict, done: bool = False) -> None:
         if not self.ctx.is_main:
@@ -308,18 +359,35 @@ class Trainer:
             "spec": self.method.spec.to_dict(), "model": self.method.state_dict(), "stage_index": stage_index,
             "epoch": epoch, "batch": batch, "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "rng": ckpt.rng_state(), "train_seconds": self.train_seconds, "done": done,
+            "threads": torch.get_num_threads(),
         }
         ckpt.atomic_save(state, self.ckpt_path)
 
-    def _check_resumable(self, state: dict) -> None:
+    def _check_resumable(self, state: dict, allow_changed: Sequence[str]) -> None:
+        for pattern in allow_changed:
+            if pattern.split(".")[0] not in ("stages", "train"):
+                raise ConfigError(f"--allow-changed {pattern}: only stages.* and train.* settings may change on "
+                                  "resume; the others define the model and data the checkpoint was trained on")
+
+        def allowed(key: str) -> bool:
+            return any(fnmatch.fnmatchcase(key, p) or key.startswith(p + ".") for p in allow_changed)
+
         saved, now = state["config"], self.cfg.to_dict()
-        ignore = {("train", "device"), ("train", "progress"), ("train", "tensorboard"), ("train", "threads"),
-                  ("eval",)}
-        diffs = [k for k in _diff(saved, now) if not any(k[: len(i)] == i for i in ignore)]
+        ignore = {("train", "device"), ("train", "progress"), ("train", "progress_every"), ("train", "tensorboard"),
+                  ("train", "threads"), ("eval",)}
+        diffs = [k for k in (".".join(map(str, k)) for k in _diff(saved, now)
+                             if not any(k[: len(i)] == i for i in ignore)) if not allowed(k)]
         if diffs:
-            keys = ", ".join(".".join(map(str, k)) for k in diffs[:8])
+            keys = ", ".join(diffs[:8])
             raise ConfigError(f"cannot resume {self.ckpt_path}: the config differs from the saved run in {keys}. "
-                              "Resume with the run's own config.yaml, or start a new run folder.")
+                              "Resume with the run's own config.yaml, start a new run folder, or accept the change "
+                              f"with --allow-changed {diffs[0]}.")
+        threads, now_threads = state.get("threads"), torch.get_num_threads()
+        if threads is not None and threads != now_threads and not state.get("done") and not allowed("train.threads"):
+            raise ConfigError(f"cannot resume {self.ckpt_path}: it trained with {threads} threads, this process has "
+                              f"{now_threads}; another thread count changes floating-point sums, so the result would "
+                              f"not match an uninterrupted run. Set train.threads={threads}, or accept the "
+                              "difference with --allow-changed train.threads.")
 
 
 def _diff(a, b, prefix=()) -> list[tuple]:

@@ -6,6 +6,7 @@ Features are extracted in eval mode, without gradients, as the posterior means t
 """
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ..errors import ConfigError, DataError
 from ..methods.base import Method
 from .metrics import kmeans_protocol
 from .probes import PROBE_PARAMS, run_probe
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -88,6 +91,12 @@ def select(reps: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarr
     return {k: reps[k] for k in wanted}
 
 
+def note(message: str) -> bool:
+    """Log an evaluation progress line on the ``viewsplit`` logger; True, so that it can filter a comprehension."""
+    log.info(message)
+    return True
+
+
 def labels_of(ds: MultiViewDataset) -> np.ndarray:
     if ds.labels is None:
         raise DataError(f"data set {ds.name!r} has no labels: clustering and probes need them")
@@ -114,7 +123,8 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
 
     def clustering(split: str) -> dict:
         feats, y = features(split)
-        return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init) for r, f in feats.items()} \
+        return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init)
+                for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")} \
             if cfg.kmeans_seeds else {}
 
     primary = "train+test" if splits.cluster_on == "all" else "test"
@@ -123,7 +133,8 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
         "clustering": clustering(primary),
-        "classification": {r: {p: run_probe(p, tr[r], y_tr, te[r], y_te, cfg.knn_k) for p in cfg.probes} for r in tr},
+        "classification": {r: {p: run_probe(p, tr[r], y_tr, te[r], y_te, cfg.knn_k) for p in cfg.probes
+                               if note(f"eval: probe {p} on {r}")} for r in tr},
     }
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:

@@ -29,7 +29,7 @@ import torch
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset, subset_mask
 from ..methods.base import Method
-from .evaluate import _pm, compose, extract, labels_of, protocol_record, select
+from .evaluate import _pm, compose, extract, labels_of, note, protocol_record, select
 from .metrics import kmeans_protocol
 from .prediction import predict_views, prediction_error
 from .probes import FittedProbe, fit_probe
@@ -85,7 +85,8 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
     y_cl, n_test = labels_of(cluster_ds), len(splits.test)   # the test samples are the last ones of `all`
     probes = {r: {p: fit_probe(p, f, y_tr, cfg.knn_k) for p in cfg.probes} for r, f in encode(splits.train).items()}
     rows = []
-    for views in combos:
+    for i, views in enumerate(combos):
+        note(f"eval --missing: views {list(views)} ({i + 1}/{len(combos)} combinations)")
         for r, f in encode(cluster_ds, views).items():
             rows.append({"views": list(views), "representation": r,
                          "clustering": kmeans_protocol(f, y_cl, k, cfg.kmeans_seeds, cfg.kmeans_n_init)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.multiview import Batch, MultiViewDataset, check_batch_mask
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 LossFn = Callable[[Batch], dict[str, Tensor]]
 
@@ -106,6 +106,26 @@ class Method(nn.Module):
     #: stage name → default StageConfig values, in training order
     stage_defaults: ClassVar[dict[str, dict]] = {"train": {}}
 
+    def check_views(self, views: list[Tensor], mask: Tensor | None = None) -> None:
+        """Raise a :class:`DataError` unless ``views`` (and ``mask``) fit the data the model was built for:
+        one float tensor per view, each with the view's per-sample shape and the same number of samples."""
+        n, names = self.spec.n_views, self.spec.view_names
+        if not isinstance(views, (list, tuple)) or len(views) != n:
+            got = len(views) if isinstance(views, (list, tuple)) else type(views).__name__
+            raise DataError(f"{self.name}: expected a list of {n} views {names}, got {got}; pass every view and "
+                            "mark the absent ones in mask")
+        for v, x in enumerate(views):
+            tag = f"{self.name}: view {v} ({names[v]!r})"
+            if not isinstance(x, Tensor) or not x.is_floating_point():
+                raise DataError(f"{tag}: expected a float tensor, got "
+                                f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
+            if tuple(x.shape[1:]) != tuple(self.spec.view_shapes[v]) or x.shape[0] != views[0].shape[0]:
+                raise DataError(f"{tag}: shape {tuple(x.shape)}, the model expects (N, "
+                                f"{', '.join(map(str, self.spec.view_shapes[v]))}) with N = {views[0].shape[0]}")
+        if mask is not None and (not isinstance(mask, Tensor) or tuple(mask.shape) != (views[0].shape[0], n)):
+            got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise DataError(f"{self.name}: mask must be a ({views[0].shape[0]}, {n}) bool tensor, got {got}")
+
     def __init__(self, cfg, spec: DataSpec):
         super().__init__()
         if spec.n_views < 2:
@@ -133,7 +153,8 @@ class Method(nn.Module):
         return torch.ones(views[0].shape[0], len(views), dtype=torch.bool, device=views[0].device)
 
     def resolve_mask(self, views: list[Tensor], mask: Tensor | None) -> Tensor:
-        """The given mask (validated), or all views present."""
+        """The given mask (validated), or all views present; the views are checked against the model's data."""
+        self.check_views(views, mask)
         if mask is None:
             return self.full_mask(views)
         check_batch_mask(mask)
