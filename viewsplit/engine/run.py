@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, build_config, load_config
-from ..data.multiview import DataSplits
+from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
 from ..errors import ConfigError
 from ..methods import build_method
@@ -39,15 +39,29 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.data.name}-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def build(cfg: RunConfig, train: MultiViewDataset) -> Method:
+    """The method for ``cfg``: weights initialised from ``train.seed``, standardisation
+    (``data.standardize``) fitted on ``train``.  The CLI and the estimators both start here."""
+    ckpt.seed_everything(cfg.train.seed)
+    method = build_method(cfg.method, cfg.model, DataSpec.of(train))
+    method.preprocess.fit(train, cfg.data.standardize)
+    return method
+
+
+def standardised(method: Method, splits: DataSplits) -> DataSplits:
+    """``splits`` with the model's standardisation applied to both splits."""
+    pre = method.preprocess
+    info = dict(splits.info, standardisation=pre.describe())
+    return DataSplits(pre.apply(splits.train), pre.apply(splits.test), splits.cluster_on, info)
+
+
 def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Run:
-    """Load the data and build the method (weights initialised from ``train.seed``)."""
+    """Load the data and build the method (:func:`build`); the splits are returned standardised."""
     ctx = ctx or DistContext()
     device = resolve_device(cfg.train.device, ctx)
     splits = load_dataset(cfg.data)
-    spec = DataSpec.of(splits.train)
-    ckpt.seed_everything(cfg.train.seed)
-    method = build_method(cfg.method, cfg.model, spec)
-    return Run(cfg, method, splits, Path(run_dir), device, ctx.is_main)
+    method = build(cfg, splits.train)
+    return Run(cfg, method, standardised(method, splits), Path(run_dir), device, ctx.is_main)
 
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False) -> Run:
@@ -70,28 +84,43 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     return run
 
 
-def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
-    """Rebuild a trained model from ``run_dir/checkpoints/<checkpoint>.pt``."""
-    run_dir = Path(run_dir)
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    if not path.exists():
+def checkpoint_path(path: str | Path, checkpoint: str = "final") -> Path:
+    """A model file, or ``<run folder>/checkpoints/<checkpoint>.pt``."""
+    path = Path(path)
+    if not path.is_dir():
+        if not path.exists():
+            raise ConfigError(f"{path}: no such run folder or model file")
+        return path
+    ckpt_file = path / "checkpoints" / f"{checkpoint}.pt"
+    if not ckpt_file.exists():
         hint = (" Training has not finished: resume it with `viewsplit train CONFIG --out RUN --resume`."
-                if (run_dir / "checkpoints" / "last.pt").exists() else "")
-        raise ConfigError(f"{path}: no such checkpoint.{hint}")
+                if (path / "checkpoints" / "last.pt").exists() else "")
+        raise ConfigError(f"{ckpt_file}: no such checkpoint.{hint}")
+    return ckpt_file
+
+
+def load_model(path: str | Path, device: str | None = None, checkpoint: str = "final"
+               ) -> tuple[RunConfig, Method, torch.device]:
+    """The trained model of a run folder or model file, in eval mode; needs no data."""
+    path = checkpoint_path(path, checkpoint)
     state = ckpt.load(path)
     cfg = build_config(state["config"])
     if device:
         cfg.train.device = device
     dev = resolve_device(cfg.train.device, DistContext())
-    splits = load_dataset(cfg.data)
-    spec = DataSpec.from_dict(state["spec"])
-    if spec.view_shapes != DataSpec.of(splits.train).view_shapes:
-        raise ConfigError(f"{path}: the checkpoint's view shapes {spec.view_shapes} differ from the data's "
-                          f"{DataSpec.of(splits.train).view_shapes}")
-    method = build_method(cfg.method, cfg.model, spec)
+    method = build_method(cfg.method, cfg.model, DataSpec.from_dict(state["spec"]))
     method.load_state_dict(state["model"])  # strict: a mismatch is an error, never silently ignored
-    method.to(dev).eval()
-    return Run(cfg, method, splits, run_dir, dev)
+    return cfg, method.to(dev).eval(), dev
+
+
+def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
+    """Rebuild a trained model from ``run_dir/checkpoints/<checkpoint>.pt`` with its (standardised) data."""
+    cfg, method, dev = load_model(run_dir, device, checkpoint)
+    splits = load_dataset(cfg.data)
+    if method.spec.view_shapes != DataSpec.of(splits.train).view_shapes:
+        raise ConfigError(f"{run_dir}: the checkpoint's view shapes {method.spec.view_shapes} differ from the data's "
+                          f"{DataSpec.of(splits.train).view_shapes}")
+    return Run(cfg, method, standardised(method, splits), Path(run_dir), dev)
 
 
 def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
@@ -164,4 +193,5 @@ def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fa
     return run, evaluate_run(run)
 
 
-__all__ = ["Run", "evaluate_missing_run", "evaluate_run", "load_config", "load_run", "prepare", "run_all", "train"]
+__all__ = ["Run", "build", "evaluate_missing_run", "evaluate_run", "load_config", "load_model", "load_run", "prepare",
+           "run_all", "standardised", "train"]
