@@ -47,8 +47,9 @@ def two_views(n=160, seed=0):
     return [x0, x1], y
 
 
+# one thread: the engine's float results depend on the thread count, and the CLI run below must match
 SMALL_MRDD = dict(c_dim=4, v_dim=3, consistency={"hidden": [32]}, specific={"hidden": [16]}, epochs=2, batch_size=64,
-                  random_state=3)
+                  random_state=3, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +243,7 @@ def test_corrupt_and_old_model_files_get_a_clear_error(tmp_path, fitted_mrdd):
     torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a viewsplit checkpoint"):
         viewsplit.load(tmp_path / "other.pt")
-    with pytest.raises(ConfigError, match="no such run folder or model file"):
+    with pytest.raises(ConfigError, match="nothing.pt: no such model file"):
         viewsplit.load(tmp_path / "nothing.pt")
     proc = cli("encode", str(tmp_path / "cut.pt"), "--data", str(tmp_path / "x.npz"), "--out", str(tmp_path / "f.npz"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "cut.pt" in proc.stderr
@@ -260,3 +261,31 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO))).stdout.split()
     assert out == ["False", "viewsplit.estimators"]
+
+
+def test_encode_and_predict_commands_on_new_csv_data(tmp_path, fitted_mrdd, capsys):
+    from viewsplit.cli import main
+
+    Xs, _ = two_views()
+    model = fitted_mrdd.save(tmp_path / "m.pt")
+    for v, x in enumerate(Xs):
+        np.savetxt(tmp_path / f"v{v}.csv", x, delimiter=",")
+    mask = np.ones((len(Xs[0]), 2), dtype=int)
+    mask[:5, 0] = 0
+    np.savetxt(tmp_path / "mask.csv", mask, delimiter=",", fmt="%d")
+    csvs = [str(tmp_path / "v0.csv"), str(tmp_path / "v1.csv")]
+    assert main(["encode", str(model), "--data", *csvs, "--mask", str(tmp_path / "mask.csv"), "--representation",
+                 "C,V_1", "--batch-size", "16", "--out", str(tmp_path / "out" / "f.npz")]) == 0
+    feats = np.load(tmp_path / "out" / "f.npz")
+    assert feats.files == ["C", "V_1"]
+    want = fitted_mrdd.encode(Xs, mask=mask.astype(bool))
+    assert np.abs(feats["C"] - want["C"]).max() <= 1e-5 and np.abs(feats["V_1"] - want["V_1"]).max() <= 1e-5
+    assert not np.allclose(feats["C"][:5], fitted_mrdd.transform(Xs)[:5])  # the mask was applied
+    assert main(["encode", str(model), "--data", *csvs, "--representation", "Z", "--out", str(tmp_path / "g.npz")]) == 2
+    assert "--representation: ['Z'] not available" in capsys.readouterr().err
+    np.savez(tmp_path / "new.npz", view0=Xs[0], view1=np.full_like(Xs[1], np.nan, dtype=float))
+    assert main(["predict", str(model), "--views", "0", "--data", str(tmp_path / "new.npz"),
+                 "--out", str(tmp_path / "p.npz")]) == 0
+    pred = np.load(tmp_path / "p.npz")
+    assert pred.files == ["pred_view1"]
+    assert np.allclose(pred["pred_view1"], fitted_mrdd.predict_views(Xs, mask=np.array([[True, False]] * 160))[1])

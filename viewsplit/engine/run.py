@@ -87,9 +87,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
 def checkpoint_path(path: str | Path, checkpoint: str = "final") -> Path:
     """A model file, or ``<run folder>/checkpoints/<checkpoint>.pt``."""
     path = Path(path)
-    if not path.is_dir():
+    if path.is_file() or path.suffix == ".pt":
         if not path.exists():
-            raise ConfigError(f"{path}: no such run folder or model file")
+            raise ConfigError(f"{path}: no such model file")
         return path
     ckpt_file = path / "checkpoints" / f"{checkpoint}.pt"
     if not ckpt_file.exists():
