@@ -130,6 +130,10 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
 
     t0 = time.perf_counter()
     metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
+    if run.cfg.eval.raw_baselines:
+        from ..eval.baselines import add_raw_baselines
+
+        add_raw_baselines(metrics, run.splits, run.cfg.eval, run.device)
     timing = {"eval_seconds": round(time.perf_counter() - t0, 2)}
     last = run.run_dir / "checkpoints" / "last.pt"
     if last.exists():
