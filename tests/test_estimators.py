@@ -256,8 +256,10 @@ def test_fit_leaves_torch_global_settings_alone():
 
 
 def test_import_is_light():
-    """`import viewsplit` loads no torch; `from viewsplit import MRDD` loads the estimators on first use."""
-    code = "import sys, viewsplit; print('torch' in sys.modules, viewsplit.MRDD.__module__)"
+    """`import viewsplit` and `viewsplit --help` load no torch; `from viewsplit import MRDD` loads the
+    estimators on first use."""
+    code = ("import sys, viewsplit, viewsplit.cli as c; c.build_parser().format_help(); "
+            "print('torch' in sys.modules, viewsplit.MRDD.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO))).stdout.split()
     assert out == ["False", "viewsplit.estimators"]

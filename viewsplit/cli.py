@@ -5,14 +5,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import CONFIG_DIR
 from .errors import ViewsplitError
 
-DEMO_CONFIG = CONFIG_DIR / "handwritten" / "mrdd.yaml"
+# every command imports what it needs (torch, the methods) when it runs, so `viewsplit --help` stays fast
+DEMO_CONFIG = "handwritten/mrdd"
 
 
 def _config_path(name: str) -> Path:
     """A YAML path, or a shipped config named like ``handwritten/mrdd``."""
+    from .config import CONFIG_DIR
+
     p = Path(name)
     if p.exists() or p.suffix in (".yaml", ".yml"):
         return p
@@ -207,7 +209,7 @@ def cmd_demo(args) -> int:
     from .engine.run import run_all
 
     out = args.out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    run, metrics = run_all(load_config(DEMO_CONFIG, args.overrides), out)
+    run, metrics = run_all(load_config(_config_path(DEMO_CONFIG), args.overrides), out)
     if metrics is not None:
         _print_summary(metrics, run.run_dir)
     return 0
