@@ -291,3 +291,27 @@ def test_encode_and_predict_commands_on_new_csv_data(tmp_path, fitted_mrdd, caps
     pred = np.load(tmp_path / "p.npz")
     assert pred.files == ["pred_view1"]
     assert np.allclose(pred["pred_view1"], fitted_mrdd.predict_views(Xs, mask=np.array([[True, False]] * 160))[1])
+
+
+def test_standardizer_per_channel_on_present_samples_only():
+    from viewsplit.data.multiview import MultiViewDataset
+    from viewsplit.data.preprocess import Standardizer
+
+    rng = np.random.default_rng(2)
+    img = torch.from_numpy(rng.integers(0, 256, size=(50, 3, 4, 4), dtype=np.uint8))
+    vec = torch.from_numpy(rng.normal(5, 3, size=(50, 6)).astype(np.float32))
+    vec[0, 2] = 1e6  # a sample whose view is absent must not count
+    mask = torch.ones(50, 2, dtype=torch.bool)
+    mask[0, 1] = False
+    ds = MultiViewDataset([img, vec], mask=mask)
+    pre = Standardizer(ds.view_shapes).fit(ds, "all", batch_size=16)
+    pix = img.double().div(255).permute(1, 0, 2, 3).reshape(3, -1)
+    assert np.allclose(pre.stats(0)[0].flatten().numpy(), pix.mean(1).numpy())
+    assert np.allclose(pre.stats(0)[1].flatten().numpy(), pix.std(1, unbiased=False).numpy())
+    assert np.allclose(pre.stats(1)[0].numpy(), vec[1:].double().mean(0).numpy(), rtol=1e-6)
+    out = pre.apply(ds)
+    assert out.views[0].dtype == torch.float32 and abs(float(out.views[0].mean())) < 1e-5
+    assert torch.allclose(pre.invert(1, out.views[1]), vec, rtol=1e-5)
+    assert Standardizer(ds.view_shapes).fit(ds, "vectors").active.tolist() == [False, True]
+    with pytest.raises(ConfigError, match="data.standardize"):
+        Standardizer(ds.view_shapes).fit(ds, "some")

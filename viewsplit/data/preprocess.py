@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .multiview import MultiViewDataset, _as_float
 
 STANDARDIZE = ("vectors", "all", "none")
@@ -39,7 +40,7 @@ class Standardizer(nn.Module):
     def fit(self, ds: MultiViewDataset, which: str = "vectors", batch_size: int = 4096) -> "Standardizer":
         """Fit the statistics of the views selected by ``which`` (see the module docstring) on ``ds``."""
         if which not in STANDARDIZE:
-            raise ValueError(f"standardize: {which!r} is not one of {list(STANDARDIZE)}")
+            raise ConfigError(f"data.standardize: {which!r} is not one of {list(STANDARDIZE)}")
         self.active.zero_()
         chosen = [v for v, s in enumerate(ds.view_shapes)
                   if which == "all" or (which == "vectors" and len(s) == 1)]
