@@ -312,7 +312,8 @@ def load(path: str | Path, device: str | None = None) -> MultiViewEstimator:
 
     Needs no training data.  The file is read with ``torch.load(weights_only=True)``: nothing but
     tensors and plain values is unpickled.  The estimator's parameters are read from the saved
-    config, so ``clone(load(path)).fit(Xs)`` trains the same model again.
+    config, so ``clone(load(path)).fit(Xs)`` trains the same model again.  A file stores no label
+    names: a loaded supervised estimator (DMRNet, Fusion) predicts class indices 0 … K−1.
     """
     cfg, method, _ = load_model(path, device)
     if cfg.method not in ESTIMATORS:
