@@ -218,7 +218,8 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
 
 
 def test_atomic_save_leaves_no_partial_file(tmp_path):
-    ckpt.atomic_save({"x": torch.ones(3)}, tmp_path / "a.pt")
-    ckpt.atomic_save({"x": torch.zeros(3)}, tmp_path / "a.pt")
-    assert torch.equal(ckpt.load(tmp_path / "a.pt")["x"], torch.zeros(3))
+    head = {"format": ckpt.FORMAT, "config": {}, "spec": {}}
+    ckpt.atomic_save({**head, "model": torch.ones(3)}, tmp_path / "a.pt")
+    ckpt.atomic_save({**head, "model": torch.zeros(3)}, tmp_path / "a.pt")
+    assert torch.equal(ckpt.load(tmp_path / "a.pt")["model"], torch.zeros(3))
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]

@@ -2,5 +2,23 @@
 
 Learn, for every sample, a consistent representation shared by all views and a specific
 representation per view; evaluate them honestly; keep working when views are missing.
+
+``from viewsplit import MRDD`` (and the other estimators, :func:`load`, :class:`SplitViews`) imports
+:mod:`viewsplit.estimators` on first use, so ``import viewsplit`` and ``viewsplit --help`` stay light.
 """
+from typing import Any
+
 __version__ = "0.1.0"
+
+_LAZY = ("MRDD", "MIB", "DeCUR", "SoftCCA", "FAE", "DCCA", "DMRNet", "Fusion", "Autoencoder", "SplitViews", "load")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'viewsplit' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

@@ -1,5 +1,5 @@
-"""Command-line interface: ``viewsplit {datasets,methods,train,run,eval,predict,bench,demo}`` (also
-``python -m viewsplit``)."""
+"""Command-line interface: ``viewsplit {datasets,methods,train,run,eval,encode,predict,bench,demo}``
+(also ``python -m viewsplit``)."""
 from __future__ import annotations
 
 import argparse
@@ -8,14 +8,16 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import CONFIG_DIR
 from .errors import ViewsplitError
 
-DEMO_CONFIG = CONFIG_DIR / "handwritten" / "mrdd.yaml"
+# every command imports what it needs (torch, the methods) when it runs, so `viewsplit --help` stays fast
+DEMO_CONFIG = "handwritten/mrdd"
 
 
 def _config_path(name: str) -> Path:
     """A YAML path, or a shipped config named like ``handwritten/mrdd``."""
+    from .config import CONFIG_DIR
+
     p = Path(name)
     if p.exists() or p.suffix in (".yaml", ".yml"):
         return p
@@ -121,20 +123,12 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
-    import numpy as np
-
-    from .engine.run import load_run
+def _view_indices(spec: str, names: list[str]) -> list[int]:
+    """``--views 0,image`` → view indices."""
     from .errors import ConfigError
-    from .eval.prediction import predict_views, prediction_error
 
-    run = load_run(args.run_dir, device=args.device)
-    if not hasattr(run.method, "predict"):
-        raise ConfigError(f"method {run.cfg.method!r} cannot predict missing views")
-    ds = run.splits.test if args.split == "test" else run.splits.train
-    names = list(ds.view_names)
     given = []
-    for tok in args.views.split(","):
+    for tok in spec.split(","):
         tok = tok.strip()
         if tok.isdigit() and int(tok) < len(names):
             given.append(int(tok))
@@ -142,6 +136,80 @@ def cmd_predict(args) -> int:
             given.append(names.index(tok))
         else:
             raise ConfigError(f"--views: {tok!r} is neither a view index (0…{len(names) - 1}) nor a view name {names}")
+    return given
+
+
+def _new_data(paths: list[Path], mask_path: Path | None = None) -> tuple[list, object]:
+    """``--data`` (one .npz or a CSV per view) and the optional ``--mask`` file (.npy or CSV of 0/1)."""
+    import numpy as np
+
+    from .data.user import _read_csv, read_views
+
+    views, mask = read_views(paths)
+    if mask_path is not None:
+        mask = np.load(mask_path, allow_pickle=False) if mask_path.suffix == ".npy" else _read_csv(mask_path)
+    return views, mask
+
+
+def cmd_encode(args) -> int:
+    import numpy as np
+
+    from .estimators import load
+
+    est = load(args.model, device=args.device)
+    if args.batch_size:
+        est.config_.eval.batch_size = args.batch_size
+    views, mask = _new_data(args.data, args.mask)
+    reps = est.encode(views, mask)
+    if args.representation:
+        wanted = [r.strip() for r in args.representation.split(",")]
+        unknown = [r for r in wanted if r not in reps]
+        if unknown:
+            from .errors import ConfigError
+
+            raise ConfigError(f"--representation: {unknown} not available; this model gives {list(reps)}")
+        reps = {r: reps[r] for r in wanted}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, **reps)
+    n = len(next(iter(reps.values())))
+    print(f"features of {n} samples ({', '.join(f'{k} {v.shape[1]}' for k, v in reps.items())}): {args.out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from .errors import ConfigError
+
+    if args.data:
+        from .estimators import load
+
+        est = load(args.run_dir, device=args.device)
+        if not hasattr(est, "predict_views"):
+            raise ConfigError(f"method {est.config_.method!r} cannot predict missing views")
+        views, _ = _new_data(args.data)
+        given = _view_indices(args.views, [str(v) for v in range(est.n_views_)])
+        mask = np.zeros((len(views[0]), est.n_views_), dtype=bool)
+        mask[:, given] = True
+        missing = [v for v in range(est.n_views_) if v not in given]
+        if not missing:
+            raise ConfigError("--views: every view is given; leave at least one out to predict it")
+        preds = est.predict_views(views, mask)
+        out = args.out or Path(f"predictions-from-{'-'.join(map(str, given))}.npz")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **{f"pred_view{v}": preds[v] for v in missing})
+        print(f"predictions: {out}")
+        return 0
+
+    from .engine.run import load_run
+    from .eval.prediction import predict_views, prediction_error
+
+    run = load_run(args.run_dir, device=args.device)
+    if not hasattr(run.method, "predict"):
+        raise ConfigError(f"method {run.cfg.method!r} cannot predict missing views")
+    ds = run.splits.test if args.split == "test" else run.splits.train
+    names = list(ds.view_names)
+    given = _view_indices(args.views, names)
     missing = [v for v in range(len(names)) if v not in given]
     if not missing:
         raise ConfigError("--views: every view is given; leave at least one out to predict it")
@@ -149,9 +217,10 @@ def cmd_predict(args) -> int:
     name = f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
     out = (args.out / name if args.out.is_dir() else args.out) if args.out else run.run_dir / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, index=np.arange(len(ds)), **{f"pred_view{v}": preds[v].numpy() for v in missing})
+    np.savez_compressed(out, index=np.arange(len(ds)),
+                        **{f"pred_view{v}": run.method.preprocess.invert(v, preds[v]).numpy() for v in missing})
     train_views, truth = run.splits.train.stack_views_float(), ds.stack_views_float()
-    print("| predicted view | MSE | mean-view baseline |")
+    print("| predicted view | MSE (standardised) | mean-view baseline |")
     print("|---|---|---|")
     for v in missing:
         err = prediction_error(preds[v], truth[v], train_views[v])
@@ -176,7 +245,7 @@ def cmd_demo(args) -> int:
     from .engine.run import run_all
 
     out = args.out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    run, metrics = run_all(load_config(DEMO_CONFIG, args.overrides), out)
+    run, metrics = run_all(load_config(_config_path(DEMO_CONFIG), args.overrides), out)
     if metrics is not None:
         _print_summary(metrics, run.run_dir)
     return 0
@@ -242,11 +311,27 @@ def build_parser() -> argparse.ArgumentParser:
                            "methods that predict views); writes missing.json / missing.md")
     e.set_defaults(fn=cmd_eval)
 
+    en = sub.add_parser("encode", help="features of new data from a trained run folder or model file",
+                        formatter_class=fmt)
+    en.add_argument("model", type=Path, help="a run folder (its checkpoints/final.pt) or a model file (est.save)")
+    en.add_argument("--data", type=Path, nargs="+", required=True,
+                    help="one .npz (view0, view1, …, optional mask) or one CSV per view, raw as in training")
+    en.add_argument("--out", type=Path, required=True, help="output .npz: one array per representation")
+    en.add_argument("--representation", help="only these representations, comma-separated (default: every one)")
+    en.add_argument("--mask", type=Path, help="(N, V) availability of each view (.npy or CSV of 0/1; "
+                                               "default: the npz's mask array, else every view present)")
+    en.add_argument("--batch-size", type=int, help="samples per batch (default: the run's eval.batch_size)")
+    en.add_argument("--device", help="encode on this device instead of the run's")
+    en.set_defaults(fn=cmd_encode)
+
     pr = sub.add_parser("predict", help="predict missing views from the given ones (generative methods)",
                         formatter_class=fmt)
-    pr.add_argument("run_dir", type=Path, help="the run folder")
+    pr.add_argument("run_dir", type=Path, help="a run folder (or, with --data, a model file)")
     pr.add_argument("--views", required=True, help="the available views, by index or name, e.g. 0 or image")
     pr.add_argument("--split", choices=("test", "train"), help="which split's samples to predict", default="test")
+    pr.add_argument("--data", type=Path, nargs="+",
+                    help="new data instead of the run's split: one .npz or one CSV per view (the views not in "
+                         "--views may hold anything)")
     pr.add_argument("--out", type=Path, help="output .npz, or a folder for it (created if needed; default: "
                                              "RUN_DIR/predictions-<split>-from-<views>.npz)")
     pr.add_argument("--device", help="predict on this device (default: the run's train.device)")

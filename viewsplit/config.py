@@ -150,6 +150,9 @@ class EvalConfig:
     #: ``viewsplit eval --missing`` with V > 4 views: evaluate at most this many view combinations
     #: (every single view, all views, and a seeded sample of the others); V ≤ 4 evaluates all 2^V − 1
     missing_combinations: int = 16
+    #: also evaluate the input views themselves (each view and all concatenated, standardised as the
+    #: model sees them) as rows ``raw_<v>`` / ``raw_all``: what learning added (:mod:`viewsplit.eval.baselines`)
+    raw_baselines: bool = True
 
     def validate(self, key: str = "eval") -> None:
         check_positive(self.kmeans_seeds, f"{key}.kmeans_seeds", allow_zero=True)

@@ -59,13 +59,6 @@ def load_raw() -> tuple[list[np.ndarray], np.ndarray]:
         return [z[n] for n in VIEW_NAMES], z["labels"]
 
 
-def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Per-feature z-score with the population std fitted on ``train`` (sklearn StandardScaler)."""
-    mu, sd = train.mean(0), train.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return [(a - mu) / sd for a in (train, *others)]
-
-
 @register(
     "handwritten",
     "UCI Multiple Features digits (shipped in the package, CC BY 4.0)",
@@ -73,22 +66,15 @@ def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     always_found("shipped inside the package"),
 )
 def load_handwritten(cfg: DataConfig) -> DataSplits:
-    """Seeded stratified split (``data.test_fraction``, ``data.seed``), standardised on train.
+    """Seeded stratified split (``data.test_fraction``, ``data.seed``) of the raw features.
 
-    Clustering uses all 2000 samples (no official split); probes fit on train, score on test.
+    The features are standardised by the model (``data.standardize``, on by default: fitted on the
+    train split and stored with the weights).  Clustering uses all 2000 samples (no official split);
+    probes fit on train, score on test.
     """
     views, labels = load_raw()
     tr, te = stratified_split(labels, cfg.test_fraction, cfg.seed)
-    train_views, test_views = [], []
-    for x in views:
-        a, b = standardise(x[tr], x[te])
-        train_views.append(torch.from_numpy(a.astype(np.float32)))
-        test_views.append(torch.from_numpy(b.astype(np.float32)))
-    y = torch.from_numpy(labels)
-
-    def make(vs, idx):
-        return MultiViewDataset(vs, y[idx], list(VIEW_NAMES), name="handwritten")
-
-    info = {"split": "stratified", "split_seed": cfg.seed, "test_fraction": cfg.test_fraction,
-            "standardisation": "per view, fitted on train"}
-    return DataSplits(make(train_views, tr), make(test_views, te), cluster_on="all", info=info)
+    full = MultiViewDataset([torch.from_numpy(x.astype(np.float32)) for x in views], torch.from_numpy(labels),
+                            list(VIEW_NAMES), name="handwritten")
+    info = {"split": "stratified", "split_seed": cfg.seed, "test_fraction": cfg.test_fraction}
+    return DataSplits(full.subset(tr), full.subset(te), cluster_on="all", info=info)

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .multiview import DataSplits, MultiViewDataset, make_incomplete, stratified_split
+from .preprocess import STANDARDIZE
 
 
 @dataclass
@@ -61,6 +62,9 @@ class DataConfig:
     source: str | None = None
     source_view: int = 0
     augment: dict[str, float] = field(default_factory=dict)
+    #: per-view standardisation fitted on the training split and stored with the model
+    #: (:mod:`viewsplit.data.preprocess`): ``vectors`` (vector views), ``all`` or ``none``
+    standardize: str = "vectors"
 
     def validate(self) -> None:
         if self.name not in DATASETS:
@@ -79,6 +83,8 @@ class DataConfig:
                 raise ConfigError(f"data.{key}: must be a positive number of samples, got {val}")
         if self.n_views < 2:
             raise ConfigError(f"data.n_views: need at least 2 views, got {self.n_views}")
+        if self.standardize not in STANDARDIZE:
+            raise ConfigError(f"data.standardize: {self.standardize!r} is not one of {list(STANDARDIZE)}")
         if self.source_view < 0:
             raise ConfigError(f"data.source_view: must be a view index >= 0, got {self.source_view}")
         for key in ("n_samples", "n_classes", "class_dim", "shared_dim", "specific_dim", "view_dim", "mixing_hidden"):

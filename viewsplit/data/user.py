@@ -142,6 +142,33 @@ def load_npz(cfg: DataConfig) -> DataSplits:
     return _split(views, labels, cfg, path.stem, names, z.get("train_index"), z.get("test_index"), factors)
 
 
+def _view_keys(keys: set[str], path: Path) -> list[str]:
+    """The npz arrays ``view0``, ``view1``, … in view order (an error names gaps)."""
+    names = sorted((k for k in keys if k.startswith("view") and k[4:].isdigit()), key=lambda k: int(k[4:]))
+    if [int(k[4:]) for k in names] != list(range(len(names))):
+        raise DataError(f"{path}: view arrays must be named view0, view1, … without gaps; found {names}")
+    return names
+
+
+def read_views(paths: list[str | Path]) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """New data to encode or predict from, all samples in file order: one ``.npz`` (arrays ``view0``,
+    ``view1``, …, optional ``mask`` (N, V), other arrays ignored) or one CSV per view.
+    Returns the views as loaded and the mask (None when the file has none)."""
+    paths = [Path(p).expanduser() for p in paths]
+    if len(paths) == 1 and paths[0].suffix == ".npz":
+        if not paths[0].exists():
+            raise DataError(f"{paths[0]}: file not found (--data)")
+        try:
+            with np.load(paths[0], allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError) as err:
+            raise DataError(f"{paths[0]}: not a readable .npz file ({err})") from None
+        return [arrays[k] for k in _view_keys(set(arrays), paths[0])], arrays.get("mask")
+    if len(paths) < 2 or any(p.suffix == ".npz" for p in paths):
+        raise DataError(f"--data: give one .npz file or one CSV file per view, got {[str(p) for p in paths]}")
+    return [_read_csv(p) for p in paths], None
+
+
 def _read_csv(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: {'is a folder, not a CSV file' if path.is_dir() else 'file not found'}")

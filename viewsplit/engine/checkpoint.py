@@ -4,13 +4,18 @@ A checkpoint is a dict saved with ``torch.save`` to a temporary file in the same
 ``os.replace``-d over the target, so a kill at any moment leaves either the old or the new
 checkpoint, never a torn one.  Layout of ``checkpoints/last.pt``::
 
-    {"format": 1, "viewsplit": version, "config": run config dict, "spec": DataSpec dict,
+    {"format": 2, "viewsplit": version, "config": run config dict, "spec": DataSpec dict,
      "model": state_dict, "stage_index": i, "epoch": completed epochs of that stage,
      "batch": completed batches of the current epoch, "optimizers": {step: state_dict},
      "rng": {"torch", "cuda", "numpy", "python"}, "train_seconds": float, "done": bool}
 
 ``checkpoints/final.pt`` holds only what is needed to rebuild the trained model
-(config, spec, model) and is written once training has finished.
+(config, spec, model, the model's standardisation inside its state_dict) and is written once
+training has finished; a model file (``est.save``) has the same layout.
+
+Every file is read with ``torch.load(weights_only=True)``: only tensors and plain containers are
+unpickled, never arbitrary objects, so loading someone else's file cannot run code.  RNG states are
+therefore stored as tensors and plain tuples.
 """
 from __future__ import annotations
 
@@ -21,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import __version__
 from ..errors import CheckpointError
 
-FORMAT = 1
+#: 2: weights_only-safe RNG states, standardisation buffers in the model's state_dict
+FORMAT = 2
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
@@ -41,15 +48,29 @@ def atomic_save(obj: dict, path: str | Path) -> None:
 
 
 def load(path: str | Path) -> dict:
-    """A checkpoint's dict; an unreadable or foreign file is a :class:`CheckpointError` naming it."""
+    """A checkpoint or model file, unpickled safely (``weights_only``) and checked to be of this format."""
+    path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch.load raises many types for a torn or foreign file
-        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt "
-                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a viewsplit checkpoint (holds a {type(state).__name__})")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found") from None
+    except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable viewsplit checkpoint or model file (corrupt, truncated, "
+                              f"or holding objects other than tensors and plain values: {first})") from None
+    if not isinstance(state, dict) or not {"format", "config", "spec", "model"} <= set(state):
+        raise CheckpointError(f"{path}: not a viewsplit checkpoint or model file (missing format/config/spec/model)")
+    if state["format"] != FORMAT:
+        raise CheckpointError(f"{path}: file format {state['format']} (written by viewsplit "
+                              f"{state.get('viewsplit', '?')}); this viewsplit {__version__} reads format {FORMAT}. "
+                              "Retrain the model with this version, or load it with the version that wrote it.")
     return state
+
+
+def model_state(cfg, method) -> dict:
+    """What a model file and ``final.pt`` hold: everything to rebuild the trained model, no data."""
+    return {"format": FORMAT, "viewsplit": __version__, "config": cfg.to_dict(), "spec": method.spec.to_dict(),
+            "model": method.state_dict()}
 
 
 def remove_orphans(folder: str | Path) -> None:
@@ -59,7 +80,10 @@ def remove_orphans(folder: str | Path) -> None:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain tuples (readable with ``weights_only``)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                      gauss), "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -67,7 +91,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

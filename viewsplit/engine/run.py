@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from ..config import RunConfig, build_config, load_config
-from ..data.multiview import DataSplits
+from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
 from ..errors import ConfigError
 from ..eval.checks import check_evaluable
@@ -42,15 +42,29 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.data.name}-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def build(cfg: RunConfig, train: MultiViewDataset) -> Method:
+    """The method for ``cfg``: weights initialised from ``train.seed``, standardisation
+    (``data.standardize``) fitted on ``train``.  The CLI and the estimators both start here."""
+    ckpt.seed_everything(cfg.train.seed)
+    method = build_method(cfg.method, cfg.model, DataSpec.of(train))
+    method.preprocess.fit(train, cfg.data.standardize)
+    return method
+
+
+def standardised(method: Method, splits: DataSplits) -> DataSplits:
+    """``splits`` with the model's standardisation applied to both splits."""
+    pre = method.preprocess
+    info = dict(splits.info, standardisation=pre.describe())
+    return DataSplits(pre.apply(splits.train), pre.apply(splits.test), splits.cluster_on, info)
+
+
 def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Run:
-    """Load the data and build the method (weights initialised from ``train.seed``)."""
+    """Load the data and build the method (:func:`build`); the splits are returned standardised."""
     ctx = ctx or DistContext()
     device = resolve_device(cfg.train.device, ctx)
     splits = load_dataset(cfg.data)
-    spec = DataSpec.of(splits.train)
-    ckpt.seed_everything(cfg.train.seed)
-    method = build_method(cfg.method, cfg.model, spec)
-    return Run(cfg, method, splits, Path(run_dir), device, ctx.is_main)
+    method = build(cfg, splits.train)
+    return Run(cfg, method, standardised(method, splits), Path(run_dir), device, ctx.is_main)
 
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
@@ -84,32 +98,47 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     return run
 
 
-def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
-    """Rebuild a trained model from ``run_dir/checkpoints/<checkpoint>.pt``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: not a run folder ({'a file' if run_dir.exists() else 'no such folder'})")
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    if not path.exists():
-        have = sorted(p.stem for p in (run_dir / "checkpoints").glob("*.pt"))
+def checkpoint_path(path: str | Path, checkpoint: str = "final") -> Path:
+    """A model file, or ``<run folder>/checkpoints/<checkpoint>.pt``."""
+    path = Path(path)
+    if path.is_file() or path.suffix == ".pt":
+        if not path.exists():
+            raise ConfigError(f"{path}: no such model file")
+        return path
+    if not path.is_dir():
+        raise ConfigError(f"{path}: not a run folder or model file (no such folder)")
+    ckpt_file = path / "checkpoints" / f"{checkpoint}.pt"
+    if not ckpt_file.exists():
+        have = sorted(p.stem for p in (path / "checkpoints").glob("*.pt"))
         hint = f" Available: {', '.join(have)}." if have else ""
         if have == ["last"] and checkpoint == "final":
             hint = " Training has not finished: resume it with `viewsplit train CONFIG --out RUN --resume`."
-        raise ConfigError(f"{path}: no such checkpoint.{hint}")
+        raise ConfigError(f"{ckpt_file}: no such checkpoint.{hint}")
+    return ckpt_file
+
+
+def load_model(path: str | Path, device: str | None = None, checkpoint: str = "final"
+               ) -> tuple[RunConfig, Method, torch.device]:
+    """The trained model of a run folder or model file, in eval mode; needs no data."""
+    path = checkpoint_path(path, checkpoint)
     state = ckpt.load(path)
     cfg = build_config(state["config"])
     if device:
         cfg.train.device = device
     dev = resolve_device(cfg.train.device, DistContext())
-    splits = load_dataset(cfg.data)
-    spec = DataSpec.from_dict(state["spec"])
-    if spec.view_shapes != DataSpec.of(splits.train).view_shapes:
-        raise ConfigError(f"{path}: the checkpoint's view shapes {spec.view_shapes} differ from the data's "
-                          f"{DataSpec.of(splits.train).view_shapes}")
-    method = build_method(cfg.method, cfg.model, spec)
+    method = build_method(cfg.method, cfg.model, DataSpec.from_dict(state["spec"]))
     method.load_state_dict(state["model"])  # strict: a mismatch is an error, never silently ignored
-    method.to(dev).eval()
-    return Run(cfg, method, splits, run_dir, dev)
+    return cfg, method.to(dev).eval(), dev
+
+
+def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
+    """Rebuild a trained model from ``run_dir/checkpoints/<checkpoint>.pt`` with its (standardised) data."""
+    cfg, method, dev = load_model(run_dir, device, checkpoint)
+    splits = load_dataset(cfg.data)
+    if method.spec.view_shapes != DataSpec.of(splits.train).view_shapes:
+        raise ConfigError(f"{run_dir}: the checkpoint's view shapes {method.spec.view_shapes} differ from the data's "
+                          f"{DataSpec.of(splits.train).view_shapes}")
+    return Run(cfg, method, standardised(method, splits), Path(run_dir), dev)
 
 
 def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
@@ -120,6 +149,10 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
     t0 = time.perf_counter()
     metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
+    if run.cfg.eval.raw_baselines:
+        from ..eval.baselines import add_raw_baselines
+
+        add_raw_baselines(metrics, run.splits, run.cfg.eval, run.device)
     timing = {"eval_seconds": round(time.perf_counter() - t0, 2)}
     last = run.run_dir / "checkpoints" / "last.pt"
     if last.exists():
@@ -202,4 +235,5 @@ def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fa
     return run, evaluate_run(run)
 
 
-__all__ = ["Run", "evaluate_missing_run", "evaluate_run", "load_config", "load_run", "prepare", "run_all", "train"]
+__all__ = ["Run", "build", "evaluate_missing_run", "evaluate_run", "load_config", "load_model", "load_run", "prepare",
+           "run_all", "standardised", "train"]

@@ -162,8 +162,7 @@ class Trainer:
         return time.perf_counter() - t
 
     def final_state(self) -> dict:
-        return {"format": ckpt.FORMAT, "viewsplit": __version__, "config": self.cfg.to_dict(),
-                "spec": self.method.spec.to_dict(), "model": self.method.state_dict()}
+        return ckpt.model_state(self.cfg, self.method)
 
     # ------------------------------------------------------------------ stages
     def _run_stage(self, si: int, name: str, scfg: StageConfig, state: dict | None) -> None:

