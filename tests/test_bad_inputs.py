@@ -151,7 +151,7 @@ CHECKPOINTS = {
     "eval of a foreign pickle": (lambda r: torch.save([1, 2], r / "checkpoints/final.pt"), ["eval"],
                                  "final.pt: not a viewsplit checkpoint"),
     "resume from a truncated last.pt": (lambda r: _truncate(r / "checkpoints/last.pt"), ["train", "RAW", "--resume"],
-                                        "last.pt: not a readable checkpoint"),
+                                        "last.pt: not a readable viewsplit checkpoint"),
 }
 
 
@@ -177,7 +177,7 @@ def test_paths_and_options(tmp_path, capsys, config, finished):
     with pytest.raises(ConfigError, match="overrides: expected a list of key=value strings, got 'a=b'"):
         load_config(config, "a=b")
     fails(capsys, ["bench", "--seeds", "0", "--out", tmp_path / "b"], "--seeds", "got 0")
-    fails(capsys, ["eval", config], str(config), "not a run folder (a file)")
+    fails(capsys, ["eval", config], str(config), "not a readable viewsplit checkpoint or model file")
     fails(capsys, ["train", config, "--resume"], "--resume", "--out")
     (tmp_path / "file").write_text("x")
     fails(capsys, ["train", config, "--out", tmp_path / "file"], "file: is a file")

@@ -64,7 +64,9 @@ def test_estimator_and_cli_give_the_same_features(tmp_path, fitted_mrdd):
     Xs, y = two_views()
     n = len(y)
     data = tmp_path / "train.npz"
-    np.savez(data, view0=Xs[0], view1=Xs[1], labels=y, train_index=np.arange(n), test_index=np.arange(20))
+    # every sample trains, as in the estimator's fit; 20 extra samples form the (disjoint) test split
+    np.savez(data, view0=np.concatenate([Xs[0], Xs[0][:20]]), view1=np.concatenate([Xs[1], Xs[1][:20]]),
+             labels=np.concatenate([y, y[:20]]), train_index=np.arange(n), test_index=np.arange(n, n + 20))
     cfg = fitted_mrdd.run_config().to_dict()
     cfg["data"].update(path=str(data))
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))

@@ -217,23 +217,24 @@ def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask
                         "a single matrix is cut into views by SplitViews")
     if shapes is not None and len(Xs) != len(shapes):
         raise DataError(f"Xs: got {len(Xs)} views, the model was fitted on {len(shapes)}")
-    views = [_as_view(_numpy(x, f"view {v}"), f"view {v}") for v, x in enumerate(Xs)]
+    arrays = [_numpy(x, f"view {v}") for v, x in enumerate(Xs)]
+    if mask is not None:
+        m = _numpy(mask, "mask")
+        if m.dtype != bool and not np.isin(m, (0, 1)).all():
+            raise DataError(f"mask: must be boolean (True = view present), got dtype {m.dtype}")
+        mask = torch.from_numpy(m.astype(bool))
+        if m.ndim == 2 and m.shape[1] == len(arrays):
+            for v, x in enumerate(arrays):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
+                absent = ~m[:, v].astype(bool)
+                if x.shape[0] == m.shape[0] and absent.any() and np.issubdtype(x.dtype, np.number):
+                    arrays[v] = np.where(absent.reshape(-1, *[1] * (x.ndim - 1)), 0, x).astype(x.dtype)
+    views = [_as_view(x, f"view {v}") for v, x in enumerate(arrays)]
     for v, x in enumerate(views):
         if x.dim() not in (2, 4):
             raise DataError(f"view {v}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
                             f"got {tuple(x.shape)}")
         if shapes is not None and tuple(x.shape[1:]) != tuple(shapes[v]):
             raise DataError(f"view {v}: samples of shape {tuple(x.shape[1:])}, the model was fitted on {tuple(shapes[v])}")
-    if mask is not None:
-        m = _numpy(mask, "mask")
-        if m.dtype != bool and not np.isin(m, (0, 1)).all():
-            raise DataError(f"mask: must be boolean (True = view present), got dtype {m.dtype}")
-        mask = torch.from_numpy(m.astype(bool))
-        if mask.dim() == 2 and mask.shape[1] == len(views):
-            for v, x in enumerate(views):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
-                absent = ~mask[:, v]
-                if x.shape[0] == mask.shape[0] and bool(absent.any()):
-                    views[v] = x.clone().index_fill_(0, absent.nonzero()[:, 0], 0)
     return MultiViewDataset(views, labels, mask=mask, name="arrays")
 
 

@@ -105,10 +105,10 @@ class AugmentedPairs(MultiViewDataset):
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         x = self.views[0][idx]
         return AugmentedPairs([x, x], None if self.labels is None else self.labels[idx], list(self.view_names or []),
-                              self.mask[idx], self.name, self.augment)
+                              self.mask[idx], self.name, augment=self.augment)
 
     def with_mask(self, mask: Tensor) -> "AugmentedPairs":
-        return AugmentedPairs(self.views, self.labels, list(self.view_names or []), mask, self.name, self.augment)
+        return AugmentedPairs(self.views, self.labels, list(self.view_names or []), mask, self.name, augment=self.augment)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,
                 drop_last: bool = False, rank: int = 0, world_size: int = 1, start: int = 0,

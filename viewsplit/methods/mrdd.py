@@ -40,6 +40,21 @@ Deviations from the reference code, all deliberate (methods.md §1.5):
 * ``recon_reduction: batch_mean`` (sum over features, mean over samples) is offered because with
   the reference's batch-summed SSE the KL and CLUB terms are ~10⁴ times smaller than the
   reconstruction at batch 1024, so λ barely acts; the reference presets keep ``sum``.
+* Sampling keys on the VAE that owns it (:class:`~viewsplit.models.stochastic.GaussianSample`,
+  protocols.md §12): both stages sample c and s_v while their VAE trains, and use μ in eval mode.
+* The CLUB critic (methods.md §7) sees c standardised with the frozen stage 1's per-dim training
+  statistics and s_v standardised over the batch (MI is invariant to both maps; the critic's
+  log-variance is tanh-bounded to (−1, 1), so raw c with per-dim std 0.1–2.4 cannot be fitted), and
+  takes ``n_critic`` = 5 steps per batch (the CLUB authors' demo: 5; the MRDD code: 1) on fresh
+  samples of the same posteriors.  An epoch whose mean estimate for a view is below −0.1 nats is
+  flagged (log row ``warnings``, a :class:`~viewsplit.errors.TrainingWarning`, the report): a
+  negative CLUB estimate bounds nothing.  The critic's fit is logged as the Gaussian NLL in nats
+  (``critic/nll_nats_v``; the reference's "NLL" is 2·NLL − d·log 2π).
+* ``stage1_targets: hidden`` (viewsplit option; the vector preset's choice): pure cross-view
+  prediction.  The paper's stage 1 reconstructs every view from a C that has seen (a masked copy of)
+  that view, so C also encodes each view's private factors (held-out R²(private | C) 0.74 on
+  known-factor data); predicting only unseen views removes that incentive (R² 0.01–0.04,
+  benchmarks/factor_split.py).
 """
 from __future__ import annotations
 
