@@ -141,6 +141,11 @@ class EvalConfig:
     #: ``viewsplit eval --missing`` with V > 4 views: evaluate at most this many view combinations
     #: (every single view, all views, and a seeded sample of the others); V ≤ 4 evaluates all 2^V − 1
     missing_combinations: int = 16
+    #: probe solver: ``torch`` (full-batch L-BFGS logistic / squared-hinge, brute-force kNN; fast) or
+    #: ``sklearn`` (LogisticRegression, LinearSVC, KNeighborsClassifier); eval/probes.py
+    probe_solver: str = "torch"
+    #: k-means on more points than this fits on a seeded subsample of this many and assigns all (0 = never)
+    kmeans_fit_samples: int = 20000
 
     def validate(self, key: str = "eval") -> None:
         check_positive(self.kmeans_seeds, f"{key}.kmeans_seeds", allow_zero=True)
@@ -150,6 +155,8 @@ class EvalConfig:
         check_positive(self.mine_runs, f"{key}.mine_runs")
         check_positive(self.mine_epochs, f"{key}.mine_epochs")
         check_positive(self.missing_combinations, f"{key}.missing_combinations")
+        check_choice(self.probe_solver, ("torch", "sklearn"), f"{key}.probe_solver")
+        check_positive(self.kmeans_fit_samples, f"{key}.kmeans_fit_samples", allow_zero=True)
         for p in self.probes:
             check_choice(p, PROBES, f"{key}.probes")
         for s in self.secondary_splits:
