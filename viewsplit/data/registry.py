@@ -57,6 +57,11 @@ class DataConfig:
     source: str | None = None
     source_view: int = 0
     augment: dict[str, float] = field(default_factory=dict)
+    #: ``folder``: stream the memory-mapped views (true), read them into memory (false), or None = stream
+    #: when the view files hold more than ``stream_above_mb`` MiB; batches read ahead by a thread (0 = off)
+    stream: bool | None = None
+    stream_above_mb: int = 2048
+    prefetch: int = 2
 
     def validate(self) -> None:
         if self.name not in DATASETS:
@@ -75,6 +80,9 @@ class DataConfig:
                 raise ConfigError(f"data.{key}: must be a positive number of samples, got {val}")
         if self.n_views < 2:
             raise ConfigError(f"data.n_views: need at least 2 views, got {self.n_views}")
+        if self.stream_above_mb < 0 or self.prefetch < 0:
+            raise ConfigError(f"data.stream_above_mb, data.prefetch: must be >= 0, got {self.stream_above_mb}, "
+                              f"{self.prefetch}")
         if self.source_view < 0:
             raise ConfigError(f"data.source_view: must be a view index >= 0, got {self.source_view}")
 

@@ -43,7 +43,13 @@ def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
 
 def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None, test_idx=None) -> DataSplits:
     full = MultiViewDataset(views, labels, view_names, name=name)
-    n = len(full)
+    train_idx, test_idx, info = split_indices(full.labels, len(full), cfg, name, train_idx, test_idx)
+    return DataSplits(full.subset(train_idx), full.subset(test_idx), cluster_on="test", info=info)
+
+
+def split_indices(labels: torch.Tensor | None, n: int, cfg: DataConfig, name: str, train_idx=None,
+                  test_idx=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The given train/test indices (checked), or a seeded split: stratified when labelled."""
     if train_idx is None:
         if labels is not None:
             train_idx, test_idx = stratified_split(labels.numpy(), cfg.test_fraction, cfg.seed)
@@ -59,7 +65,7 @@ def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None
         idx = np.asarray(idx)
         if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= n:
             raise DataError(f"{name}: {key} must be a non-empty list of sample indices in [0, {n})")
-    return DataSplits(full.subset(train_idx), full.subset(test_idx), cluster_on="test", info=info)
+    return np.asarray(train_idx), np.asarray(test_idx), info
 
 
 @register("npz", "your own views from one .npz file (data.path=FILE.npz)",
