@@ -58,7 +58,8 @@ def map_npy(path: Path) -> tuple[np.ndarray, mmap.mmap]:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except ValueError as err:
-        why = "an object (ragged) array" if "allow_pickle" in str(err) else f"not a readable .npy array ({err})"
+        ragged = "allow_pickle" in str(err) or "Python objects" in str(err)
+        why = "an object (ragged) array" if ragged else f"not a readable .npy array ({err})"
         raise DataError(f"{path}: {why}; save a rectangular numeric array with np.save") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err})") from None
