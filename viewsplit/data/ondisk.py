@@ -40,8 +40,10 @@ from .registry import DataConfig, register
 
 VIEW_DTYPES = (np.uint8, np.float16, np.float32)
 #: a mapped view hands its pages back to the page cache after this many bytes were read through it
-RELEASE_BYTES = 64 << 20
-PAGE = mmap.PAGESIZE
+RELEASE_BYTES = 32 << 20
+#: bytes a page fault maps from the page cache around the faulting address (Linux fault_around_bytes
+#: default): a scattered row costs at least this much resident memory until released
+FAULT_AROUND = 64 << 10
 T = TypeVar("T")
 
 
@@ -84,7 +86,7 @@ class MappedView:
 
     def __init__(self, array: np.ndarray, mapping: mmap.mmap, path: Path, rows: np.ndarray | None = None):
         self.array, self.mapping, self.path, self.rows = array, mapping, path, rows
-        self._row_bytes = max(int(np.prod(array.shape[1:])) * array.dtype.itemsize, PAGE)
+        self._row_bytes = max(int(np.prod(array.shape[1:])) * array.dtype.itemsize, FAULT_AROUND)
         self._lock = threading.Lock()
         self._since_release = 0
 
