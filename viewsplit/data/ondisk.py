@@ -35,12 +35,12 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
-from .multiview import Batch, DataSplits, MultiViewDataset
+from .multiview import _UIDS, Batch, DataSplits, MultiViewDataset, _as_float
 from .registry import DataConfig, register
 
 VIEW_DTYPES = (np.uint8, np.float16, np.float32)
 #: a mapped view hands its pages back to the page cache after this many bytes were read through it
-RELEASE_BYTES = 32 << 20
+RELEASE_BYTES = 16 << 20
 #: bytes a page fault maps from the page cache around the faulting address (Linux fault_around_bytes
 #: default): a scattered row costs at least this much resident memory until released
 FAULT_AROUND = 64 << 10
@@ -145,8 +145,6 @@ class OnDiskDataset(MultiViewDataset):
     factors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from .multiview import _UIDS
-
         self.uid = next(_UIDS)
         if self.view_names is None:
             self.view_names = [f"view{v}" for v in range(len(self.views))]
@@ -175,7 +173,7 @@ class OnDiskDataset(MultiViewDataset):
 
     def stack_views_float(self) -> list[Tensor]:
         """Every view read into memory as float32 (only for splits that fit in memory)."""
-        return [v.read_all().float().div_(255.0) if v.array.dtype == np.uint8 else v.read_all() for v in self.views]
+        return [_as_float(v.read_all()) for v in self.views]
 
 
 class _Raised:
