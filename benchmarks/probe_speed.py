@@ -8,7 +8,7 @@ columns share the machine's load; the ratio is sklearn seconds / torch seconds. 
 seed, ``n_init`` 10) compares the full fit on ``--train`` points with the seeded subsample of
 ``--kmeans-fit`` points (eval.kmeans_fit_samples).
 
-    python benchmarks/probe_speed.py [--train 60000] [--dim 522] [--threads 1] [--probes logreg,linear_svm,knn]
+    python benchmarks/probe_speed.py [--train 60000] [--dim 522] [--threads 1] [--probes logreg,linear_svm]
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=60000)
     ap.add_argument("--dim", type=int, default=522)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--probes", default="logreg,linear_svm,knn")
+    ap.add_argument("--probes", default="logreg,linear_svm")
     ap.add_argument("--kmeans-fit", type=int, default=20000)
     args = ap.parse_args()
     import torch

@@ -141,8 +141,8 @@ class EvalConfig:
     #: ``viewsplit eval --missing`` with V > 4 views: evaluate at most this many view combinations
     #: (every single view, all views, and a seeded sample of the others); V ≤ 4 evaluates all 2^V − 1
     missing_combinations: int = 16
-    #: probe solver: ``torch`` (full-batch L-BFGS logistic / squared-hinge, brute-force kNN; fast) or
-    #: ``sklearn`` (LogisticRegression, LinearSVC, KNeighborsClassifier); eval/probes.py
+    #: probe solver: ``torch`` (full-batch L-BFGS for the logistic and squared-hinge probes; fast) or
+    #: ``sklearn`` (LogisticRegression, LinearSVC); kNN is scikit-learn's under both (eval/probes.py)
     probe_solver: str = "torch"
     #: k-means on more points than this fits on a seeded subsample of this many and assigns all (0 = never)
     kmeans_fit_samples: int = 20000
