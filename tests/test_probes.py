@@ -78,3 +78,24 @@ def test_kmeans_subsample_fits_on_a_seeded_subset_and_scores_every_point():
     assert sub != full and sub["acc"]["mean"] > 0.9                                  # a real subsample, still good
     assert kmeans_protocol(x, y, 3, seeds=2, n_init=2, fit_samples=600) == full      # no subsample at n ≤ threshold
     assert "150 of 600" in kmeans_fit_record(600, 150) and kmeans_fit_record(600, 600) == "fitted on all 600 points"
+
+
+def test_report_records_the_probe_solver_and_the_kmeans_fit():
+    import torch
+
+    from viewsplit.config import EvalConfig
+    from viewsplit.data import DataConfig, load_dataset
+    from viewsplit.eval.evaluate import evaluate
+    from viewsplit.methods import build_method, get_method
+    from viewsplit.methods.base import DataSpec
+
+    splits = load_dataset(DataConfig(name="synthetic", n_samples=300))
+    torch.manual_seed(0)
+    method = build_method("autoencoder", get_method("autoencoder").Config(), DataSpec.of(splits.train))
+    cfg = EvalConfig(kmeans_seeds=1, kmeans_n_init=1, kmeans_fit_samples=100, probes=["logreg", "knn"],
+                     secondary_splits=["train"], figures=False)
+    proto = evaluate(method, splits, cfg)["protocol"]
+    assert proto["probe_solver"] == "torch" and "L-BFGS" in proto["probes"]["logreg"]
+    assert proto["probes"]["knn"] == "KNeighborsClassifier(n_neighbors=10)"
+    assert proto["kmeans"]["fit"] == {"test": "fitted on all 60 points", "train": kmeans_fit_record(240, 100)}
+    assert "subsample of 100 of 240" in proto["kmeans"]["fit"]["train"]
