@@ -1,4 +1,4 @@
-"""Command-line interface: ``viewsplit {datasets,methods,train,run,eval,encode,predict,bench,demo}``
+"""Command-line interface: ``viewsplit {datasets,methods,train,run,eval,encode,predict,convert,bench,demo}``
 (also ``python -m viewsplit``)."""
 from __future__ import annotations
 
@@ -238,6 +238,34 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .config import merge, parse_override
+    from .data.convert import csv_sources, dataset_sources, npz_sources, write_folder
+    from .data.ondisk import open_folder
+    from .errors import ConfigError
+
+    if args.overrides and not args.dataset:
+        raise ConfigError("data.* overrides apply to --dataset only")
+    if args.npz:
+        sources = npz_sources(args.npz, args.chunk)
+    elif args.csv:
+        sources = csv_sources(args.csv, args.labels, args.chunk)
+    else:
+        raw: dict = {}
+        for item in args.overrides:
+            if not item.startswith("data."):
+                raise ConfigError(f"{item!r}: viewsplit convert --dataset only takes data.* overrides")
+            raw = merge(raw, parse_override(item))
+        sources = dataset_sources(args.dataset, raw.get("data", {}), args.chunk)
+    folder = open_folder(write_folder(args.out, sources))
+    print("| array | shape | dtype |\n|---|---|---|")
+    for name, (shape, dtype, _) in sources.items():
+        print(f"| {name}.npy | {shape} | {dtype} |")
+    print(f"folder: {folder.path} ({folder.n} samples, {len(folder.views)} views); "
+          f"train on it with data.name=folder data.path={folder.path}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     import time
 
@@ -347,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("overrides", nargs="*", help="key=value overrides applied to every run; METHOD:key=value "
                                                 "applies to one method only, e.g. mib:model.beta=1")
     b.set_defaults(fn=cmd_bench)
+
+    c = sub.add_parser("convert", help="write the on-disk multi-view folder format (.npy per view) in chunks",
+                       formatter_class=fmt)
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--npz", type=Path, help="an npz with view0, view1, … (+ labels, mask, train/test_index, "
+                                              "factors_*)")
+    src.add_argument("--csv", nargs="+", help="one CSV per view, rows aligned")
+    src.add_argument("--dataset", help="a built-in data set (data.* overrides after it, e.g. data.root=DIR)")
+    c.add_argument("--labels", help="with --csv: a CSV of integer labels")
+    c.add_argument("--out", type=Path, required=True, help="the folder to write (new or empty)")
+    c.add_argument("--chunk", type=int, default=65536, help="rows read and written at a time (default 65536)")
+    c.add_argument("overrides", nargs="*", help="data.* overrides for --dataset")
+    c.set_defaults(fn=cmd_convert)
 
     m = sub.add_parser("demo", help="run the main method on the embedded Handwritten data", formatter_class=fmt)
     m.add_argument("overrides", nargs="*", help="key=value overrides of the demo config (handwritten/mrdd)")

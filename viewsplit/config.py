@@ -153,6 +153,11 @@ class EvalConfig:
     #: also evaluate the input views themselves (each view and all concatenated, standardised as the
     #: model sees them) as rows ``raw_<v>`` / ``raw_all``: what learning added (:mod:`viewsplit.eval.baselines`)
     raw_baselines: bool = True
+    #: probe solver: ``torch`` (full-batch L-BFGS for the logistic and squared-hinge probes; fast) or
+    #: ``sklearn`` (LogisticRegression, LinearSVC); kNN is scikit-learn's under both (eval/probes.py)
+    probe_solver: str = "torch"
+    #: k-means on more points than this fits on a seeded subsample of this many and assigns all (0 = never)
+    kmeans_fit_samples: int = 20000
 
     def validate(self, key: str = "eval") -> None:
         check_positive(self.kmeans_seeds, f"{key}.kmeans_seeds", allow_zero=True)
@@ -162,6 +167,8 @@ class EvalConfig:
         check_positive(self.mine_runs, f"{key}.mine_runs")
         check_positive(self.mine_epochs, f"{key}.mine_epochs")
         check_positive(self.missing_combinations, f"{key}.missing_combinations")
+        check_choice(self.probe_solver, ("torch", "sklearn"), f"{key}.probe_solver")
+        check_positive(self.kmeans_fit_samples, f"{key}.kmeans_fit_samples", allow_zero=True)
         for p in self.probes:
             check_choice(p, PROBES, f"{key}.probes")
         for s in self.secondary_splits:

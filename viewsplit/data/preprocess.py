@@ -10,6 +10,8 @@ never has to be converted as a whole.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from typing import Sequence
 
@@ -20,6 +22,35 @@ from ..errors import ConfigError
 from .multiview import MultiViewDataset, _as_float
 
 STANDARDIZE = ("vectors", "all", "none")
+
+
+def standardise(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """(x − mean) / std in float64, returned as float32 (uint8 images are scaled to [0, 1] first)."""
+    return ((_as_float(x).double() - mean.to(x.device)) / std.to(x.device)).float()
+
+
+class StandardizedView:
+    """A view that is not held in memory (e.g. a memory-mapped one), standardised as its rows are read:
+    indexing, ``take`` and ``read_all`` behave as the wrapped view's."""
+
+    def __init__(self, base, mean: Tensor, std: Tensor):
+        self.base, self.mean, self.std = base, mean, std
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.base.shape)
+
+    def dim(self) -> int:
+        return self.base.dim()
+
+    def take(self, index) -> "StandardizedView":
+        return StandardizedView(self.base.take(index), self.mean, self.std)
+
+    def __getitem__(self, index) -> Tensor:
+        return standardise(self.base[index], self.mean, self.std)
+
+    def read_all(self) -> Tensor:
+        return standardise(self.base.read_all(), self.mean, self.std)
 
 
 class Standardizer(nn.Module):
@@ -71,22 +102,22 @@ class Standardizer(nn.Module):
             for v in views:
                 yield v, batch.views[v][batch.mask[:, v]].double()
 
-    def apply_views(self, views: Sequence[Tensor]) -> list[Tensor]:
-        """The standardised views (float32); views it does not standardise are returned unchanged."""
+    def apply_views(self, views: Sequence) -> list:
+        """The standardised views (float32 tensors; a view that is not in memory, e.g. memory-mapped, is
+        wrapped so that its rows are standardised as they are read); others are returned unchanged."""
         out = []
         for v, x in enumerate(views):
             if bool(self.active[v]):
                 mean, std = self.stats(v)
-                x = ((_as_float(x).double() - mean.to(x.device)) / std.to(x.device)).float()
+                x = standardise(x, mean, std) if isinstance(x, Tensor) else StandardizedView(x, mean, std)
             out.append(x)
         return out
 
     def apply(self, ds: MultiViewDataset) -> MultiViewDataset:
-        """A copy of ``ds`` with standardised views (labels, mask, names kept)."""
+        """A copy of ``ds`` (of its own class) with standardised views; everything else kept."""
         if not bool(self.active.any()):
             return ds
-        return MultiViewDataset(self.apply_views(ds.views), ds.labels, list(ds.view_names or []), ds.mask, ds.name,
-                                ds.factors)
+        return dataclasses.replace(ds, views=self.apply_views(ds.views))
 
     def invert(self, v: int, x: Tensor) -> Tensor:
         """Map view ``v`` from the standardised space back to the data's units (e.g. predicted views)."""

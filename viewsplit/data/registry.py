@@ -65,6 +65,11 @@ class DataConfig:
     #: per-view standardisation fitted on the training split and stored with the model
     #: (:mod:`viewsplit.data.preprocess`): ``vectors`` (vector views), ``all`` or ``none``
     standardize: str = "vectors"
+    #: ``folder``: stream the memory-mapped views (true), read them into memory (false), or None = stream
+    #: when the view files hold more than ``stream_above_mb`` MiB; batches read ahead by a thread (0 = off)
+    stream: bool | None = None
+    stream_above_mb: int = 2048
+    prefetch: int = 2
 
     def validate(self) -> None:
         if self.name not in DATASETS:
@@ -85,6 +90,9 @@ class DataConfig:
             raise ConfigError(f"data.n_views: need at least 2 views, got {self.n_views}")
         if self.standardize not in STANDARDIZE:
             raise ConfigError(f"data.standardize: {self.standardize!r} is not one of {list(STANDARDIZE)}")
+        if self.stream_above_mb < 0 or self.prefetch < 0:
+            raise ConfigError(f"data.stream_above_mb, data.prefetch: must be >= 0, got {self.stream_above_mb}, "
+                              f"{self.prefetch}")
         if self.source_view < 0:
             raise ConfigError(f"data.source_view: must be a view index >= 0, got {self.source_view}")
         for key in ("n_samples", "n_classes", "class_dim", "shared_dim", "specific_dim", "view_dim", "mixing_hidden"):

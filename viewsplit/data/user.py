@@ -57,7 +57,14 @@ def _as_factor(arr: np.ndarray, where: str) -> torch.Tensor:
 def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None, test_idx=None,
            factors: dict[str, torch.Tensor] | None = None) -> DataSplits:
     full = MultiViewDataset(views, labels, view_names, name=name, factors=factors)
-    n = len(full)
+    train_idx, test_idx, info = split_indices(full.labels, len(full), cfg, name, train_idx, test_idx)
+    return DataSplits(full.subset(train_idx), full.subset(test_idx), cluster_on="test", info=info)
+
+
+def split_indices(labels: torch.Tensor | None, n: int, cfg: DataConfig, name: str, train_idx=None,
+                  test_idx=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The given train/test indices (checked: distinct, disjoint, in range), or a seeded split: stratified
+    when labelled."""
     if train_idx is None:
         if labels is not None:
             train_idx, test_idx = stratified_split(labels.numpy(), cfg.test_fraction, cfg.seed)
@@ -78,7 +85,7 @@ def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None
             raise DataError(f"{name}: train_index and test_index share {len(shared)} samples (first: "
                             f"{shared[:5].tolist()}); the test samples would leak into training")
         info = {"split": "given by file"}
-    return DataSplits(full.subset(train_idx), full.subset(test_idx), cluster_on="test", info=info)
+    return np.asarray(train_idx), np.asarray(test_idx), info
 
 
 def _index(idx, key: str, name: str, n: int) -> np.ndarray:

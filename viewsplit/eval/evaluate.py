@@ -17,8 +17,8 @@ from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
 from ..methods.base import Method
-from .metrics import kmeans_protocol
-from .probes import PROBE_PARAMS, run_probe
+from .metrics import kmeans_fit_record, kmeans_protocol
+from .probes import probe_params, run_probe
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
 
     def clustering(split: str) -> dict:
         feats, y = features(split)
-        return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init)
+        return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init, cfg.kmeans_fit_samples)
                 for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")} \
             if cfg.kmeans_seeds else {}
 
@@ -133,8 +133,8 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
         "clustering": clustering(primary),
-        "classification": {r: {p: run_probe(p, tr[r], y_tr, te[r], y_te, cfg.knn_k) for p in cfg.probes
-                               if note(f"eval: probe {p} on {r}")} for r in tr},
+        "classification": {r: {p: run_probe(p, tr[r], y_tr, te[r], y_te, cfg.knn_k, cfg.probe_solver)
+                               for p in cfg.probes if note(f"eval: probe {p} on {r}")} for r in tr},
     }
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:
@@ -157,6 +157,9 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
     result["protocol"] = protocol_record(cfg, splits, k)
+    sizes = {"test": len(y_te), "train": len(y_tr), "train+test": len(y_tr) + len(y_te)}
+    result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
+                                           for s in [primary, *secondary]}
     return result
 
 
@@ -167,8 +170,9 @@ def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict:
     return {
         "features": "posterior mean, eval mode, no gradients",
         "kmeans": {"n_clusters": k, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
-                   "init": "k-means++", "std": "population (ddof=0)"},
-        "probes": {p: PROBE_PARAMS[p].replace("knn_k", str(cfg.knn_k)) for p in cfg.probes},
+                   "init": "k-means++", "std": "population (ddof=0)", "fit_samples": cfg.kmeans_fit_samples},
+        "probe_solver": cfg.probe_solver,
+        "probes": {p: probe_params(p, cfg.probe_solver).replace("knn_k", str(cfg.knn_k)) for p in cfg.probes},
         "probe_fit": "train split, StandardScaler fitted on train features; scored on the test split",
         "best_view": cfg.best_view,
         "model_selection": "final epoch (no checkpoint is chosen on test data)",

@@ -83,13 +83,15 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
     k = int(max(y_tr.max(), y_te.max())) + 1
     cluster_ds = splits.all if splits.cluster_on == "all" else splits.test
     y_cl, n_test = labels_of(cluster_ds), len(splits.test)   # the test samples are the last ones of `all`
-    probes = {r: {p: fit_probe(p, f, y_tr, cfg.knn_k) for p in cfg.probes} for r, f in encode(splits.train).items()}
+    probes = {r: {p: fit_probe(p, f, y_tr, cfg.knn_k, cfg.probe_solver) for p in cfg.probes}
+              for r, f in encode(splits.train).items()}
     rows = []
     for i, views in enumerate(combos):
         note(f"eval --missing: views {list(views)} ({i + 1}/{len(combos)} combinations)")
         for r, f in encode(cluster_ds, views).items():
             rows.append({"views": list(views), "representation": r,
-                         "clustering": kmeans_protocol(f, y_cl, k, cfg.kmeans_seeds, cfg.kmeans_n_init)
+                         "clustering": kmeans_protocol(f, y_cl, k, cfg.kmeans_seeds, cfg.kmeans_n_init,
+                                                       cfg.kmeans_fit_samples)
                          if cfg.kmeans_seeds else {},
                          "classification": {p: fp.score(f[-n_test:], y_te) for p, fp in probes[r].items()}})
     masked_training = not bool(splits.train.mask.all())

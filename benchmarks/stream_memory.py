@@ -1,0 +1,144 @@
+"""In-memory vs on-disk (memory-mapped, streamed) training data: peak memory and throughput, side by side.
+
+For each ``--samples`` N, a 2-view set of 1×32×32 uint8 images (seeded, random pixels; 10 labels)
+is written as a folder with ``viewsplit.data.convert.write_folder`` in chunks, then each
+``--modes`` entry trains MRDD stage 1 (the Edge-FMNIST CPU preset, configs/edge_fmnist/mrdd.yaml)
+for ``--steps`` optimiser steps of ``--batch`` samples in a fresh subprocess:
+
+* ``memory``: ``data.stream=false``, the folder read into tensors (today's path);
+* ``disk``: ``data.stream=true``, batches gathered from the mapped files by a prefetch thread.
+
+Each child reports its peak RSS (``VmHWM``: its own memory, mapped file pages included) and
+the samples/s of the steps after the first ``--warmup``.  The page cache is not dropped (that
+needs root): at 50k the files (100 MB) are cached, at 1M (2 GB) mostly too on a 24 GB machine, so
+the disk column measures the gather and the prefetch, not the drive.
+
+    python benchmarks/stream_memory.py --samples 20000 --steps 20          # a quick check
+    python benchmarks/stream_memory.py --samples 50000,1000000 --steps 200 --threads 2   # the issue's targets
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def make_folder(path: Path, n: int, chunk: int = 50_000) -> Path:
+    """A 2-view folder of N seeded 1×32×32 uint8 image pairs (train: the first 90 %)."""
+    from viewsplit.data.convert import write_folder
+
+    if (path / "view1.npy").exists():
+        return path
+
+    def images(view: int):
+        def read():
+            for start in range(0, n, chunk):
+                rng = np.random.default_rng([view, start])
+                yield rng.integers(0, 256, (min(chunk, n - start), 1, 32, 32), dtype=np.uint8)
+        return read
+
+    n_tr = int(0.9 * n)
+    labels = np.random.default_rng(n).integers(0, 10, n)
+    arrays = {f"view{v}": ((n, 1, 32, 32), np.dtype(np.uint8), images(v)) for v in range(2)}
+    arrays["labels"] = ((n,), np.dtype(np.int64), lambda: [labels])
+    arrays["train_index"] = ((n_tr,), np.dtype(np.int64), lambda: [np.arange(n_tr)])
+    arrays["test_index"] = ((n - n_tr,), np.dtype(np.int64), lambda: [np.arange(n_tr, n)])
+    return write_folder(path, arrays)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM (``ru_maxrss`` would include the parent's peak at fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(folder: str, mode: str, steps: int, batch: int, warmup: int, threads: int) -> dict:
+    """Train MRDD stage 1 for ``steps`` steps on ``folder``; time and memory of this process."""
+    import torch
+
+    from viewsplit.config import CONFIG_DIR, load_config
+    from viewsplit.data.registry import load_dataset
+    from viewsplit.engine.trainer import make_optimizer
+    from viewsplit.methods import build_method
+    from viewsplit.methods.base import DataSpec
+
+    torch.set_num_threads(threads)
+    cfg = load_config(CONFIG_DIR / "edge_fmnist" / "mrdd.yaml",
+                      ["data.name=folder", f"data.path={folder}", f"data.stream={mode == 'disk'}"])
+    train = load_dataset(cfg.data).train
+    rss_loaded = peak_rss_mb()
+    torch.manual_seed(0)
+    method = build_method(cfg.method, cfg.model, DataSpec.of(train)).train()
+    stage = method.stage("consistency")
+    opts = [make_optimizer(s, cfg.stages["consistency"]) for s in stage.steps]
+    t0 = None
+    for i, b in enumerate(islice(train.batches(batch, shuffle=True, seed=0, drop_last=True), steps)):
+        if i == warmup:
+            t0 = time.perf_counter()
+        for step, opt in zip(stage.steps, opts):
+            opt.zero_grad(set_to_none=True)
+            step.loss(b)["objective"].backward()
+            opt.step()
+    seconds = time.perf_counter() - t0
+    return {"samples": len(train), "mode": mode, "samples_per_s": (steps - warmup) * batch / seconds,
+            "rss_after_load_mb": rss_loaded, "peak_rss_mb": peak_rss_mb()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--samples", default="50000,1000000", help="comma-separated set sizes")
+    ap.add_argument("--modes", default="memory,disk")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workdir", type=Path, default=REPO / "runs" / "stream_memory")
+    ap.add_argument("--child", nargs=2, metavar=("FOLDER", "MODE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.steps <= args.warmup:
+        ap.error("--steps must exceed --warmup")
+    if args.child:
+        print(json.dumps(child(*args.child, args.steps, args.batch, args.warmup, args.threads)))
+        return
+    rows = []
+    for n in (int(s) for s in args.samples.split(",")):
+        t = time.perf_counter()
+        folder = make_folder(args.workdir / f"pairs-{n}", n)
+        print(f"{folder}: {n} samples ({time.perf_counter() - t:.0f} s to write or find)", file=sys.stderr)
+        for mode in args.modes.split(","):
+            cmd = [sys.executable, __file__, "--child", str(folder), mode, "--steps", str(args.steps), "--warmup",
+                   str(args.warmup), "--batch", str(args.batch), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], file=sys.stderr)
+    base = {r["mode"]: r for r in rows if r["samples"] == rows[0]["samples"]}
+    print(f"MRDD stage 1 (Edge-FMNIST CPU preset), {args.steps - args.warmup} timed steps of {args.batch} samples, "
+          f"{args.threads} thread(s); ratios against the first size's row of the same mode, and disk against "
+          "memory at the same size\n")
+    print("| train samples | data path | samples/s | disk / memory | RSS after loading (MB) | peak RSS (MB) | "
+          "peak RSS vs smallest set |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        mem = next((m for m in rows if m["samples"] == r["samples"] and m["mode"] == "memory"), None)
+        speed = f"{r['samples_per_s'] / mem['samples_per_s']:.2f}" if mem and r["mode"] == "disk" else ""
+        ref = base.get(r["mode"])
+        grow = f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}× ({r['peak_rss_mb'] - ref['peak_rss_mb']:+.0f} MB)" \
+            if ref else ""
+        print(f"| {r['samples']} | {r['mode']} | {r['samples_per_s']:.0f} | {speed} | {r['rss_after_load_mb']:.0f} | "
+              f"{r['peak_rss_mb']:.0f} | {grow} |")
+
+
+if __name__ == "__main__":
+    main()

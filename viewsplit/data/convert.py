@@ -1,0 +1,249 @@
+"""``viewsplit convert``: write the on-disk folder format (:mod:`viewsplit.data.ondisk`) in chunks.
+
+Sources: an ``.npz`` (its members are read in chunks straight from the archive, compressed or
+not), one CSV per view (+ a labels CSV), or a built-in data set (train then test samples, with
+``train_index``/``test_index``).  Each array is written through a plain file handle, ``chunk``
+rows at a time, to ``NAME.npy.tmp`` and renamed when complete, so neither the source nor the
+output is ever held whole in memory (built-in data sets are loaded by their own loaders first).
+
+dtypes: views keep uint8 images, float16 and float32; other numeric views become float32 (uint8
+*vectors* too, so that an npz converts to the values the npz loader gives); labels and indices
+become int64, the mask bool, factors float32.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import DataError
+
+#: an array to write: its shape, dtype, and a function returning its row chunks
+Source = tuple[tuple[int, ...], np.dtype, Callable[[], Iterable[np.ndarray]]]
+
+
+def write_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: Iterable[np.ndarray]) -> None:
+    """Write row chunks as one C-order ``.npy`` file (atomically); check every chunk's shape and the row count."""
+    dtype = np.dtype(dtype)
+    tmp = path.with_name(path.name + ".tmp")
+    rows = 0
+    with open(tmp, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)})
+        for chunk in chunks:
+            chunk = np.asarray(chunk)
+            if chunk.shape[1:] != tuple(shape[1:]):
+                tmp.unlink()
+                raise DataError(f"{path.name}: a chunk has rows of shape {chunk.shape[1:]}, expected {shape[1:]}")
+            np.ascontiguousarray(chunk, dtype=dtype).tofile(fh)
+            rows += len(chunk)
+    if rows != shape[0]:
+        tmp.unlink()
+        raise DataError(f"{path.name}: wrote {rows} rows, expected {shape[0]}")
+    os.replace(tmp, path)
+
+
+def write_folder(out: str | Path, arrays: dict[str, Source]) -> Path:
+    """Write every array of ``arrays`` (name → source) as ``out/NAME.npy``; refuses a folder holding .npy files."""
+    out = Path(out).expanduser()
+    if out.exists() and any(out.glob("*.npy")):
+        raise DataError(f"{out}: already holds .npy files; convert into a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (shape, dtype, chunks) in arrays.items():
+        write_npy(out / f"{name}.npy", shape, dtype, chunks())
+    from .ondisk import open_folder
+
+    open_folder(out)  # the result must read back
+    return out
+
+
+def target_dtype(name: str, dtype: np.dtype, ndim: int, where: str) -> np.dtype:
+    """The dtype ``name`` is stored with (module docstring)."""
+    if dtype.kind not in "biuf":
+        raise DataError(f"{where}: must be numeric, got dtype {dtype}")
+    if name.startswith("view"):
+        keep = dtype in (np.float16, np.float32) or (dtype == np.uint8 and ndim == 4)
+        return dtype if keep else np.dtype(np.float32)
+    if name in ("labels", "train_index", "test_index"):
+        if dtype.kind == "f":
+            raise DataError(f"{where}: {name} must be integers, got dtype {dtype}")
+        return np.dtype(np.int64)
+    if name == "mask":
+        return np.dtype(bool)
+    return np.dtype(np.float32)
+
+
+def _chunks_of(array, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+    return lambda: (np.asarray(array[i: i + chunk]) for i in range(0, len(array), chunk))
+
+
+# ---------------------------------------------------------------------------- npz
+def _npz_member(zf: zipfile.ZipFile, member: str, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    with zf.open(member) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(fh)
+        except ValueError as err:
+            raise DataError(f"{where}: not a .npy member ({err})") from None
+        if fortran and len(shape) > 1:
+            raise DataError(f"{where}: stored in Fortran order; save it in C order")
+        if dtype.hasobject:
+            raise DataError(f"{where}: an object (ragged) array; save rectangular numeric arrays")
+        return shape, dtype, fh.tell()
+
+
+def npz_sources(path: str | Path, chunk: int) -> dict[str, Source]:
+    """The arrays of an npz (view0…, labels, mask, train/test_index, factors_*), read in chunks."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    members = {m[:-4]: m for m in zf.namelist() if m.endswith(".npy")}
+    views = sorted((k for k in members if k.startswith("view") and k[4:].isdigit()), key=lambda k: int(k[4:]))
+    allowed = {*views, "labels", "mask", "train_index", "test_index", "factors_shared",
+               *(f"factors_view{v}" for v in range(len(views)))}
+    unknown = sorted(set(members) - allowed)
+    if unknown:
+        raise DataError(f"{path}: unknown arrays {unknown}; expected view0, view1, …, labels, mask, train_index, "
+                        "test_index, factors_shared, factors_view<v>")
+    out: dict[str, Source] = {}
+    for name in [*views, *sorted(set(members) - set(views))]:
+        where = f"{path}: array {name!r}"
+        shape, dtype, offset = _npz_member(zf, members[name], where)
+        if len(shape) == 0:
+            raise DataError(f"{where}: a scalar, expected one row per sample")
+        out[name] = (shape, target_dtype(name, dtype, len(shape), where),
+                     _npz_reader(path, members[name], shape, dtype, offset, chunk))
+    return out
+
+
+def _npz_reader(path: Path, member: str, shape: tuple[int, ...], dtype: np.dtype, offset: int,
+                chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+    row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+
+    def read() -> Iterator[np.ndarray]:
+        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
+            fh.read(offset)
+            for start in range(0, shape[0], chunk):
+                rows = min(chunk, shape[0] - start)
+                buf = fh.read(rows * row_bytes)
+                if len(buf) != rows * row_bytes:
+                    raise DataError(f"{path}: array {member[:-4]!r} is truncated")
+                yield np.frombuffer(buf, dtype).reshape(rows, *shape[1:])
+
+    return read
+
+
+# ---------------------------------------------------------------------------- CSV
+def _csv_layout(path: Path) -> tuple[int, int, int]:
+    """(header lines, data rows, columns) of a numeric CSV."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    with open(path) as fh:
+        first = fh.readline()
+        try:
+            cols = len([float(t) for t in first.strip().split(",") if t.strip()])
+            skip = 0
+        except ValueError:
+            skip, cols = 1, len(first.split(","))
+        rows = sum(1 for line in fh if line.strip()) + (1 - skip if first.strip() else 0)
+    if rows == 0:
+        raise DataError(f"{path}: no data rows")
+    return skip, rows, cols
+
+
+def _csv_reader(path: Path, skip: int, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+    def read() -> Iterator[np.ndarray]:
+        with open(path) as fh:
+            for _ in range(skip):
+                fh.readline()
+            lines: list[str] = []
+            for line in fh:
+                if line.strip():
+                    lines.append(line)
+                if len(lines) == chunk:
+                    yield _parse(lines, path)
+                    lines = []
+            if lines:
+                yield _parse(lines, path)
+
+    return read
+
+
+def _parse(lines: list[str], path: Path) -> np.ndarray:
+    try:
+        return np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError as err:
+        raise DataError(f"{path}: not a numeric CSV ({err})") from None
+
+
+def csv_sources(views: list[str], labels: str | None, chunk: int) -> dict[str, Source]:
+    """One CSV per view (rows aligned) and an optional labels CSV, read ``chunk`` rows at a time."""
+    if len(views) < 2:
+        raise DataError(f"--csv: need at least 2 CSV files (one per view), got {views}")
+    out: dict[str, Source] = {}
+    files = [(f"view{v}", Path(p).expanduser()) for v, p in enumerate(views)]
+    if labels:
+        files.append(("labels", Path(labels).expanduser()))
+    for name, path in files:
+        skip, rows, cols = _csv_layout(path)
+        shape = (rows,) if name == "labels" else (rows, cols)
+        reader = _csv_reader(path, skip, chunk)
+        if name == "labels":
+            out[name] = (shape, np.dtype(np.int64), _as_labels(reader, path))
+        else:
+            out[name] = (shape, np.dtype(np.float32), reader)
+    return out
+
+
+def _as_labels(reader: Callable[[], Iterator[np.ndarray]], path: Path) -> Callable[[], Iterator[np.ndarray]]:
+    def read() -> Iterator[np.ndarray]:
+        for c in reader():
+            if c.shape[1] != 1 or not np.all(c == np.round(c)):
+                raise DataError(f"{path}: labels must be one integer per row")
+            yield c[:, 0]
+
+    return read
+
+
+# ---------------------------------------------------------------------------- built-in data sets
+def dataset_sources(name: str, overrides: dict, chunk: int) -> dict[str, Source]:
+    """A built-in data set's train then test samples, with train_index / test_index."""
+    from ..config import from_dict
+    from .registry import DataConfig, load_dataset
+
+    cfg = from_dict(DataConfig, {**overrides, "name": name}, "data")
+    splits = load_dataset(cfg)
+    train, test = splits.train, splits.test
+    n_tr, n = len(train), len(train) + len(test)
+    out: dict[str, Source] = {}
+    for v, (a, b) in enumerate(zip(train.views, test.views)):
+        arr = np.asarray(a[:1].numpy())
+        out[f"view{v}"] = ((n, *a.shape[1:]), target_dtype("view", arr.dtype, arr.ndim, f"view {v}"),
+                           _concat_chunks(a, b, chunk))
+    if train.labels is not None and test.labels is not None:
+        out["labels"] = ((n,), np.dtype(np.int64), _concat_chunks(train.labels, test.labels, chunk))
+    if not (bool(train.mask.all()) and bool(test.mask.all())):
+        out["mask"] = ((n, train.n_views), np.dtype(bool), _concat_chunks(train.mask, test.mask, chunk))
+    out["train_index"] = ((n_tr,), np.dtype(np.int64), _chunks_of(np.arange(n_tr), chunk))
+    out["test_index"] = ((n - n_tr,), np.dtype(np.int64), _chunks_of(np.arange(n_tr, n), chunk))
+    tr_f, te_f = getattr(train, "factors", None) or {}, getattr(test, "factors", None) or {}
+    for key in tr_f.keys() & te_f.keys():
+        a, b = np.asarray(tr_f[key]), np.asarray(te_f[key])
+        out[f"factors_{key}"] = ((n, *a.shape[1:]), np.dtype(np.float32), _concat_chunks(a, b, chunk))
+    return out
+
+
+def _concat_chunks(a, b, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+    def read() -> Iterator[np.ndarray]:
+        for part in (a, b):
+            yield from _chunks_of(part, chunk)()
+
+    return read
