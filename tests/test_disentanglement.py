@@ -10,14 +10,13 @@ import torch
 from conftest import REPO
 
 from viewsplit.config import EvalConfig, load_config
-from viewsplit.data.multiview import DataSplits, MultiViewDataset
 from viewsplit.engine.run import evaluate_run, load_run, prepare, train
 from viewsplit.engine.trainer import Trainer
 from viewsplit.errors import DataError, TrainingWarning
 from viewsplit.eval.factors import factor_recovery
 from viewsplit.eval.mine import mine_estimate
 from viewsplit.eval.readout import gaussian_nll, mlp_r2, ridge_r2
-from viewsplit.losses import CLUBSample, gaussian_nll as critic_nll
+from viewsplit.losses import gaussian_nll as critic_nll
 from viewsplit.methods import available_methods
 from viewsplit.models.stochastic import GaussianSample
 

@@ -324,7 +324,7 @@ def folder_dataset(folder: Folder, stream: bool, prefetch_depth: int = 2) -> Mul
     names = [p.stem for _, _, p in folder.views]
     labels = None if folder.labels is None else torch.from_numpy(folder.labels)
     mask = None if folder.mask is None else torch.from_numpy(folder.mask)
-    factors = {k: torch.from_numpy(np.asarray(f, dtype=np.float32)) for k, f in folder.factors.items()} or None
+    factors = {k: torch.tensor(np.asarray(f), dtype=torch.float32) for k, f in folder.factors.items()} or None
     if stream:
         return OnDiskDataset([MappedView(a, mm, p) for a, mm, p in folder.views], labels, names, mask,
                              folder.path.name, factors, prefetch=prefetch_depth)

@@ -59,7 +59,8 @@ def mlp_r2(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarra
                          random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(a, ys.transform(_2d(y_tr)))
+        t = ys.transform(_2d(y_tr))
+        model.fit(a, t.ravel() if t.shape[1] == 1 else t)
     pred = ys.inverse_transform(model.predict(b).reshape(len(b), -1))
     return float(r2_score(_2d(y_te), pred))
 
