@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,51 +24,48 @@ from .probes import probe_params, run_probe
 log = logging.getLogger(__name__)
 
 
-@torch.no_grad()
+def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
+             codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
+    """``codes(views, mask)`` over ``ds`` with the method in eval mode, in data-set order; float64 arrays."""
+    was_training = method.training
+    method.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    try:
+        with torch.no_grad():
+            for batch in ds.batches(batch_size):
+                batch = batch.to(device)
+                for k, v in codes(batch.views, batch.mask).items():
+                    parts.setdefault(k, []).append(v.detach().float().cpu())
+    finally:
+        method.train(was_training)
+    return {k: torch.cat(chunks).flatten(1).numpy().astype(np.float64) for k, chunks in parts.items()}
+
+
 def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
             mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """``method.encode`` over ``ds`` in eval mode and data-set order; float64 arrays per representation.
 
     ``mask`` (N, V) overrides the data set's availability mask (for missing-view protocols).
     """
-    was_training = method.training
-    method.eval()
     if mask is not None:
         ds = ds.with_mask(mask)
-    parts: dict[str, list[torch.Tensor]] = {}
-    try:
-        for batch in ds.batches(batch_size):
-            batch = batch.to(device)
-            for k, v in method.encode(batch.views, batch.mask).items():
-                parts.setdefault(k, []).append(v.detach().float().cpu())
-    finally:
-        method.train(was_training)
-    out = {}
-    for k, chunks in parts.items():
-        arr = torch.cat(chunks).flatten(1).numpy().astype(np.float64)
+    out = _collect(method, ds, batch_size, device, method.encode)
+    for k, arr in out.items():
         if not np.isfinite(arr).all():
             raise DataError(f"representation {k!r} has non-finite values on data set {ds.name!r}")
-        out[k] = arr
     return out
 
 
-@torch.no_grad()
 def extract_samples(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
                     seed: int = 0) -> dict[str, np.ndarray]:
     """One posterior sample μ + σ ⊙ ε (seeded) of every representation the method gives as a Gaussian posterior."""
     g = torch.Generator().manual_seed(seed)
-    parts: dict[str, list[torch.Tensor]] = {}
-    was_training = method.training
-    method.eval()
-    try:
-        for batch in ds.batches(batch_size):
-            batch = batch.to(device)
-            for k, (mu, std) in method.posteriors(batch.views, batch.mask).items():
-                eps = torch.randn(mu.shape, generator=g).to(mu.device)
-                parts.setdefault(k, []).append((mu + std * eps).float().cpu())
-    finally:
-        method.train(was_training)
-    return {k: torch.cat(v).flatten(1).numpy().astype(np.float64) for k, v in parts.items()}
+
+    def sample(views: list[torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: mu + std * torch.randn(mu.shape, generator=g).to(mu.device)
+                for k, (mu, std) in method.posteriors(views, mask).items()}
+
+    return _collect(method, ds, batch_size, device, sample)
 
 
 def compose(reps: dict[str, np.ndarray], n_views: int, best_view: int) -> dict[str, np.ndarray]:

@@ -378,8 +378,7 @@ class MRDD(Method):
     def encode(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
         mask = self.resolve_mask(views, mask)
         out = {"C": self.consistency.posterior(views, mask)[0]}
-        for v, vae in enumerate(self.specific):
-            out[f"V_{v}"] = apply_present(vae.encoder, views[v], mask[:, v])[:, : self.cfg.v_dim]
+        out.update((k, mu) for k, (mu, _) in self.posteriors(views, mask).items())
         return out
 
     def posteriors(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
