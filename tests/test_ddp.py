@@ -40,7 +40,7 @@ def test_two_process_gloo_run_equals_single_process(tmp_path):
 
 def _gathered_loss():
     """A loss on the global batch (batch-normalised cross-correlation) through the autograd-aware gather."""
-    from viewsplit.engine.distributed import gather
+    from viewsplit.distributed import gather
 
     torch.manual_seed(0)
     lin = torch.nn.Linear(4, 3)

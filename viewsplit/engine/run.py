@@ -22,7 +22,7 @@ from ..eval.checks import check_evaluable
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
-from .distributed import DistContext, init_distributed
+from ..distributed import DistContext, init_distributed
 from .trainer import Trainer, resolve_device
 
 

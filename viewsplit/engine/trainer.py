@@ -31,7 +31,7 @@ from ..data.multiview import Batch, MultiViewDataset, check_values, num_batches
 from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
-from .distributed import DistContext, mean_across_ranks
+from ..distributed import DistContext, mean_across_ranks
 from .logger import ProgressLines, RunLogger
 
 

@@ -20,7 +20,7 @@ V > 2 views (viewsplit extension): the mean (``pairs="mean"``, default) or sum o
 pairs of the two-view loss.
 
 DDP: with ``gather_distributed=True`` (default) every view is gathered from all ranks with the
-autograd-aware :func:`~viewsplit.engine.distributed.gather`, so the covariances are the global
+autograd-aware :func:`~viewsplit.distributed.gather`, so the covariances are the global
 batch's and every rank computes the same loss; after DistributedDataParallel averages gradients
 they equal a single process on the whole batch.  With ``False`` each rank uses its own shard.
 """
@@ -31,7 +31,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from ..engine.distributed import gather
+from ..distributed import gather
 from ..errors import ConfigError
 from .sdl import gram
 

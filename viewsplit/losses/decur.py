@@ -14,7 +14,7 @@ The off-diagonal blocks C[:K_c, K_c:] and C[K_c:, :K_c] are not penalised.
 
 **Distributed semantics** (``gather_distributed``, default True): under ``torch.distributed``
 the embeddings of every rank are concatenated with the autograd-aware
-:func:`~viewsplit.engine.distributed.gather`, so BN statistics and Ĉ are those of the global
+:func:`~viewsplit.distributed.gather`, so BN statistics and Ĉ are those of the global
 batch and Ĉ is divided by the true global N = Σ_ranks n_r.  Every rank then computes the same
 loss, and DDP's gradient averaging yields exactly the single-process gradient on the
 concatenated batch.  (The reference divides by ``batch_size * 4`` and sums with a raw
@@ -37,7 +37,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..engine.distributed import gather
+from ..distributed import gather
 
 #: the off-diagonal weight of Barlow Twins and DeCUR (reference default)
 LAMBDA = 0.0051

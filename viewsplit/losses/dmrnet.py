@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..engine.distributed import is_distributed
+from ..distributed import is_distributed
 from .kl import gaussian_kl
 
 #: which combinations may be chosen as hard: ``single`` (one view, the reference's weak modality)

@@ -22,7 +22,7 @@ required, recorded choice (S4), and eval mode uses the normaliser α·c + 1 of t
 loss keeps no running mean or variance because it only needs the batch's correlation.
 
 DDP: with ``gather_distributed=True`` (default) Z is gathered from every rank with the
-autograd-aware :func:`~viewsplit.engine.distributed.gather` before anything is computed, so BN,
+autograd-aware :func:`~viewsplit.distributed.gather` before anything is computed, so BN,
 Σ_mini and the state use the global batch and every rank computes the same loss and buffers; after
 DistributedDataParallel averages the gradients they equal a single process on the whole batch.
 With ``False`` each rank uses its own shard and keeps its own state (per-rank mode).
@@ -34,7 +34,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from ..engine.distributed import gather
+from ..distributed import gather
 
 REDUCTIONS = ("sum", "mean")
 ALIGNMENTS = ("mse", "fro")

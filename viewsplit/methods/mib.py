@@ -60,7 +60,7 @@ from torch import Tensor, nn
 from ..config import check_choice, check_positive
 from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch
-from ..engine.distributed import gather, is_distributed
+from ..distributed import gather, is_distributed
 from ..errors import ConfigError
 from ..losses.mib import NEGATIVES, ExponentialScheduler, MIBCritic, mib_loss, posterior_params, view_pairs
 from ..models.backbones import BackboneConfig, feature_encoder

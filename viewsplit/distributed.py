@@ -1,4 +1,5 @@
-"""``torch.distributed`` plumbing: process groups launched by ``torchrun`` and gathers for losses.
+"""``torch.distributed`` plumbing below both the losses and the engine: process groups launched by
+``torchrun`` and autograd-aware gathers for batch-statistic losses.
 
 Launch with ``torchrun --nproc_per_node=N -m viewsplit train CONFIG``: the engine reads
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``, uses gloo on CPU and nccl on CUDA, shards every epoch
