@@ -108,14 +108,12 @@ def test_critic_step_cannot_move_head_and_head_step_cannot_move_critic(tmp_path)
     batch = next(run.splits.train.batches(8))
     # only the critic step
     head0, critic0 = snapshot(m.head), snapshot(m.critic)
-    trainer._train_step(batch, stage.steps[:1], opts, {s.name: s.loss for s in stage.steps}, owned,
-                        cfg.stages["second"], ("second", 0, 0))
+    trainer._train_step(batch, stage.steps[:1], opts, owned, cfg.stages["second"], ("second", 0, 0))
     assert all(torch.equal(head0[k], v) for k, v in m.head.state_dict().items())
     assert any(not torch.equal(critic0[k], v) for k, v in m.critic.state_dict().items())
     # only the head step (its loss goes through the critic, which must not move)
     critic1 = snapshot(m.critic)
-    trainer._train_step(batch, stage.steps[1:], opts, {s.name: s.loss for s in stage.steps}, owned,
-                        cfg.stages["second"], ("second", 0, 0))
+    trainer._train_step(batch, stage.steps[1:], opts, owned, cfg.stages["second"], ("second", 0, 0))
     assert all(torch.equal(critic1[k], v) for k, v in m.critic.state_dict().items())
 
 

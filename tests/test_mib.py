@@ -259,8 +259,7 @@ def test_one_optimiser_two_groups_no_alternation(tmp_path):
     trainer = Trainer(cfg, m, run.splits.train, tmp_path)
     owned = trainer._freeze_all_but(stage.steps)
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    trainer._train_step(batch, stage.steps, {"model": opt}, {"model": stage.steps[0].loss}, owned,
-                        cfg.stages["train"], ("train", 0, 0))
+    trainer._train_step(batch, stage.steps, {"model": opt}, owned, cfg.stages["train"], ("train", 0, 0))
     changed = {k.split(".")[0] for k, v in m.state_dict().items() if not torch.equal(before[k], v)}
     assert changed == {"encoders", "critics", "global_step"} and int(m.global_step) == 1
 

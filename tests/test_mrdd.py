@@ -166,16 +166,15 @@ def test_critic_and_model_steps_update_only_their_parameters(tmp_path):
     assert [s.name for s in stage.steps] == ["critic", "model"]
     owned = trainer._freeze_all_but(stage.steps)
     opts = {s.name: make_optimizer(s, cfg.stages["disentangle"]) for s in stage.steps}
-    runners = {s.name: s.loss for s in stage.steps}
     batch = next(run.splits.train.batches(32))
     enc0, critic0 = state(m.specific), state(m.critics)
-    trainer._train_step(batch, stage.steps[:1], opts, runners, owned, cfg.stages["disentangle"], ("d", 0, 0))
+    trainer._train_step(batch, stage.steps[:1], opts, owned, cfg.stages["disentangle"], ("d", 0, 0))
     assert all(torch.equal(enc0[k], v) for k, v in m.specific.state_dict().items() if "running" not in k
                and "num_batches" not in k)
     assert any(not torch.equal(critic0[k], v) for k, v in m.critics.state_dict().items())
     critic1, enc1 = state(m.critics), state(m.specific)
     batch = next(run.splits.train.batches(32))
-    trainer._train_step(batch, stage.steps[1:], opts, runners, owned, cfg.stages["disentangle"], ("d", 0, 0))
+    trainer._train_step(batch, stage.steps[1:], opts, owned, cfg.stages["disentangle"], ("d", 0, 0))
     assert all(torch.equal(critic1[k], v) for k, v in m.critics.state_dict().items())
     assert any(not torch.equal(enc1[k], v) for k, v in m.specific.state_dict().items())
 

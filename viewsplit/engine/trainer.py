@@ -2,7 +2,8 @@
 
 For every stage the method declares, the engine freezes every parameter outside the stage's
 steps (and keeps those modules in eval mode), builds one optimiser per :class:`Step`, and for
-each batch runs the steps in order: zero grads → loss → backward → clip → optimiser step.
+each batch runs the steps in order: zero grads → loss → backward → (under DDP) gradients averaged
+over the ranks → clip → optimiser step.
 While a step runs, the parameters of the stage's other steps do not require gradients, so a
 critic step cannot move the encoder and vice versa.
 
@@ -31,7 +32,7 @@ from ..data.multiview import Batch, MultiViewDataset, check_values, num_batches
 from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
-from ..distributed import DistContext, mean_across_ranks
+from ..distributed import DistContext, average_gradients, broadcast_state, mean_across_ranks
 from .logger import ProgressLines, RunLogger
 
 
@@ -77,18 +78,6 @@ def load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
     opt.load_state_dict(saved)
     for group, own in zip(opt.param_groups, settings):
         group.update(own)
-
-
-class _StepModule(nn.Module):
-    """Makes one optimiser step's loss a module forward, so DDP can synchronise its gradients."""
-
-    def __init__(self, step: Step):
-        super().__init__()
-        self.parts = nn.ModuleList(step.modules)
-        self.loss_fn = step.loss
-
-    def forward(self, batch):
-        return self.loss_fn(batch)
 
 
 class Trainer:
@@ -170,7 +159,7 @@ class Trainer:
         steps = stage.steps
         owned = self._freeze_all_but(steps)
         optimizers = {s.name: make_optimizer(s, scfg) for s in steps}
-        runners = {s.name: self._wrap(s) for s in steps}
+        broadcast_state([m for s in steps for m in s.modules])   # every rank starts from rank 0's weights
         start_epoch, start_batch = 0, 0
         if state is not None:
             if state["optimizers"]:  # empty when the checkpoint marks the start of this stage
@@ -196,7 +185,7 @@ class Trainer:
             batches = self.data.batches(per_rank, shuffle=True, seed=tcfg.seed, epoch=epoch, drop_last=scfg.drop_last,
                                         rank=self.ctx.rank, world_size=world, start=start_batch)
             for b, batch in enumerate(batches, start=start_batch):
-                terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, runners, owned, scfg,
+                terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, owned, scfg,
                                          (name, epoch, b))
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -245,7 +234,8 @@ class Trainer:
                               "samples with drop_last=true; lower it or set drop_last=false")
         return scfg.batch_size // world, n_batches
 
-    def _train_step(self, batch, steps: list[Step], optimizers, runners, owned, scfg: StageConfig, where) -> dict:
+    def _train_step(self, batch, steps: list[Step], optimizers, owned, scfg: StageConfig, where) -> dict:
+        """One training step: each optimiser step in order, its gradients averaged over DDP ranks."""
         terms: dict[str, float] = {}
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                     if self.cfg.train.precision == "bf16" else contextlib.nullcontext())
@@ -258,11 +248,12 @@ class Trainer:
                 opt = optimizers[step.name]
                 opt.zero_grad(set_to_none=True)
                 with autocast:
-                    out = runners[step.name](batch)
+                    out = step.loss(batch)
                 self._check_finite(out, step, where, batch)
-                if not out["objective"].requires_grad:   # e.g. every view of this batch was missing
+                if out["objective"].requires_grad:   # not when e.g. every view of this batch was missing
+                    out["objective"].backward()
+                if not average_gradients(params):    # no parameter has a gradient on any rank
                     continue
-                out["objective"].backward()
                 if scfg.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, scfg.grad_clip)
                 opt.step()
@@ -327,14 +318,6 @@ class Trainer:
                 m.train()
         for m in stage.train_modules:
             m.train()
-
-    def _wrap(self, step: Step) -> nn.Module:
-        module = _StepModule(step)
-        if not self.ctx.enabled:
-            return module
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(module, find_unused_parameters=True)
 
     def _progress(self, total: int, start: int, desc: str):
         """A tqdm bar (``train.progress`` ``always``, or ``auto`` on a terminal) on the main process, else None."""

@@ -24,7 +24,7 @@ loss keeps no running mean or variance because it only needs the batch's correla
 DDP: with ``gather_distributed=True`` (default) Z is gathered from every rank with the
 autograd-aware :func:`~viewsplit.distributed.gather` before anything is computed, so BN,
 Σ_mini and the state use the global batch and every rank computes the same loss and buffers; after
-DistributedDataParallel averages the gradients they equal a single process on the whole batch.
+the engine averages the gradients over the ranks (as DDP does) they equal a single process on the whole batch.
 With ``False`` each rank uses its own shard and keeps its own state (per-rank mode).
 """
 from __future__ import annotations
