@@ -18,6 +18,8 @@ from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
 from ..methods.base import Method
+from .labels import any_labelled, counts, known
+from .labels import markdown as label_rows
 from .metrics import kmeans_fit_record, kmeans_protocol
 from .probes import probe_params, run_probe
 
@@ -95,44 +97,53 @@ def note(message: str) -> bool:
     return True
 
 
-def labels_of(ds: MultiViewDataset) -> np.ndarray:
-    if ds.labels is None:
-        raise DataError(f"data set {ds.name!r} has no labels: clustering and probes need them")
-    return ds.labels.numpy()
-
-
 def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
              masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict:
-    """The full protocol on every representation; returns the ``metrics.json`` body (without timing)."""
+    """The full protocol on every representation; returns the ``metrics.json`` body (without timing).
+
+    Representations are extracted for every sample; k-means scores and probes use the labelled ones
+    (:mod:`~viewsplit.eval.labels`), and are left out when no sample has a label.
+    """
     n_views = len(splits.train.views)
     tr = select(compose(extract(method, splits.train, cfg.batch_size, device, masks[0]), n_views, cfg.best_view),
                 cfg.representations)
     te = select(compose(extract(method, splits.test, cfg.batch_size, device, masks[1]), n_views, cfg.best_view),
                 cfg.representations)
-    y_tr, y_te = labels_of(splits.train), labels_of(splits.test)
-    k = int(max(y_tr.max(), y_te.max())) + 1
+    y_tr, y_te = known(splits.train), known(splits.test)
+    on_tr, on_te = y_tr >= 0, y_te >= 0
+    k = int(max(y_tr.max(), y_te.max())) + 1 if any_labelled(splits) else 0
 
     def features(split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The labelled samples' features and labels of ``split``."""
         if split == "test":
-            return te, y_te
+            return {r: f[on_te] for r, f in te.items()}, y_te[on_te]
         if split == "train":
-            return tr, y_tr
-        return {r: np.concatenate([tr[r], te[r]]) for r in tr}, np.concatenate([y_tr, y_te])
+            return {r: f[on_tr] for r, f in tr.items()}, y_tr[on_tr]
+        return ({r: np.concatenate([tr[r][on_tr], te[r][on_te]]) for r in tr},
+                np.concatenate([y_tr[on_tr], y_te[on_te]]))
 
     def clustering(split: str) -> dict:
+        if not cfg.kmeans_seeds or not k:
+            return {}
         feats, y = features(split)
         return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init, cfg.kmeans_fit_samples)
-                for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")} \
-            if cfg.kmeans_seeds else {}
+                for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")}
+
+    def classification() -> dict:
+        if not (on_tr.any() and on_te.any()):
+            return {}
+        (ftr, ytr), (fte, yte) = features("train"), features("test")
+        return {r: {p: run_probe(p, ftr[r], ytr, fte[r], yte, cfg.knn_k, cfg.probe_solver)
+                    for p in cfg.probes if note(f"eval: probe {p} on {r}")} for r in tr}
 
     primary = "train+test" if splits.cluster_on == "all" else "test"
     result = {
         "dataset": splits.train.name,
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
+        "labels": counts(splits),
         "clustering": clustering(primary),
-        "classification": {r: {p: run_probe(p, tr[r], y_tr, te[r], y_te, cfg.knn_k, cfg.probe_solver)
-                               for p in cfg.probes if note(f"eval: probe {p} on {r}")} for r in tr},
+        "classification": classification(),
     }
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:
@@ -155,9 +166,10 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
     result["protocol"] = protocol_record(cfg, splits, k)
-    sizes = {"test": len(y_te), "train": len(y_tr), "train+test": len(y_tr) + len(y_te)}
-    result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
-                                           for s in [primary, *secondary]}
+    sizes = {"test": int(on_te.sum()), "train": int(on_tr.sum()), "train+test": int(on_tr.sum() + on_te.sum())}
+    if k:
+        result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
+                                               for s in [primary, *secondary]}
     return result
 
 
@@ -167,11 +179,12 @@ def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict:
 
     return {
         "features": "posterior mean, eval mode, no gradients",
-        "kmeans": {"n_clusters": k, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
+        "kmeans": {"n_clusters": k or None, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
                    "init": "k-means++", "std": "population (ddof=0)", "fit_samples": cfg.kmeans_fit_samples},
         "probe_solver": cfg.probe_solver,
         "probes": {p: probe_params(p, cfg.probe_solver).replace("knn_k", str(cfg.knn_k)) for p in cfg.probes},
-        "probe_fit": "train split, StandardScaler fitted on train features; scored on the test split",
+        "probe_fit": "labelled train samples, StandardScaler fitted on their features; scored on the labelled test "
+                     "samples",
         "best_view": cfg.best_view,
         "model_selection": "final epoch (no checkpoint is chosen on test data)",
         "data": splits.info,
@@ -200,6 +213,8 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
     lines = [f"# {metrics['method']} on {metrics['dataset']}", ""]
     if view_names:
         lines += ["Views: " + ", ".join(f"V_{i} = {n}" for i, n in enumerate(view_names)), ""]
+    if metrics.get("labels"):
+        lines += label_rows(metrics["labels"])
     clus = metrics.get("clustering") or {}
     if clus:
         lines += [f"## k-means clustering (split: {metrics['split']}; mean ± std over "
@@ -208,6 +223,8 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
         lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in clus.items()]
         lines.append("")
     for split, sec in (metrics.get("secondary") or {}).items():
+        if not sec["clustering"]:
+            continue
         lines += [f"### k-means on split {split} (secondary row, for comparison with reference protocols)", "",
                   "| representation | ACC | NMI | ARI |", "|---|---|---|---|"]
         lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in sec["clustering"].items()]

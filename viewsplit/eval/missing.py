@@ -28,8 +28,11 @@ import torch
 
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset, subset_mask
+from ..errors import DataError
 from ..methods.base import Method
-from .evaluate import _pm, compose, extract, labels_of, note, protocol_record, select
+from .evaluate import _pm, compose, extract, note, protocol_record, select
+from .labels import any_labelled, counts, known, labelled_splits
+from .labels import markdown as label_rows
 from .metrics import kmeans_protocol
 from .prediction import predict_views, prediction_error
 from .probes import FittedProbe, fit_probe
@@ -75,14 +78,24 @@ class _Encoder:
 
 def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
                      seed: int = 0) -> dict:
-    """The per-combination protocol (and imputation for methods with ``predict``); the ``missing.json`` body."""
+    """The per-combination protocol (and imputation for methods with ``predict``); the ``missing.json`` body.
+
+    It scores against the classes, so all of it (the imputation errors too) runs on the labelled samples.
+    """
+    if not any_labelled(splits):
+        raise DataError(f"data set {splits.train.name!r}: no sample is labelled; the missing-view protocol scores "
+                        "k-means and probes against the classes (`viewsplit eval` without --missing reports what "
+                        "needs no labels)")
+    label_record = counts(splits, "the missing-view protocol (imputation included) uses the labelled samples "
+                                  "only; training used every sample")
+    splits = labelled_splits(splits)
     n_views = splits.train.n_views
     combos = view_combinations(n_views, cfg.missing_combinations, seed)
     encode = _Encoder(method, cfg, n_views, device)
-    y_tr, y_te = labels_of(splits.train), labels_of(splits.test)
+    y_tr, y_te = known(splits.train), known(splits.test)
     k = int(max(y_tr.max(), y_te.max())) + 1
     cluster_ds = splits.all if splits.cluster_on == "all" else splits.test
-    y_cl, n_test = labels_of(cluster_ds), len(splits.test)   # the test samples are the last ones of `all`
+    y_cl, n_test = known(cluster_ds), len(splits.test)   # the test samples are the last ones of `all`
     probes = {r: {p: fit_probe(p, f, y_tr, cfg.knn_k, cfg.probe_solver) for p in cfg.probes}
               for r, f in encode(splits.train).items()}
     rows = []
@@ -100,6 +113,7 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
         "view_names": list(splits.train.view_names),
+        "labels": label_record,
         "combinations": [list(c) for c in combos],
         "combination_seed": seed,
         "probe_train_features": (f"train split under its training mask (data.missing_rate="
@@ -135,7 +149,7 @@ def imputation(encode: _Encoder, splits: DataSplits, combos: list[tuple[int, ...
     test = splits.test
     truth, train_views = test.stack_views_float(), splits.train.stack_views_float()
     masked_acc = {(tuple(row["views"]), row["representation"]): row["classification"] for row in rows}
-    y_te = labels_of(test)
+    y_te = known(test)
     out = []
     for views in combos:
         if len(views) == test.n_views:
@@ -168,6 +182,7 @@ def markdown(result: dict) -> str:
     lines = [f"# Missing views: {result['method']} on {result['dataset']}", "",
              f"Every sample of the clustering split ({result['split']}) keeps exactly the listed views.  "
              f"Probes (accuracy) fitted on the {result['probe_train_features']}; scored on the test split.", "",
+             *(label_rows(result["labels"]) if result.get("labels") else []),
              "| views | representation | " + " | ".join(clus + probes) + " |", "|---" * (2 + len(clus) + len(probes)) + "|"]
     for row in result["rows"]:
         c = row["clustering"]
