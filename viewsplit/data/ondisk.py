@@ -134,7 +134,8 @@ class MappedView:
 # ---------------------------------------------------------------------------- the data set
 @dataclass
 class OnDiskDataset(MultiViewDataset):
-    """A :class:`MultiViewDataset` whose views are :class:`MappedView` s of ``.npy`` files.
+    """A :class:`MultiViewDataset` whose views are read when a batch needs them: :class:`MappedView` s of
+    ``.npy`` files, or :class:`~viewsplit.data.decoded.DecodedView` s of image files (COIL, Office-31).
 
     Batching, epoch order and DDP sharding are the in-memory data set's; ``batches`` additionally
     reads ``prefetch`` batches ahead in a background thread.  Known factors (small) are held in memory.

@@ -66,7 +66,8 @@ class DataConfig:
     #: (:mod:`viewsplit.data.preprocess`): ``vectors`` (vector views), ``all`` or ``none``
     standardize: str = "vectors"
     #: ``folder``: stream the memory-mapped views (true), read them into memory (false), or None = stream
-    #: when the view files hold more than ``stream_above_mb`` MiB; batches read ahead by a thread (0 = off)
+    #: when the view files hold more than ``stream_above_mb`` MiB; batches read ahead by a thread (0 = off).
+    #: COIL / Office-31: stream = decode each batch's image files in that thread instead of all up front
     stream: bool | None = None
     stream_above_mb: int = 2048
     prefetch: int = 2
