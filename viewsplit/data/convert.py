@@ -4,7 +4,8 @@ Sources: an ``.npz`` (its members are read in chunks straight from the archive, 
 not), one CSV per view (+ a labels CSV), or a built-in data set (train then test samples, with
 ``train_index``/``test_index``).  Each array is written through a plain file handle, ``chunk``
 rows at a time, to ``NAME.npy.tmp`` and renamed when complete, so neither the source nor the
-output is ever held whole in memory (built-in data sets are loaded by their own loaders first).
+output is ever held whole in memory (built-in data sets are loaded by their own loaders first; image
+folders loaded with ``data.stream=true`` are decoded ``chunk`` rows at a time).
 
 dtypes: views keep uint8 images, float16 and float32; other numeric views become float32 (uint8
 *vectors* too, so that an npz converts to the values the npz loader gives); labels and indices
@@ -77,7 +78,7 @@ def target_dtype(name: str, dtype: np.dtype, ndim: int, where: str) -> np.dtype:
 
 
 def _chunks_of(array, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
-    return lambda: (np.asarray(array[i: i + chunk]) for i in range(0, len(array), chunk))
+    return lambda: (np.asarray(array[i: i + chunk]) for i in range(0, array.shape[0], chunk))
 
 
 # ---------------------------------------------------------------------------- npz

@@ -1,4 +1,4 @@
-"""Image files decoded when a batch needs them, for folder-based image sets (COIL, Office-31).
+"""Image files decoded when a batch needs them, for folder-based image sets (COIL, Office-31, imagefolder).
 
 The eager path decodes every file once into a uint8 tensor held in memory (and cached).  With
 ``data.stream`` on, a view is a :class:`DecodedView` instead: it keeps only file paths, and a
@@ -24,8 +24,19 @@ from .image_ops import resize
 Transform = Callable[[int, Tensor], Tensor]
 
 
+def require_eight_bit(path: Path, mode: str) -> None:
+    """Refuse an image whose PIL mode stores more than 8 bits per band (``I;16`` 16-bit PNG depth maps, ``I``,
+    ``F`` float TIFFs): converting it to 8 bits would clip every value above 255."""
+    from PIL import ImageMode
+
+    if ImageMode.getmode(mode).typestr[-2:] not in ("u1", "b1"):
+        raise DataError(f"{path}: a {mode} image (more than 8 bits per channel); only 8-bit images are decoded: "
+                        "scale it to 8 bits, or store the view as a float32 .npy array (data.name=folder)")
+
+
 def decode(paths: Sequence[Path], channels: int, size: int) -> Tensor:
-    """Decode image files to a ``(N, channels, size, size)`` uint8 tensor (antialiased resize)."""
+    """Decode 8-bit image files (:func:`require_eight_bit`) to a ``(N, channels, size, size)`` uint8 tensor
+    (antialiased resize)."""
     try:
         from PIL import Image
     except ImportError:
@@ -34,6 +45,7 @@ def decode(paths: Sequence[Path], channels: int, size: int) -> Tensor:
     for i, p in enumerate(paths):
         try:
             with Image.open(p) as im:
+                require_eight_bit(p, im.mode)
                 arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
         except OSError as err:
             raise DataError(f"{p}: cannot decode image ({err})") from None
@@ -43,8 +55,9 @@ def decode(paths: Sequence[Path], channels: int, size: int) -> Tensor:
 
 
 class DecodedView:
-    """An image view whose row ``r`` is file ``files[file_of[r]]`` decoded (then ``transform(r, ·)``),
-    restricted to ``rows`` (all when None); indexed like a tensor, it returns uint8 ``(B, C, size, size)``.
+    """An image view whose row ``r`` is file ``files[file_of[r]]`` decoded (then ``transform(r, ·)``), or zeros
+    where ``file_of[r] = −1`` (a missing view: its mask entry is False), restricted to ``rows`` (all when None);
+    indexed like a tensor (integer positions or a slice), it returns uint8 ``(B, C, size, size)``.
 
     Same interface as :class:`~viewsplit.data.ondisk.MappedView` (``shape``, ``dim``, ``take``,
     indexing, ``read_all``), so :class:`~viewsplit.data.ondisk.OnDiskDataset` batches it alike.
@@ -68,13 +81,23 @@ class DecodedView:
         return DecodedView(self.files, self.file_of, self.channels, self.size, self.transform,
                            index if self.rows is None else self.rows[index])
 
-    def __getitem__(self, index: Tensor | np.ndarray) -> Tensor:
+    def __getitem__(self, index: Tensor | np.ndarray | slice) -> Tensor:
+        if isinstance(index, slice):
+            index = np.arange(self.shape[0])[index]
         pos = np.asarray(index, dtype=np.int64).reshape(-1)
         rows = pos if self.rows is None else self.rows[pos]
-        out = decode([self.files[f] for f in self.file_of[rows]], self.channels, self.size)
+        files = self.file_of[rows]
+        have = files >= 0
+        if have.all():
+            out = decode([self.files[f] for f in files], self.channels, self.size)
+        else:
+            out = torch.zeros(len(rows), self.channels, self.size, self.size, dtype=torch.uint8)
+            if have.any():
+                out[torch.from_numpy(have)] = decode([self.files[f] for f in files[have]], self.channels, self.size)
         if self.transform is not None:
             for i, r in enumerate(rows.tolist()):
-                out[i] = self.transform(r, out[i])
+                if have[i]:
+                    out[i] = self.transform(r, out[i])
         return out
 
     def read_all(self) -> Tensor:
