@@ -1,6 +1,6 @@
 """Data layer: the multi-view data set type, validation, masks and the built-in loaders."""
 from ..errors import DataError
-from . import edge_mnist, handwritten, images, ondisk, synthetic, user  # noqa: F401  (register loaders)
+from . import edge_mnist, handwritten, imagefolder, images, ondisk, synthetic, user  # noqa: F401  (register loaders)
 from . import augpairs  # noqa: F401,E402  (registers augpairs; imports the loaders above)
 from .multiview import (
     Batch,

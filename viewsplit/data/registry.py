@@ -23,7 +23,8 @@ class DataConfig:
     root: str | None = None
     #: a user's ``.npz`` file (``data.name=npz``)
     path: str | None = None
-    #: per-view CSV files, in view order (``data.name=csv``)
+    #: per-view CSV files, in view order (``data.name=csv``); ``imagefolder``: the view folders to use, in
+    #: this order (default: every sub-folder of data.path, sorted by name)
     views: list[str] = field(default_factory=list)
     #: optional labels file: CSV of integers (``csv``)
     labels: str | None = None
@@ -71,6 +72,10 @@ class DataConfig:
     stream: bool | None = None
     stream_above_mb: int = 2048
     prefetch: int = 2
+    #: ``imagefolder``: images are resized to image_size × image_size; channels 1 (grey) or 3 (RGB), one value for
+    #: every view or one per view (None = from each view's first image)
+    image_size: int = 64
+    channels: int | list[int] | None = None
 
     def validate(self) -> None:
         if self.name not in DATASETS:
@@ -94,6 +99,12 @@ class DataConfig:
         if self.stream_above_mb < 0 or self.prefetch < 0:
             raise ConfigError(f"data.stream_above_mb, data.prefetch: must be >= 0, got {self.stream_above_mb}, "
                               f"{self.prefetch}")
+        if self.image_size < 1:
+            raise ConfigError(f"data.image_size: must be >= 1 pixel, got {self.image_size}")
+        chans = [self.channels] if isinstance(self.channels, int) else self.channels or []
+        if any(c not in (1, 3) for c in chans) or self.channels == []:
+            raise ConfigError(f"data.channels: must be 1 (grey) or 3 (RGB), for every view or one per view, got "
+                              f"{self.channels}")
         if self.source_view < 0:
             raise ConfigError(f"data.source_view: must be a view index >= 0, got {self.source_view}")
         for key in ("n_samples", "n_classes", "class_dim", "shared_dim", "specific_dim", "view_dim", "mixing_hidden"):
