@@ -135,6 +135,14 @@ def test_streamed_batches_equal_eager_ones(tmp_path):
     _same_batches(pre[0].apply(eager.test), pre[1].apply(lazy.test))
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_missing_rate_that_empties_a_sample_is_refused_alike(tmp_path, stream):
+    # data.missing_rate draws its mask over the folder's own: a sample left with no view is an error on both paths
+    _write(tmp_path)
+    with pytest.raises(DataError, match=r"mask rows with no view present"):
+        _load(tmp_path, stream=stream, missing_rate=0.9, test_fraction=0.3)
+
+
 def _make(tmp_path, files):
     for f, data in files.items():
         path = tmp_path / f

@@ -153,6 +153,10 @@ class OnDiskDataset(MultiViewDataset):
         if any(v.shape[0] != n for v in self.views) or tuple(self.mask.shape) != (n, len(self.views)) or (
                 self.labels is not None and len(self.labels) != n):
             raise DataError(f"data set {self.name!r}: views, labels and mask disagree in length")
+        empty = (~self.mask.any(1)).nonzero()[:5, 0].tolist()
+        if empty:   # as validate() refuses them in memory
+            raise DataError(f"data set {self.name!r}: mask rows with no view present (every sample needs >= 1 view): "
+                            f"{empty}")
 
     def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> "OnDiskDataset":
         idx = np.asarray(index, dtype=np.int64)
