@@ -16,8 +16,11 @@ class HelpWithDefaults(argparse.HelpFormatter):
         positional = not action.option_strings and action.nargs not in ("*", "?")
         if "default" in text or action.default is argparse.SUPPRESS or positional or action.required:
             return text
-        value = {None: "none", False: "off", True: "on"}.get(action.default, action.default) \
-            if not isinstance(action.default, list) else (", ".join(action.default) or "none")
+        default = action.default
+        if isinstance(default, list):
+            value = ", ".join(default) or "none"
+        else:  # by identity: 0 == False, and a default of 0 is not "off"
+            value = "none" if default is None else "off" if default is False else "on" if default is True else default
         return f"{text} (default: {value})"
 
 
