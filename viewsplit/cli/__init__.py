@@ -1,7 +1,7 @@
-"""Command-line interface: ``viewsplit {datasets,methods,bench,train,run,eval,demo,encode,predict,convert}``
+"""Command-line interface: ``viewsplit {datasets,methods,bench,train,run,eval,demo,encode,predict,convert,plot}``
 (also ``python -m viewsplit``).
 
-One module per command group (:mod:`.catalog`, :mod:`.training`, :mod:`.data`); this one wires their
+One module per command group (:mod:`.catalog`, :mod:`.training`, :mod:`.data`, :mod:`.plot`); this one wires their
 parsers together and runs a command.  Every command imports what it needs (torch, the methods) when it
 runs, so ``viewsplit --help`` stays fast.
 """
@@ -13,10 +13,10 @@ import sys
 
 from .. import __version__
 from ..errors import ViewsplitError
-from . import catalog, data, training
+from . import catalog, data, plot, training
 from .common import HelpWithDefaults
 
-GROUPS = (catalog, training, data)
+GROUPS = (catalog, training, data, plot)
 
 
 def build_parser() -> argparse.ArgumentParser:
