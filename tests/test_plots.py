@@ -17,8 +17,8 @@ from viewsplit.eval.plots import embed_2d, plot_loss_curves, read_loss_curves, s
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY = ["data.name=synthetic", "data.n_samples=120", "data.n_views=2", "data.view_dim=6", "train.progress=never",
-        "train.threads=1", "stages.consistency.epochs=3", "stages.disentangle.epochs=2", "stages.consistency.batch_size=32",
-        "stages.disentangle.batch_size=32", "eval.kmeans_seeds=1", "eval.probes=[logreg]", "eval.redundancy=false",
+        "train.threads=1", "stages.consistency.epochs=3", "stages.disentangle.epochs=2",
+        "stages.consistency.batch_size=32", "stages.disentangle.batch_size=32", "eval.kmeans_seeds=1", "eval.probes=[logreg]", "eval.redundancy=false",
         "eval.raw_baselines=false", "eval.factors=false", "eval.figures=false"]
 
 
@@ -71,7 +71,7 @@ def test_subsample_draws_without_replacement_from_a_seeded_generator():
     assert len(s) == 50 == len(set(s.tolist())) and s.tolist() == sorted(s.tolist()) and s.max() < 1000
     assert s.tolist() == sorted(np.random.default_rng(3).choice(1000, 50, replace=False).tolist())
     assert s.tolist() == subsample(1000, 50, 3).tolist() != subsample(1000, 50, 4).tolist()
-    with pytest.raises(ConfigError, match="max points: must be >= 1"):
+    with pytest.raises(ConfigError, match=r"max_points \(--max-points\): must be >= 1, got 0"):
         subsample(10, 0, 0)
 
 

@@ -2,9 +2,9 @@
 
 * Embeddings: the posterior means (eval mode, :func:`~viewsplit.eval.evaluate.extract`) of a seeded
   subsample of the test split, mapped to 2-D by t-SNE (van der Maaten & Hinton, JMLR 2008; scikit-learn's
-  Barnes–Hut version, PCA initialisation, perplexity min(30, (n − 1)/3), one thread) or, when ``umap`` (umap-learn) is
-  importable, by UMAP (McInnes et al., 2018); points coloured by label.  Such a map keeps neighbourhoods,
-  not distances: read which classes mix, not how far apart clusters are.
+  Barnes–Hut version, PCA initialisation, perplexity min(30, (n − 1)/3), one thread) or, when ``umap``
+  (umap-learn) is importable, by UMAP (McInnes et al., 2018); points coloured by label.  Such a map keeps
+  neighbourhoods, not distances: read which classes mix, not how far apart clusters are.
 * Loss curves: the rows of the run's ``log.jsonl`` (:mod:`viewsplit.engine.logger`), one panel per stage,
   one line per logged loss term, against the epoch (the epoch's mean) or the global step (that step's value).
 
@@ -64,7 +64,7 @@ def subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     """Sorted positions of at most ``max_points`` of ``n`` samples, drawn without replacement by
     ``numpy.random.default_rng(seed)``; all of them when ``n ≤ max_points``."""
     if max_points < 1:
-        raise ConfigError(f"max points: must be >= 1, got {max_points}")
+        raise ConfigError(f"max_points (--max-points): must be >= 1, got {max_points}")
     if n <= max_points:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
