@@ -147,6 +147,10 @@ class EvalConfig:
     mine_epochs: int = 100
     #: save image grids (reconstructions, swaps) for methods that draw them
     figures: bool = True
+    #: ``viewsplit run`` also writes ``<run>/plots/`` (2-D maps of the codes, loss curves; needs matplotlib)
+    plots: bool = True
+    #: the 2-D maps use a seeded subsample of at most this many test samples
+    plot_points: int = 2000
     #: ``viewsplit eval --missing`` with V > 4 views: evaluate at most this many view combinations
     #: (every single view, all views, and a seeded sample of the others); V ≤ 4 evaluates all 2^V − 1
     missing_combinations: int = 16
@@ -167,6 +171,7 @@ class EvalConfig:
         check_positive(self.mine_runs, f"{key}.mine_runs")
         check_positive(self.mine_epochs, f"{key}.mine_epochs")
         check_positive(self.missing_combinations, f"{key}.missing_combinations")
+        check_positive(self.plot_points, f"{key}.plot_points")
         check_choice(self.probe_solver, ("torch", "sklearn"), f"{key}.probe_solver")
         check_positive(self.kmeans_fit_samples, f"{key}.kmeans_fit_samples", allow_zero=True)
         for p in self.probes:

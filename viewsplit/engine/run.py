@@ -1,11 +1,14 @@
 """Run folders: train, evaluate and report, as the CLI and the Python API use them.
 
 A run folder holds ``config.yaml`` (the resolved config), ``checkpoints/`` (``last.pt`` while
-training, ``final.pt`` when done), ``log.jsonl``, ``metrics.json`` and ``metrics.md``.
+training, ``final.pt`` when done), ``log.jsonl``, ``metrics.json``, ``metrics.md`` and, after
+``viewsplit run`` or ``viewsplit plot``, ``plots/``.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
 from ..distributed import DistContext, init_distributed
 from .trainer import Trainer, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -227,13 +232,31 @@ def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path
 
 def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
             allow_changed: Sequence[str] = ()) -> tuple[Run, dict | None]:
-    """Train every stage, evaluate and write the report (evaluation on rank 0 only); the evaluation's
-    settings and labels are checked before training."""
+    """Train every stage, evaluate and write the report (evaluation on rank 0 only), then the plots
+    (:func:`save_plots`) when ``eval.plots`` is on and matplotlib is installed; the evaluation's settings
+    and labels are checked before training."""
     run = train(cfg, run_dir, resume, allow_changed, check_eval=True)
     if not run.is_main:
         return run, None
-    return run, evaluate_run(run)
+    metrics = evaluate_run(run)
+    if cfg.eval.plots and importlib.util.find_spec("matplotlib") is None:
+        log.info("plots skipped: matplotlib is not installed (pip install 'viewsplit[plots]')")
+    elif cfg.eval.plots:
+        save_plots(run)
+    return run, metrics
+
+
+def save_plots(run: Run, out_dir: Path | None = None, **options) -> list[Path]:
+    """:func:`viewsplit.eval.plots.save_plots` for a run: maps of its test codes (at most ``eval.plot_points``
+    samples, seed 0, unless ``options`` say otherwise) and its loss curves, in ``out_dir`` (default
+    ``<run>/plots``)."""
+    from ..eval import plots
+
+    options = {"max_points": run.cfg.eval.plot_points, "seed": 0, **options}
+    return plots.save_plots(run.method, run.splits.test, run.run_dir / "log.jsonl",
+                            Path(out_dir) if out_dir else run.run_dir / "plots", batch_size=run.cfg.eval.batch_size,
+                            device=run.device, **options)
 
 
 __all__ = ["Run", "build", "evaluate_missing_run", "evaluate_run", "load_config", "load_model", "load_run", "prepare",
-           "run_all", "standardised", "train"]
+           "run_all", "save_plots", "standardised", "train"]

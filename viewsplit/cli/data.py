@@ -1,0 +1,181 @@
+"""``viewsplit encode``, ``predict`` and ``convert``: features and predicted views of data, the on-disk format."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _view_indices(spec: str, names: list[str]) -> list[int]:
+    """``--views 0,image`` → view indices."""
+    from ..errors import ConfigError
+
+    given = []
+    for tok in spec.split(","):
+        tok = tok.strip()
+        if tok.isdigit() and int(tok) < len(names):
+            given.append(int(tok))
+        elif tok in names:
+            given.append(names.index(tok))
+        else:
+            raise ConfigError(f"--views: {tok!r} is neither a view index (0…{len(names) - 1}) nor a view name {names}")
+    return given
+
+
+def _new_data(paths: list[Path], mask_path: Path | None = None) -> tuple[list, object]:
+    """``--data`` (one .npz or a CSV per view) and the optional ``--mask`` file (.npy or CSV of 0/1)."""
+    import numpy as np
+
+    from ..data.user import _read_csv, read_views
+
+    views, mask = read_views(paths)
+    if mask_path is not None:
+        mask = np.load(mask_path, allow_pickle=False) if mask_path.suffix == ".npy" else _read_csv(mask_path)
+    return views, mask
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..estimators import load
+
+    est = load(args.model, device=args.device)
+    if args.batch_size:
+        est.config_.eval.batch_size = args.batch_size
+    views, mask = _new_data(args.data, args.mask)
+    reps = est.encode(views, mask)
+    if args.representation:
+        wanted = [r.strip() for r in args.representation.split(",")]
+        unknown = [r for r in wanted if r not in reps]
+        if unknown:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--representation: {unknown} not available; this model gives {list(reps)}")
+        reps = {r: reps[r] for r in wanted}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, **reps)
+    n = len(next(iter(reps.values())))
+    print(f"features of {n} samples ({', '.join(f'{k} {v.shape[1]}' for k, v in reps.items())}): {args.out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..errors import ConfigError
+
+    if args.data:
+        from ..estimators import load
+
+        est = load(args.run_dir, device=args.device)
+        if not hasattr(est, "predict_views"):
+            raise ConfigError(f"method {est.config_.method!r} cannot predict missing views")
+        views, _ = _new_data(args.data)
+        given = _view_indices(args.views, [str(v) for v in range(est.n_views_)])
+        mask = np.zeros((len(views[0]), est.n_views_), dtype=bool)
+        mask[:, given] = True
+        missing = [v for v in range(est.n_views_) if v not in given]
+        if not missing:
+            raise ConfigError("--views: every view is given; leave at least one out to predict it")
+        preds = est.predict_views(views, mask)
+        out = args.out or Path(f"predictions-from-{'-'.join(map(str, given))}.npz")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **{f"pred_view{v}": preds[v] for v in missing})
+        print(f"predictions: {out}")
+        return 0
+
+    from ..engine.run import load_run
+    from ..eval.prediction import predict_views, prediction_error
+
+    run = load_run(args.run_dir, device=args.device)
+    if not hasattr(run.method, "predict"):
+        raise ConfigError(f"method {run.cfg.method!r} cannot predict missing views")
+    ds = run.splits.test if args.split == "test" else run.splits.train
+    names = list(ds.view_names)
+    given = _view_indices(args.views, names)
+    missing = [v for v in range(len(names)) if v not in given]
+    if not missing:
+        raise ConfigError("--views: every view is given; leave at least one out to predict it")
+    preds = predict_views(run.method, ds, given, run.cfg.eval.batch_size, run.device)
+    name = f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
+    out = (args.out / name if args.out.is_dir() else args.out) if args.out else run.run_dir / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, index=np.arange(len(ds)),
+                        **{f"pred_view{v}": run.method.preprocess.invert(v, preds[v]).numpy() for v in missing})
+    train_views, truth = run.splits.train.stack_views_float(), ds.stack_views_float()
+    print("| predicted view | MSE (standardised) | mean-view baseline |")
+    print("|---|---|---|")
+    for v in missing:
+        err = prediction_error(preds[v], truth[v], train_views[v])
+        print(f"| {v} ({names[v]}) | {err['mse']:.5f} | {err['mean_baseline_mse']:.5f} |")
+    print(f"predictions: {out}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from ..config import merge, parse_override
+    from ..data.convert import csv_sources, dataset_sources, npz_sources, write_folder
+    from ..data.ondisk import open_folder
+    from ..errors import ConfigError
+
+    if args.overrides and not args.dataset:
+        raise ConfigError("data.* overrides apply to --dataset only")
+    if args.npz:
+        sources = npz_sources(args.npz, args.chunk)
+    elif args.csv:
+        sources = csv_sources(args.csv, args.labels, args.chunk)
+    else:
+        raw: dict = {}
+        for item in args.overrides:
+            if not item.startswith("data."):
+                raise ConfigError(f"{item!r}: viewsplit convert --dataset only takes data.* overrides")
+            raw = merge(raw, parse_override(item))
+        sources = dataset_sources(args.dataset, raw.get("data", {}), args.chunk)
+    folder = open_folder(write_folder(args.out, sources))
+    print("| array | shape | dtype |\n|---|---|---|")
+    for name, (shape, dtype, _) in sources.items():
+        print(f"| {name}.npy | {shape} | {dtype} |")
+    print(f"folder: {folder.path} ({folder.n} samples, {len(folder.views)} views); "
+          f"train on it with data.name=folder data.path={folder.path}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """The ``encode``, ``predict`` and ``convert`` sub-commands."""
+    en = sub.add_parser("encode", help="features of new data from a trained run folder or model file",
+                        formatter_class=fmt)
+    en.add_argument("model", type=Path, help="a run folder (its checkpoints/final.pt) or a model file (est.save)")
+    en.add_argument("--data", type=Path, nargs="+", required=True,
+                    help="one .npz (view0, view1, …, optional mask) or one CSV per view, raw as in training")
+    en.add_argument("--out", type=Path, required=True, help="output .npz: one array per representation")
+    en.add_argument("--representation", help="only these representations, comma-separated (default: every one)")
+    en.add_argument("--mask", type=Path, help="(N, V) availability of each view (.npy or CSV of 0/1; "
+                                               "default: the npz's mask array, else every view present)")
+    en.add_argument("--batch-size", type=int, help="samples per batch (default: the run's eval.batch_size)")
+    en.add_argument("--device", help="encode on this device instead of the run's")
+    en.set_defaults(fn=cmd_encode)
+
+    pr = sub.add_parser("predict", help="predict missing views from the given ones (generative methods)",
+                        formatter_class=fmt)
+    pr.add_argument("run_dir", type=Path, help="a run folder (or, with --data, a model file)")
+    pr.add_argument("--views", required=True, help="the available views, by index or name, e.g. 0 or image")
+    pr.add_argument("--split", choices=("test", "train"), help="which split's samples to predict", default="test")
+    pr.add_argument("--data", type=Path, nargs="+",
+                    help="new data instead of the run's split: one .npz or one CSV per view (the views not in "
+                         "--views may hold anything)")
+    pr.add_argument("--out", type=Path, help="output .npz, or a folder for it (created if needed; default: "
+                                             "RUN_DIR/predictions-<split>-from-<views>.npz)")
+    pr.add_argument("--device", help="predict on this device (default: the run's train.device)")
+    pr.set_defaults(fn=cmd_predict)
+
+    c = sub.add_parser("convert", help="write the on-disk multi-view folder format (.npy per view) in chunks",
+                       formatter_class=fmt)
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--npz", type=Path, help="an npz with view0, view1, … (+ labels, mask, train/test_index, "
+                                              "factors_*)")
+    src.add_argument("--csv", nargs="+", help="one CSV per view, rows aligned")
+    src.add_argument("--dataset", help="a built-in data set (data.* overrides after it, e.g. data.root=DIR)")
+    c.add_argument("--labels", help="with --csv: a CSV of integer labels")
+    c.add_argument("--out", type=Path, required=True, help="the folder to write (new or empty)")
+    c.add_argument("--chunk", type=int, default=65536, help="rows read and written at a time (default 65536)")
+    c.add_argument("overrides", nargs="*", help="data.* overrides for --dataset")
+    c.set_defaults(fn=cmd_convert)
