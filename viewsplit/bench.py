@@ -76,7 +76,8 @@ def run_pair(dataset: str, method: str, seeds: int, out: Path, overrides: list[s
         else:
             log.info(f"bench {dataset}/{method} seed {s + 1}/{seeds}: training into {folder}")
             t0 = time.perf_counter()
-            cfg = load_config(config_path(dataset, method), [f"train.seed={s}", *overrides])
+            # no per-seed pictures unless asked for (eval.plots=true): a bench is for its table
+            cfg = load_config(config_path(dataset, method), [f"train.seed={s}", "eval.plots=false", *overrides])
             resume = (folder / "checkpoints" / "last.pt").exists()
             run_all(cfg, folder, resume=resume)
             log.info(f"bench {dataset}/{method} seed {s + 1}/{seeds}: done in {duration(time.perf_counter() - t0)}")
