@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(BIN)/viewsplit demo
 
 test: $(STAMP)
+	$(BIN)/ruff check viewsplit tests benchmarks
+	$(BIN)/mypy viewsplit
 	$(BIN)/python -m pytest -q
 
 clean:
