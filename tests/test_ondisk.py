@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from viewsplit.cli import main
-from viewsplit.data import DataConfig, DataError, load_dataset
-from viewsplit.data import ondisk
+from viewsplit.data import DataConfig, DataError, load_dataset, ondisk
 from viewsplit.data.ondisk import OnDiskDataset, open_folder, prefetch
 
 

@@ -100,7 +100,8 @@ def aggregate(runs: list[dict]) -> dict:
            "train_seconds": _ms([r["timing"].get("train_seconds", float("nan")) for r in runs])}
     for rep in first.get("clustering", {}):
         if all(rep in r.get("clustering", {}) for r in runs):
-            out["clustering"][rep] = {m: _ms([r["clustering"][rep][m]["mean"] for r in runs]) for m in ("acc", "nmi", "ari")}
+            out["clustering"][rep] = {m: _ms([r["clustering"][rep][m]["mean"] for r in runs])
+                                      for m in ("acc", "nmi", "ari")}
     for rep, probes in first.get("classification", {}).items():
         shared = [p for p in probes if all(p in r.get("classification", {}).get(rep, {}) for r in runs)]
         if shared:
@@ -126,7 +127,8 @@ def markdown(table: dict, seeds: int) -> str:
                 cl = [_pm(c[m]) for m in ("acc", "nmi", "ari")] if c else ["–"] * 3
                 pr = [_pm(agg["classification"][rep][p]) if p in agg["classification"].get(rep, {}) else "–"
                       for p in probes]
-                lines.append(f"| {method} | {rep} | " + " | ".join(cl + pr) + f" | {agg['train_seconds']['mean']:.0f} |")
+                lines.append(f"| {method} | {rep} | " + " | ".join(cl + pr)
+                             + f" | {agg['train_seconds']['mean']:.0f} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -22,8 +22,9 @@ import dataclasses
 import inspect
 import json
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -101,7 +102,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def fit(self, Xs: Sequence[ArrayLike], y: ArrayLike | None = None, mask: ArrayLike | None = None
-            ) -> "MultiViewEstimator":
+            ) -> MultiViewEstimator:
         """Train every stage of the method on the views ``Xs`` (``mask``: (N, V) availability, True = present)."""
         cfg = self.run_config(len(Xs[0]) if isinstance(Xs, Sequence) and len(Xs) else None)
         labels = None
@@ -234,7 +235,8 @@ def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask
             raise DataError(f"view {v}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
                             f"got {tuple(x.shape)}")
         if shapes is not None and tuple(x.shape[1:]) != tuple(shapes[v]):
-            raise DataError(f"view {v}: samples of shape {tuple(x.shape[1:])}, the model was fitted on {tuple(shapes[v])}")
+            raise DataError(f"view {v}: samples of shape {tuple(x.shape[1:])}, the model was fitted on "
+                            f"{tuple(shapes[v])}")
     return MultiViewDataset(views, labels, mask=mask, name="arrays")
 
 
@@ -347,7 +349,7 @@ class SplitViews(TransformerMixin, BaseEstimator):
         self.columns = columns
         self.shapes = shapes
 
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> "SplitViews":
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> SplitViews:
         X = _numpy(X, "X")
         if X.ndim != 2:
             raise DataError(f"X: SplitViews expects one (N, D) matrix, got shape {X.shape}")
@@ -375,5 +377,5 @@ class SplitViews(TransformerMixin, BaseEstimator):
             raise DataError(f"shapes: {err}") from None
 
 
-__all__ = ["DCCA", "DMRNet", "DeCUR", "ESTIMATORS", "FAE", "Fusion", "MIB", "MRDD", "MultiViewEstimator",
+__all__ = ["DCCA", "ESTIMATORS", "FAE", "MIB", "MRDD", "DMRNet", "DeCUR", "Fusion", "MultiViewEstimator",
            "SoftCCA", "SplitViews", "as_dataset", "load", "make_estimator", "params_of"]

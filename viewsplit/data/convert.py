@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 

@@ -114,7 +114,8 @@ def _locate(kind: str):
         files = find_idx_files(folders)
         if files:
             return True, str(files["train_images"].parent)
-        return False, "not found; looked in " + (", ".join(map(str, folders)) or "(nothing: set data.root or $VIEWSPLIT_DATA)")
+        looked = ", ".join(map(str, folders)) or "(nothing: set data.root or $VIEWSPLIT_DATA)"
+        return False, "not found; looked in " + looked
 
     return locate
 

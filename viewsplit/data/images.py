@@ -156,7 +156,7 @@ def office_triplets(files: dict[str, dict[str, list[Path]]]) -> list[tuple[int, 
     marks an original and ``t ≥ 0`` the t-th padding copy (to be colour-jittered).
     """
     triplets = []
-    for c, (cls, doms) in enumerate(files.items()):
+    for c, doms in enumerate(files.values()):
         m = max(len(doms[d]) for d in OFFICE_DOMAINS)
         padded = {}
         for d in OFFICE_DOMAINS:
@@ -178,7 +178,7 @@ def jitter_copy(img: torch.Tensor, seed: int, cls: int, domain: int, t: int) -> 
 
 
 def _office_folders(cfg: DataConfig) -> list[Path]:
-    return [r for r in data_roots(cfg, "office31")]
+    return list(data_roots(cfg, "office31"))
 
 
 def _office_root(cfg: DataConfig) -> Path | None:
@@ -204,7 +204,8 @@ def load_office31(cfg: DataConfig) -> DataSplits:
     """
     root = _office_root(cfg)
     if root is None:
-        raise missing_files_error("office31", _office_folders(cfg), [f"{d}/images/<class>/*.jpg" for d in OFFICE_DOMAINS],
+        raise missing_files_error("office31", _office_folders(cfg),
+                                  [f"{d}/images/<class>/*.jpg" for d in OFFICE_DOMAINS],
                                   "Office-31 is not distributed with viewsplit; download the public archive and "
                                   "pass data.root=FOLDER (the folder holding amazon/, dslr/, webcam/).")
     files = office_files(root)

@@ -11,8 +11,8 @@ to float32 in [0, 1] (the same rounding the reference data pipelines apply).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ class Batch:
     source: int | None = None
     cache: dict = field(default_factory=dict)
 
-    def to(self, device: torch.device | str, channels_last: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, channels_last: bool = False) -> Batch:
         nb = device != "cpu" and torch.device(device).type == "cuda"
         fmt = torch.channels_last if channels_last else torch.preserve_format
         return Batch(
@@ -106,7 +106,7 @@ class MultiViewDataset:
         return int(known.max().item()) + 1 if known.numel() else 0
 
     # ------------------------------------------------------------------ indexing
-    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> "MultiViewDataset":
+    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> MultiViewDataset:
         """A new data set holding the given samples (views are indexed, not copied lazily)."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return MultiViewDataset(
@@ -118,7 +118,7 @@ class MultiViewDataset:
             factors=None if self.factors is None else {k: f[idx] for k, f in self.factors.items()},
         )
 
-    def with_mask(self, mask: Tensor) -> "MultiViewDataset":
+    def with_mask(self, mask: Tensor) -> MultiViewDataset:
         """The same data with another availability mask (validated)."""
         return MultiViewDataset(self.views, self.labels, list(self.view_names or []), mask, self.name, self.factors)
 

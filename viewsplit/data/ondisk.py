@@ -26,9 +26,10 @@ from __future__ import annotations
 import mmap
 import queue
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -97,7 +98,7 @@ class MappedView:
     def dim(self) -> int:
         return self.array.ndim
 
-    def take(self, index: np.ndarray) -> "MappedView":
+    def take(self, index: np.ndarray) -> MappedView:
         """The view restricted to ``index`` (positions in this view), sharing the mapping."""
         index = np.asarray(index, dtype=np.int64)
         return MappedView(self.array, self.mapping, self.path, index if self.rows is None else self.rows[index])
@@ -153,7 +154,7 @@ class OnDiskDataset(MultiViewDataset):
                 self.labels is not None and len(self.labels) != n):
             raise DataError(f"data set {self.name!r}: views, labels and mask disagree in length")
 
-    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> "OnDiskDataset":
+    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> OnDiskDataset:
         idx = np.asarray(index, dtype=np.int64)
         t = torch.from_numpy(idx)
         return OnDiskDataset([v.take(idx) for v in self.views], None if self.labels is None else self.labels[t],
@@ -161,7 +162,7 @@ class OnDiskDataset(MultiViewDataset):
                              None if self.factors is None else {k: f[t] for k, f in self.factors.items()},
                              prefetch=self.prefetch)
 
-    def with_mask(self, mask: Tensor) -> "OnDiskDataset":
+    def with_mask(self, mask: Tensor) -> OnDiskDataset:
         return OnDiskDataset(self.views, self.labels, list(self.view_names or []), mask, self.name, self.factors,
                              prefetch=self.prefetch)
 

@@ -11,9 +11,8 @@ never has to be converted as a whole.
 from __future__ import annotations
 
 import dataclasses
-
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +42,7 @@ class StandardizedView:
     def dim(self) -> int:
         return self.base.dim()
 
-    def take(self, index) -> "StandardizedView":
+    def take(self, index) -> StandardizedView:
         return StandardizedView(self.base.take(index), self.mean, self.std)
 
     def __getitem__(self, index) -> Tensor:
@@ -68,7 +67,7 @@ class Standardizer(nn.Module):
         return getattr(self, f"mean_{v}"), getattr(self, f"std_{v}")
 
     @torch.no_grad()
-    def fit(self, ds: MultiViewDataset, which: str = "vectors", batch_size: int = 4096) -> "Standardizer":
+    def fit(self, ds: MultiViewDataset, which: str = "vectors", batch_size: int = 4096) -> Standardizer:
         """Fit the statistics of the views selected by ``which`` (see the module docstring) on ``ds``."""
         if which not in STANDARDIZE:
             raise ConfigError(f"data.standardize: {which!r} is not one of {list(STANDARDIZE)}")
@@ -79,7 +78,7 @@ class Standardizer(nn.Module):
         if not chosen:
             return self
         sums = {v: torch.zeros(self.stats(v)[0].shape, dtype=torch.float64) for v in chosen}
-        counts = {v: 0 for v in chosen}
+        counts = dict.fromkeys(chosen, 0)
         for v, x in self._present(ds, chosen, batch_size):
             sums[v] += _reduce(x)
             counts[v] += x.shape[0] * math.prod(x.shape[2:])

@@ -34,7 +34,9 @@ def _as_view(arr: np.ndarray, where: str) -> torch.Tensor:
 
 
 def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
-    arr = np.asarray(arr).reshape(-1) if np.asarray(arr).ndim == 2 and np.asarray(arr).shape[1] == 1 else np.asarray(arr)
+    arr = np.asarray(arr)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.reshape(-1)
     if arr.ndim != 1:
         raise DataError(f"{where}: labels must be one integer per sample, got shape {arr.shape}")
     if (not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating)
@@ -49,7 +51,8 @@ def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
 
 
 def _as_factor(arr: np.ndarray, where: str) -> torch.Tensor:
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating) or arr.ndim not in (1, 2):
+    if (not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating)
+            or arr.ndim not in (1, 2)):
         raise DataError(f"{where}: a factor must be a numeric (N,) or (N, k) array, got {arr.dtype} {arr.shape}")
     return torch.from_numpy(np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32))
 

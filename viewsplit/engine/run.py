@@ -8,21 +8,21 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from ..config import RunConfig, build_config, load_config
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
+from ..distributed import DistContext, init_distributed
 from ..errors import ConfigError
 from ..eval.checks import check_evaluable
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
-from ..distributed import DistContext, init_distributed
 from .trainer import Trainer, resolve_device
 
 
@@ -178,7 +178,8 @@ def training_warnings(run_dir: Path) -> list[str]:
     for line in path.read_text().splitlines():
         row = json.loads(line)
         for msg in row.get("warnings", []):
-            seen.setdefault(f"stage {row['stage']!r}: {re.sub(r' [(][^()]* nats[)]', '', msg)}", []).append(row["epoch"] + 1)
+            key = f"stage {row['stage']!r}: {re.sub(r' [(][^()]* nats[)]', '', msg)}"
+            seen.setdefault(key, []).append(row["epoch"] + 1)
     return [f"{msg} (epochs {', '.join(map(str, ep))})" for msg, ep in seen.items()]
 
 

@@ -19,8 +19,8 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -28,10 +28,10 @@ from torch import Tensor, nn
 from .. import __version__
 from ..config import RunConfig, StageConfig
 from ..data.multiview import Batch, MultiViewDataset, check_values, num_batches
+from ..distributed import DistContext, mean_across_ranks
 from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
-from ..distributed import DistContext, mean_across_ranks
 from .logger import ProgressLines, RunLogger
 
 
@@ -196,8 +196,8 @@ class Trainer:
             batches = self.data.batches(per_rank, shuffle=True, seed=tcfg.seed, epoch=epoch, drop_last=scfg.drop_last,
                                         rank=self.ctx.rank, world_size=world, start=start_batch)
             for b, batch in enumerate(batches, start=start_batch):
-                terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, runners, owned, scfg,
-                                         (name, epoch, b))
+                terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, runners, owned,
+                                         scfg, (name, epoch, b))
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
@@ -223,9 +223,11 @@ class Trainer:
             self.train_seconds += time.perf_counter() - t0
             means = mean_across_ranks({k: v / max(count, 1) for k, v in sums.items()})
             problems = stage.check_epoch(means) if stage.check_epoch is not None else []
-            self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch, "global_step": int(self.method.global_step),
+            self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch,
+                             "global_step": int(self.method.global_step),
                              "lr": optimizers[steps[-1].name].param_groups[0]["lr"], **means,
-                             "train_seconds": round(self.train_seconds, 3), **({"warnings": problems} if problems else {})})
+                             "train_seconds": round(self.train_seconds, 3),
+                             **({"warnings": problems} if problems else {})})
             for msg in problems if self.ctx.is_main else []:
                 warnings.warn(f"stage {name!r}, epoch {epoch + 1}: {msg}", TrainingWarning, stacklevel=2)
             if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < scfg.epochs:
@@ -295,7 +297,8 @@ class Trainer:
         raise TrainingError(msg)
 
     def _input_fault(self, batch: Batch) -> str | None:
-        """Why the batch's present inputs are unusable (NaN, Inf, huge values), naming the view; None if they are fine."""
+        """Why the batch's present inputs are unusable (NaN, Inf, huge values), naming the view; None if they
+        are fine."""
         for v, x in enumerate(batch.views):
             try:
                 check_values(x.detach(), f"input view {v} ({self.data.view_names[v]!r}) of this batch",
@@ -393,6 +396,6 @@ def _diff(a, b, prefix=()) -> list[tuple]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), prefix + (k,))
+            out += _diff(a.get(k), b.get(k), (*prefix, k))
         return out
     return [] if a == b else [prefix]

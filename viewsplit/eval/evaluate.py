@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -146,7 +146,8 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     if (cfg.redundancy or cfg.mine) and "C" in te and any(r.startswith("V_") for r in te):
         from .redundancy import held_out_redundancy
 
-        samples = [extract_samples(method, d, cfg.batch_size, device, seed) for seed, d in enumerate((splits.train, splits.test))]
+        samples = [extract_samples(method, d, cfg.batch_size, device, seed)
+                   for seed, d in enumerate((splits.train, splits.test))]
         result["redundancy"] = held_out_redundancy(tr, te, *samples, mlp=cfg.readout_mlp,
                                                    mine_runs=cfg.mine_runs if cfg.mine else 0,
                                                    mine_epochs=cfg.mine_epochs)
@@ -210,7 +211,8 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
     for split, sec in (metrics.get("secondary") or {}).items():
         lines += [f"### k-means on split {split} (secondary row, for comparison with reference protocols)", "",
                   "| representation | ACC | NMI | ARI |", "|---|---|---|---|"]
-        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in sec["clustering"].items()]
+        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |"
+                  for r, m in sec["clustering"].items()]
         lines.append("")
     cls = metrics.get("classification") or {}
     probes = list(next(iter(cls.values()), {}))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -168,7 +168,8 @@ def markdown(result: dict) -> str:
     lines = [f"# Missing views: {result['method']} on {result['dataset']}", "",
              f"Every sample of the clustering split ({result['split']}) keeps exactly the listed views.  "
              f"Probes (accuracy) fitted on the {result['probe_train_features']}; scored on the test split.", "",
-             "| views | representation | " + " | ".join(clus + probes) + " |", "|---" * (2 + len(clus) + len(probes)) + "|"]
+             "| views | representation | " + " | ".join(clus + probes) + " |",
+             "|---" * (2 + len(clus) + len(probes)) + "|"]
     for row in result["rows"]:
         c = row["clustering"]
         cells = [_pm(c["acc"]), _pm(c["nmi"])] if c else ["–", "–"]

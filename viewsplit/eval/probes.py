@@ -77,7 +77,7 @@ class TorchLinearProbe:
             raise ValueError(f"unknown loss {loss!r}")
         self.loss, self.C, self.max_iter, self.tol, self.history = loss, C, max_iter, tol, history
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "TorchLinearProbe":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> TorchLinearProbe:
         self.classes_, yi = np.unique(np.asarray(y), return_inverse=True)
         x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
         n, k = x.shape[0], len(self.classes_)

@@ -32,7 +32,7 @@ only.  Without a process group the flag has no effect.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

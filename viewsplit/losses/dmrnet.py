@@ -146,7 +146,8 @@ class WeakCombinationTracker(nn.Module):
             allowed = masks.sum(1) < self.n_views
         else:
             raise ValueError(f"candidates must be one of {HARD_CANDIDATES}, got {candidates!r}")
-        score = torch.where(allowed & (self.score_epochs > 0), self.scores(), torch.full_like(self.score_sum, -torch.inf))
+        unscored = torch.full_like(self.score_sum, -torch.inf)
+        score = torch.where(allowed & (self.score_epochs > 0), self.scores(), unscored)
         k = min(k, int(torch.isfinite(score).sum()))
         top = score.topk(k).indices
         self.hard.zero_()

@@ -8,7 +8,7 @@ import pkgutil
 from ..errors import ConfigError
 from .base import METHODS, DataSpec, Method, Stage, Step, register_method
 
-__all__ = ["DataSpec", "METHODS", "Method", "Stage", "Step", "available_methods", "build_method",
+__all__ = ["METHODS", "DataSpec", "Method", "Stage", "Step", "available_methods", "build_method",
            "get_method", "register_method"]
 
 _loaded = False

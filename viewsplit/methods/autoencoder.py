@@ -13,6 +13,7 @@ where v is present (every view is still decoded from c, but absent ones are not 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -37,7 +38,8 @@ class AutoencoderConfig:
 class MultiViewAutoencoder(Method):
     name = "autoencoder"
     Config = AutoencoderConfig
-    stage_defaults = {"train": {"epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-4}}
+    stage_defaults: ClassVar[dict[str, dict]] = {
+        "train": {"epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-4}}
 
     def __init__(self, cfg: AutoencoderConfig, spec: DataSpec):
         super().__init__(cfg, spec)

@@ -16,8 +16,9 @@ engine.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -46,11 +47,11 @@ class DataSpec:
                 "n_classes": self.n_classes}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataSpec":
+    def from_dict(cls, d: dict) -> DataSpec:
         return cls([tuple(s) for s in d["view_shapes"]], list(d["view_names"]), int(d["n_classes"]))
 
     @classmethod
-    def of(cls, dataset) -> "DataSpec":
+    def of(cls, dataset) -> DataSpec:
         return cls(dataset.view_shapes, list(dataset.view_names), dataset.n_classes)
 
 
@@ -86,12 +87,12 @@ class Stage:
     steps: list[Step]
     #: called by the engine before the stage's first batch (also when resuming into it) with the
     #: training data and the device, e.g. to precompute a frozen model's outputs once
-    on_start: Callable[["MultiViewDataset", torch.device], None] | None = None
+    on_start: Callable[[MultiViewDataset, torch.device], None] | None = None
     #: called by the engine at the end of each epoch of this stage (e.g. DMRNet's weak-view choice)
     on_epoch_end: Callable[[int], None] | None = None
     #: called once the stage's epochs are done, before it is checkpointed as complete; must be
     #: idempotent (a resumed run may call it again)
-    on_end: Callable[["MultiViewDataset", torch.device], None] | None = None
+    on_end: Callable[[MultiViewDataset, torch.device], None] | None = None
     #: extra modules to keep in train mode although no step optimises them
     train_modules: list[nn.Module] = field(default_factory=list)
     #: called with the epoch's mean loss terms; returns warnings (e.g. an estimate that stopped
@@ -177,10 +178,7 @@ def apply_present(net: nn.Module, x: Tensor, present: Tensor) -> Tensor:
         return net(x)
     idx = present.nonzero(as_tuple=True)[0]
     sub = x[idx]
-    if net.training and idx.numel() == 1:
-        out = net(sub.expand(2, *sub.shape[1:]))[:1]
-    else:
-        out = net(sub)
+    out = net(sub.expand(2, *sub.shape[1:]))[:1] if net.training and idx.numel() == 1 else net(sub)
     full = out.new_zeros(x.shape[0], *out.shape[1:])
     return full.index_copy(0, idx, out)
 

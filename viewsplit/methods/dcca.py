@@ -18,6 +18,7 @@ both are present (:meth:`DCCALoss.forward`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -63,7 +64,8 @@ class DCCAConfig:
 class DCCA(Method):
     name = "dcca"
     Config = DCCAConfig
-    stage_defaults = {"train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
+    stage_defaults: ClassVar[dict[str, dict]] = {
+        "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
 
     def __init__(self, cfg: DCCAConfig, spec: DataSpec):
         super().__init__(cfg, spec)

@@ -21,6 +21,7 @@ an available view from its own code, a missing one from [C ; 0] (0 = the mean of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +66,8 @@ class FAEConfig:
 class FactorisationAE(Method):
     name = "fae"
     Config = FAEConfig
-    stage_defaults = {"train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
+    stage_defaults: ClassVar[dict[str, dict]] = {
+        "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
 
     def __init__(self, cfg: FAEConfig, spec: DataSpec):
         super().__init__(cfg, spec)

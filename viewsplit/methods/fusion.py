@@ -29,6 +29,7 @@ hard-combination terms.  (The reference's own ``pme = 0`` baseline classifies h 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,7 @@ def embedding_layer(in_dim: int, z_dim: int) -> nn.Sequential:
 class Fusion(Method):
     name = "fusion"
     Config = FusionConfig
-    stage_defaults = {"train": REFERENCE_SCHEDULE}
+    stage_defaults: ClassVar[dict[str, dict]] = {"train": REFERENCE_SCHEDULE}
 
     def __init__(self, cfg: FusionConfig, spec: DataSpec):
         super().__init__(cfg, spec)

@@ -53,6 +53,7 @@ method's stage defaults.  No trained models or MIR-Flickr / Sketchy code exist u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -128,8 +129,9 @@ class GaussianEncoder(nn.Module):
 class MIB(Method):
     name = "mib"
     Config = MIBConfig
-    stage_defaults = {"train": {"epochs": 1000, "batch_size": 64, "optimizer": "adam", "lr": 1e-4,
-                                "weight_decay": 0.0, "drop_last": False}}
+    stage_defaults: ClassVar[dict[str, dict]] = {
+        "train": {"epochs": 1000, "batch_size": 64, "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0,
+                  "drop_last": False}}
 
     def __init__(self, cfg: MIBConfig, spec: DataSpec):
         super().__init__(cfg, spec)

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -72,7 +73,6 @@ from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
 from ..models.stochastic import GaussianSample
 from .base import DataSpec, Method, Stage, Step, apply_present, register_method
-
 
 #: nats: an epoch-mean CLUB estimate below −CLUB_NOISE is flagged as an invalid bound
 CLUB_NOISE = 0.1
@@ -212,10 +212,11 @@ class SpecificVAE(nn.Module):
 class MRDD(Method):
     name = "mrdd"
     Config = MRDDConfig
-    _optim = {"optimizer": "adamw", "lr": 5e-4, "betas": [0.9, 0.95], "weight_decay": 1e-4, "scheduler": "cosine",
-              "t_max": 20, "eta_min": 5e-7}
-    stage_defaults = {"consistency": {**_optim, "epochs": 200, "batch_size": 2048, "grad_clip": 1.0},
-                      "disentangle": {**_optim, "epochs": 200, "batch_size": 1024}}
+    _optim: ClassVar[dict] = {"optimizer": "adamw", "lr": 5e-4, "betas": [0.9, 0.95], "weight_decay": 1e-4,
+                              "scheduler": "cosine", "t_max": 20, "eta_min": 5e-7}
+    stage_defaults: ClassVar[dict[str, dict]] = {
+        "consistency": {**_optim, "epochs": 200, "batch_size": 2048, "grad_clip": 1.0},
+        "disentangle": {**_optim, "epochs": 200, "batch_size": 1024}}
 
     def __init__(self, cfg: MRDDConfig, spec: DataSpec):
         super().__init__(cfg, spec)
@@ -232,7 +233,7 @@ class MRDD(Method):
         self.register_buffer("c_std", torch.ones(cfg.c_dim))
 
     # ------------------------------------------------------------------ modes
-    def train(self, mode: bool = True) -> "MRDD":
+    def train(self, mode: bool = True) -> MRDD:
         """Once stage 2 has begun, the consistency model stays in eval mode whatever is asked (D2)."""
         super().train(mode)
         if self._frozen:

@@ -24,6 +24,7 @@ samples where both are (details in :class:`~viewsplit.losses.SoftCCALoss`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -86,7 +87,8 @@ class SoftCCAConfig:
 class SoftCCA(Method):
     name = "softcca"
     Config = SoftCCAConfig
-    stage_defaults = {"train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
+    stage_defaults: ClassVar[dict[str, dict]] = {
+        "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
 
     def __init__(self, cfg: SoftCCAConfig, spec: DataSpec):
         super().__init__(cfg, spec)
