@@ -311,9 +311,24 @@ def test_standardizer_per_channel_on_present_samples_only():
     assert np.allclose(pre.stats(0)[0].flatten().numpy(), pix.mean(1).numpy())
     assert np.allclose(pre.stats(0)[1].flatten().numpy(), pix.std(1, unbiased=False).numpy())
     assert np.allclose(pre.stats(1)[0].numpy(), vec[1:].double().mean(0).numpy(), rtol=1e-6)
-    out = pre.apply(ds)
+    out = pre.transform(ds)
     assert out.views[0].dtype == torch.float32 and abs(float(out.views[0].mean())) < 1e-5
     assert torch.allclose(pre.invert(1, out.views[1]), vec, rtol=1e-5)
     assert Standardizer(ds.view_shapes).fit(ds, "vectors").active.tolist() == [False, True]
     with pytest.raises(ConfigError, match=r"data\.standardize"):
         Standardizer(ds.view_shapes).fit(ds, "some")
+
+
+def test_module_apply_reaches_a_fitted_standardizer():
+    """nn.Module.apply(fn) calls fn on every submodule; the standardiser's data-set method (transform) once
+    shadowed apply, so applying fn to a method with fitted standardisation failed instead."""
+    from viewsplit.data.multiview import MultiViewDataset
+    from viewsplit.methods import build_method, get_method
+    from viewsplit.methods.base import DataSpec
+
+    ds = MultiViewDataset([torch.randn(8, 3), torch.randn(8, 2)], torch.arange(8) % 2)
+    method = build_method("autoencoder", get_method("autoencoder").Config(), DataSpec.of(ds))
+    method.preprocess.fit(ds, "all")
+    seen: list[torch.nn.Module] = []
+    assert method.apply(seen.append) is method
+    assert method.preprocess in seen and seen[-1] is method and len(seen) == len(list(method.modules()))

@@ -115,7 +115,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         with _torch_state():
             method = build(cfg, data)
             with tempfile.TemporaryDirectory(prefix="viewsplit-fit-") as tmp:
-                Trainer(cfg, method, method.preprocess.apply(data), tmp).fit()
+                Trainer(cfg, method, method.preprocess.transform(data), tmp).fit()
                 log = Path(tmp) / "log.jsonl"
                 rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         self.history_ = [r for r in rows if r.get("kind") == "epoch"]
@@ -196,7 +196,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     def _dataset(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None) -> MultiViewDataset:
         """New data checked against the fitted views, standardised like the training data."""
         check_is_fitted(self, "method_")
-        return self.method_.preprocess.apply(as_dataset(Xs, None, mask, self.view_shapes_))
+        return self.method_.preprocess.transform(as_dataset(Xs, None, mask, self.view_shapes_))
 
     @torch.no_grad()
     def _batched(self, ds: MultiViewDataset, fn) -> Iterator:

@@ -112,7 +112,7 @@ class Standardizer(nn.Module):
             out.append(x)
         return out
 
-    def apply(self, ds: MultiViewDataset) -> MultiViewDataset:
+    def transform(self, ds: MultiViewDataset) -> MultiViewDataset:
         """A copy of ``ds`` (of its own class) with standardised views; everything else kept."""
         if not bool(self.active.any()):
             return ds

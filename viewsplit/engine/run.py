@@ -55,7 +55,7 @@ def standardised(method: Method, splits: DataSplits) -> DataSplits:
     """``splits`` with the model's standardisation applied to both splits."""
     pre = method.preprocess
     info = dict(splits.info, standardisation=pre.describe())
-    return DataSplits(pre.apply(splits.train), pre.apply(splits.test), splits.cluster_on, info)
+    return DataSplits(pre.transform(splits.train), pre.transform(splits.test), splits.cluster_on, info)
 
 
 def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Run:
