@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def method_overrides(method: str, overrides: list[str], methods: list[str]) -> l
     return out
 
 
-def check_configs(datasets: list[str], methods: list[str], overrides: list[str] = ()) -> None:
+def check_configs(datasets: list[str], methods: list[str], overrides: Sequence[str] = ()) -> None:
     """Fail before training anything: every shipped config must exist and accept its overrides, and every
     evaluation setting must suit the method and data (each pair's data is loaded and its model built)."""
     from .engine.run import prepare
@@ -133,7 +134,8 @@ def markdown(table: dict, seeds: int) -> str:
     return "\n".join(lines)
 
 
-def bench(methods: list[str], datasets: list[str], seeds: int, out: str | Path, overrides: list[str] = ()) -> dict:
+def bench(methods: list[str], datasets: list[str], seeds: int, out: str | Path, overrides: Sequence[str] = ()
+          ) -> dict:
     """Train and evaluate every (data set, method) pair over ``seeds`` training seeds into ``out``; return the
     table (also written to ``out/bench.json`` and ``out/bench.md``).  Every pair is checked before any trains."""
     if seeds < 1:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any, TextIO
 
 from . import __version__
 from .errors import ViewsplitError
@@ -25,7 +26,7 @@ def _config_path(name: str) -> Path:
     return shipped if shipped.exists() else p
 
 
-def cmd_datasets(args) -> int:
+def cmd_datasets(args: argparse.Namespace) -> int:
     from .data import DATASETS, DataConfig
 
     rows = []
@@ -40,7 +41,7 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-def cmd_methods(args) -> int:
+def cmd_methods(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .config import StageConfig, _plain
@@ -63,7 +64,7 @@ def cmd_methods(args) -> int:
 
 def _flat(d: dict, prefix: str = "") -> dict:
     """Nested keys as dotted paths: ``{"backbone": {"hidden": [64]}}`` → ``{"backbone.hidden": [64]}``."""
-    out = {}
+    out: dict = {}
     for k, v in d.items():
         out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
     return out
@@ -76,7 +77,7 @@ def _print_summary(metrics: dict, folder: Path, label: str = "run folder") -> No
     print(f"{label}: {folder}")
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine.run import train
 
@@ -86,7 +87,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine.run import run_all
 
@@ -97,7 +98,7 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     from .config import build_config, merge, parse_override
     from .engine.run import evaluate_missing_run, evaluate_run, load_run
     from .errors import ConfigError
@@ -151,7 +152,7 @@ def _new_data(paths: list[Path], mask_path: Path | None = None) -> tuple[list, o
     return views, mask
 
 
-def cmd_encode(args) -> int:
+def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .estimators import load
@@ -170,13 +171,14 @@ def cmd_encode(args) -> int:
             raise ConfigError(f"--representation: {unknown} not available; this model gives {list(reps)}")
         reps = {r: reps[r] for r in wanted}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, **reps)
+    arrays: dict[str, Any] = reps   # Any: mypy would match **arrays against savez's allow_pickle flag
+    np.savez(args.out, **arrays)
     n = len(next(iter(reps.values())))
     print(f"features of {n} samples ({', '.join(f'{k} {v.shape[1]}' for k, v in reps.items())}): {args.out}")
     return 0
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .errors import ConfigError
@@ -203,12 +205,13 @@ def cmd_predict(args) -> int:
 
     from .engine.run import load_run
     from .eval.prediction import predict_views, prediction_error
+    from .methods.base import ViewPredictor
 
     run = load_run(args.run_dir, device=args.device)
-    if not hasattr(run.method, "predict"):
+    if not isinstance(run.method, ViewPredictor):
         raise ConfigError(f"method {run.cfg.method!r} cannot predict missing views")
     ds = run.splits.test if args.split == "test" else run.splits.train
-    names = list(ds.view_names)
+    names = list(ds.view_names or [])
     given = _view_indices(args.views, names)
     missing = [v for v in range(len(names)) if v not in given]
     if not missing:
@@ -217,8 +220,8 @@ def cmd_predict(args) -> int:
     name = f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
     out = (args.out / name if args.out.is_dir() else args.out) if args.out else run.run_dir / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, index=np.arange(len(ds)),
-                        **{f"pred_view{v}": run.method.preprocess.invert(v, preds[v]).numpy() for v in missing})
+    predicted: dict[str, Any] = {f"pred_view{v}": run.method.preprocess.invert(v, preds[v]).numpy() for v in missing}
+    np.savez_compressed(out, index=np.arange(len(ds)), **predicted)   # Any: as in cmd_encode
     train_views, truth = run.splits.train.stack_views_float(), ds.stack_views_float()
     print("| predicted view | MSE (standardised) | mean-view baseline |")
     print("|---|---|---|")
@@ -229,7 +232,7 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, markdown
 
     table = bench(args.methods.split(","), args.datasets.split(","), args.seeds, args.out, args.overrides)
@@ -238,7 +241,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_convert(args) -> int:
+def cmd_convert(args: argparse.Namespace) -> int:
     from .config import merge, parse_override
     from .data.convert import csv_sources, dataset_sources, npz_sources, write_folder
     from .data.ondisk import open_folder
@@ -266,7 +269,7 @@ def cmd_convert(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
     from .config import load_config
@@ -400,11 +403,11 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to the current ``sys.stderr``, even after a caller (a test, a notebook) replaced it."""
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: TextIO) -> None:
         pass
 
 

@@ -22,7 +22,7 @@ import dataclasses
 import inspect
 import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +41,7 @@ from .engine.trainer import Trainer
 from .errors import DataError
 from .eval.evaluate import compose, extract
 from .methods import get_method
-from .methods.base import Method
+from .methods.base import LabelPredictor, Method, ViewPredictor
 
 ArrayLike = Any  # a numpy array or a torch tensor
 
@@ -171,6 +171,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         """Every view of every sample predicted from the views present in ``mask`` (missing-view
         prediction), in the data's units; present views come back reconstructed."""
         ds = self._dataset(Xs, mask)
+        assert isinstance(self.method_, ViewPredictor)   # available_if above
         preds = [torch.cat(p) for p in zip(*self._batched(ds, self.method_.predict))]
         return [self.method_.preprocess.invert(v, p).numpy() for v, p in enumerate(preds)]
 
@@ -178,6 +179,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     def predict(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> np.ndarray:
         """Class labels (as given to ``fit``) from the views present in ``mask``."""
         ds = self._dataset(Xs, mask)
+        assert isinstance(self.method_, LabelPredictor)   # available_if above
         logits = torch.cat(list(self._batched(ds, self.method_.predict_logits)))
         return self.classes_[logits.argmax(1).numpy()]
 
@@ -199,7 +201,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         return self.method_.preprocess.transform(as_dataset(Xs, None, mask, self.view_shapes_))
 
     @torch.no_grad()
-    def _batched(self, ds: MultiViewDataset, fn) -> Iterator:
+    def _batched(self, ds: MultiViewDataset, fn: Callable[[list[torch.Tensor], torch.Tensor], Any]) -> Iterator[Any]:
         """``fn(views, mask)`` over ``ds`` in batches of ``eval.batch_size``, outputs on the CPU."""
         device = self._device()
         for batch in ds.batches(self.config_.eval.batch_size):
@@ -225,10 +227,10 @@ def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask
             raise DataError(f"mask: must be boolean (True = view present), got dtype {m.dtype}")
         mask = torch.from_numpy(m.astype(bool))
         if m.ndim == 2 and m.shape[1] == len(arrays):
-            for v, x in enumerate(arrays):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
+            for v, a in enumerate(arrays):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
                 absent = ~m[:, v].astype(bool)
-                if x.shape[0] == m.shape[0] and absent.any() and np.issubdtype(x.dtype, np.number):
-                    arrays[v] = np.where(absent.reshape(-1, *[1] * (x.ndim - 1)), 0, x).astype(x.dtype)
+                if a.shape[0] == m.shape[0] and absent.any() and np.issubdtype(a.dtype, np.number):
+                    arrays[v] = np.where(absent.reshape(-1, *[1] * (a.ndim - 1)), 0, a).astype(a.dtype)
     views = [_as_view(x, f"view {v}") for v, x in enumerate(arrays)]
     for v, x in enumerate(views):
         if x.dim() not in (2, 4):
@@ -278,7 +280,7 @@ def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator
         raise TypeError(f"{cls.Config.__name__}: fields {sorted(clash)} clash with the estimators' training settings")
     defaults = {**model, **TRAINING}
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self: MultiViewEstimator, **params: Any) -> None:
         unknown = set(params) - set(defaults)
         if unknown:
             raise TypeError(f"{name}: unknown parameter(s) {sorted(unknown)}; valid: {', '.join(defaults)}")

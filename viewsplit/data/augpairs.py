@@ -105,6 +105,7 @@ class AugmentedPairs(MultiViewDataset):
     def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> AugmentedPairs:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         x = self.views[0][idx]
+        assert self.mask is not None   # validate() sets it
         return AugmentedPairs([x, x], None if self.labels is None else self.labels[idx], list(self.view_names or []),
                               self.mask[idx], self.name, augment=self.augment)
 
@@ -162,7 +163,7 @@ def _locate(cfg: DataConfig) -> tuple[bool, str]:
 def load_augpairs(cfg: DataConfig) -> DataSplits:
     aug = augment_config(cfg)
     src_cfg = _source_config(cfg)
-    src = DATASETS[cfg.source].load(src_cfg)
+    src = DATASETS[src_cfg.name].load(src_cfg)
     n_views = len(src.train.views)
     if cfg.source_view >= n_views:
         raise ConfigError(f"data.source_view: {cfg.source_view} is not a view of {cfg.source!r} ({n_views} views)")

@@ -15,7 +15,7 @@ import torch
 from ..errors import DataError
 from .image_ops import color_jitter, resize
 from .multiview import DataSplits, MultiViewDataset, reference_split, stratified_split
-from .registry import DataConfig, cached, data_roots, file_fingerprint, missing_files_error, register
+from .registry import DataConfig, Loader, cached, data_roots, file_fingerprint, missing_files_error, register
 
 IMAGE_SIZE = 64
 COIL_POSES = 72
@@ -77,7 +77,7 @@ def coil_groups(n_objects: int, n_views: int, seed: int, grouping: str) -> np.nd
     return np.stack([rng.permutation(COIL_POSES).reshape(n_views, per).T for _ in range(n_objects)])
 
 
-def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]):
+def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]) -> Loader:
     def folders(cfg: DataConfig) -> list[Path]:
         roots = data_roots(cfg, name)
         return [r / s for r in roots for s in ["", *subdirs]]

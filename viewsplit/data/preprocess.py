@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .multiview import MultiViewDataset, _as_float
+from .multiview import LazyView, MultiViewDataset, _as_float
 
 STANDARDIZE = ("vectors", "all", "none")
 
@@ -32,7 +33,7 @@ class StandardizedView:
     """A view that is not held in memory (e.g. a memory-mapped one), standardised as its rows are read:
     indexing, ``take`` and ``read_all`` behave as the wrapped view's."""
 
-    def __init__(self, base, mean: Tensor, std: Tensor):
+    def __init__(self, base: LazyView, mean: Tensor, std: Tensor):
         self.base, self.mean, self.std = base, mean, std
 
     @property
@@ -42,10 +43,10 @@ class StandardizedView:
     def dim(self) -> int:
         return self.base.dim()
 
-    def take(self, index) -> StandardizedView:
+    def take(self, index: np.ndarray) -> StandardizedView:
         return StandardizedView(self.base.take(index), self.mean, self.std)
 
-    def __getitem__(self, index) -> Tensor:
+    def __getitem__(self, index: Tensor | np.ndarray) -> Tensor:
         return standardise(self.base[index], self.mean, self.std)
 
     def read_all(self) -> Tensor:
@@ -54,6 +55,8 @@ class StandardizedView:
 
 class Standardizer(nn.Module):
     """``x_v → (x_v − mean_v) / std_v`` for the views it was fitted to standardise; identity for the others."""
+
+    active: Tensor
 
     def __init__(self, view_shapes: Sequence[Sequence[int]]):
         super().__init__()
@@ -74,6 +77,7 @@ class Standardizer(nn.Module):
         self.active.zero_()
         chosen = [v for v, s in enumerate(ds.view_shapes)
                   if which == "all" or (which == "vectors" and len(s) == 1)]
+        assert ds.mask is not None   # validate() sets it
         chosen = [v for v in chosen if bool(ds.mask[:, v].any())]
         if not chosen:
             return self
@@ -96,7 +100,7 @@ class Standardizer(nn.Module):
         return self
 
     @staticmethod
-    def _present(ds: MultiViewDataset, views: list[int], batch_size: int):
+    def _present(ds: MultiViewDataset, views: list[int], batch_size: int) -> Iterator[tuple[int, Tensor]]:
         for batch in ds.batches(batch_size):
             for v in views:
                 yield v, batch.views[v][batch.mask[:, v]].double()

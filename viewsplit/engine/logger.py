@@ -31,7 +31,7 @@ class RunLogger:
                 self.tb = None
 
     def log(self, row: dict) -> None:
-        if not self.enabled:
+        if not self.enabled or self.fh is None:
             return
         row = {"time": round(time.time(), 3), **row}
         self.fh.write(json.dumps(row) + "\n")

@@ -209,14 +209,15 @@ def _report_dir(run: Run, out_dir: Path | None) -> Path:
 
 def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path]:
     """Write the method's image grids (first ``n`` test samples) to ``<out_dir or run>/figures/*.png``."""
-    if not hasattr(run.method, "visualise") or not any(len(s) == 3 for s in run.splits.test.view_shapes):
+    visualise = getattr(run.method, "visualise", None)
+    if visualise is None or not any(len(s) == 3 for s in run.splits.test.view_shapes):
         return []
     from ..eval.prediction import save_grid
 
     batch = run.splits.test.batch(torch.arange(min(n, len(run.splits.test)))).to(run.device)
     run.method.eval()
     with torch.no_grad():
-        grids = run.method.visualise(batch.views, batch.mask)
+        grids = visualise(batch.views, batch.mask)
     folder = (out_dir or run.run_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

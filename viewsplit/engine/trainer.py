@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +59,8 @@ def lr_factor(scfg: StageConfig, epoch: int) -> float:
 
 
 def make_optimizer(step: Step, scfg: StageConfig) -> torch.optim.Optimizer:
-    groups = step.param_groups(step.modules) if step.param_groups else [{"params": step.parameters()}]
+    groups: list[dict[str, Any]] = (step.param_groups(step.modules) if step.param_groups
+                                    else [{"params": step.parameters()}])
     for g in groups:
         g.setdefault("lr_scale", 1.0)
         g["lr"] = scfg.lr * g["lr_scale"]
@@ -87,7 +89,7 @@ class _StepModule(nn.Module):
         self.parts = nn.ModuleList(step.modules)
         self.loss_fn = step.loss
 
-    def forward(self, batch):
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
         return self.loss_fn(batch)
 
 
@@ -104,7 +106,7 @@ class Trainer:
         self.logger: RunLogger | None = None
         self.method.to(self.device)
         if cfg.train.channels_last:
-            self.method.to(memory_format=torch.channels_last)
+            self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
 
     # ------------------------------------------------------------------ public
     def fit(self, resume: bool = False, allow_changed: Sequence[str] = ()) -> float:
@@ -166,6 +168,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ stages
     def _run_stage(self, si: int, name: str, scfg: StageConfig, state: dict | None) -> None:
+        assert self.logger is not None   # fit() and run_stage() open it first
         stage = self.method.stage(name)
         steps = stage.steps
         owned = self._freeze_all_but(steps)
@@ -247,7 +250,9 @@ class Trainer:
                               "samples with drop_last=true; lower it or set drop_last=false")
         return scfg.batch_size // world, n_batches
 
-    def _train_step(self, batch, steps: list[Step], optimizers, runners, owned, scfg: StageConfig, where) -> dict:
+    def _train_step(self, batch: Batch, steps: list[Step], optimizers: dict[str, torch.optim.Optimizer],
+                    runners: dict[str, nn.Module], owned: dict[str, list[nn.Parameter]], scfg: StageConfig,
+                    where: tuple[str, int, int]) -> dict[str, float]:
         terms: dict[str, float] = {}
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                     if self.cfg.train.precision == "bf16" else contextlib.nullcontext())
@@ -276,7 +281,7 @@ class Trainer:
         self.method.global_step += 1
         return terms
 
-    def _check_finite(self, out: dict[str, Tensor], step: Step, where, batch: Batch) -> None:
+    def _check_finite(self, out: dict[str, Tensor], step: Step, where: tuple[str, int, int], batch: Batch) -> None:
         """Stop on a non-finite loss, naming the component term (not the total) and, when an input view of the
         batch holds NaN, Inf or huge values, that view."""
         if "objective" not in out:
@@ -293,6 +298,7 @@ class Trainer:
         msg = (f"non-finite loss term {k!r} ({float(out[k].detach().float().mean())}) in step {step.name!r} of stage "
                f"{stage!r}, epoch {epoch + 1}, batch {b}; training stopped. The last good checkpoint is "
                f"{self.ckpt_path if self.ckpt_path.exists() else '(none yet)'}. {hint}")
+        assert self.logger is not None   # fit() and run_stage() open it first
         self.logger.log({"kind": "error", "stage": stage, "epoch": epoch, "batch": b, "term": k, "message": msg})
         raise TrainingError(msg)
 
@@ -301,7 +307,7 @@ class Trainer:
         are fine."""
         for v, x in enumerate(batch.views):
             try:
-                check_values(x.detach(), f"input view {v} ({self.data.view_names[v]!r}) of this batch",
+                check_values(x.detach(), f"input view {v} ({list(self.data.view_names or [])[v]!r}) of this batch",
                              batch.mask[:, v])
             except DataError as err:
                 return f"The data is at fault, not the learning rate: {err}."
@@ -311,7 +317,8 @@ class Trainer:
     def _freeze_all_but(self, steps: list[Step]) -> dict[str, list[nn.Parameter]]:
         for p in self.method.parameters():
             p.requires_grad_(False)
-        owned, seen = {}, {}
+        owned: dict[str, list[nn.Parameter]] = {}
+        seen: dict[int, str] = {}
         for s in steps:
             params = s.parameters()
             for p in params:
@@ -339,7 +346,7 @@ class Trainer:
 
         return DistributedDataParallel(module, find_unused_parameters=True)
 
-    def _progress(self, total: int, start: int, desc: str):
+    def _progress(self, total: int, start: int, desc: str) -> Any:
         """A tqdm bar (``train.progress`` ``always``, or ``auto`` on a terminal) on the main process, else None."""
         mode = self.cfg.train.progress
         if not self.ctx.is_main or mode in ("never", "lines") or (mode == "auto" and not sys.stderr.isatty()):
@@ -392,7 +399,7 @@ class Trainer:
                               "difference with --allow-changed train.threads.")
 
 
-def _diff(a, b, prefix=()) -> list[tuple]:
+def _diff(a: Any, b: Any, prefix: tuple = ()) -> list[tuple]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):

@@ -27,6 +27,7 @@ def check_evaluable(method: Method, splits: DataSplits, cfg: EvalConfig, device:
     if not cfg.probes and not cfg.kmeans_seeds:
         return
     fix = "evaluation (clustering and probes) needs labelled samples; `viewsplit train` trains without them"
+    labels = {}
     for split, ds in (("train", splits.train), ("test", splits.test)):
         if ds.labels is None:
             raise DataError(f"data set {ds.name!r} has no labels: {fix}")
@@ -34,7 +35,8 @@ def check_evaluable(method: Method, splits: DataSplits, cfg: EvalConfig, device:
         if unknown:
             raise DataError(f"data set {ds.name!r}: {unknown} of the {len(ds)} {split} samples are unlabelled "
                             f"(label -1): {fix}")
-    y_train, y_all = splits.train.labels, torch.cat([splits.train.labels, splits.test.labels])
+        labels[split] = ds.labels
+    y_train, y_all = labels["train"], torch.cat([labels["train"], labels["test"]])
     for y, what in ((y_train, "train split"), (y_all, "data set")):
         classes = torch.unique(y).tolist()
         if len(classes) < 2:

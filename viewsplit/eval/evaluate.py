@@ -10,6 +10,7 @@ import logging
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -17,14 +18,31 @@ import torch
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
-from ..methods.base import Method
+from ..methods.base import ViewPredictor
 from .metrics import kmeans_fit_record, kmeans_protocol
 from .probes import probe_params, run_probe
 
 log = logging.getLogger(__name__)
 
 
-def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
+class Encoder(Protocol):
+    """What the evaluation needs of a model: a trained :class:`~viewsplit.methods.base.Method`, or a
+    stand-in such as :class:`~viewsplit.eval.baselines.RawViews`."""
+
+    name: ClassVar[str]
+    training: bool
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def encode(self, views: list[torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]: ...
+
+    def posteriors(self, views: list[torch.Tensor],
+                   mask: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def _collect(method: Encoder, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
              codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
     """``codes(views, mask)`` over ``ds`` with the method in eval mode, in data-set order; float64 arrays."""
     was_training = method.training
@@ -41,7 +59,7 @@ def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torc
     return {k: torch.cat(chunks).flatten(1).numpy().astype(np.float64) for k, chunks in parts.items()}
 
 
-def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+def extract(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
             mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """``method.encode`` over ``ds`` in eval mode and data-set order; float64 arrays per representation.
 
@@ -56,7 +74,7 @@ def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device
     return out
 
 
-def extract_samples(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+def extract_samples(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
                     seed: int = 0) -> dict[str, np.ndarray]:
     """One posterior sample μ + σ ⊙ ε (seeded) of every representation the method gives as a Gaussian posterior."""
     g = torch.Generator().manual_seed(seed)
@@ -101,8 +119,8 @@ def labels_of(ds: MultiViewDataset) -> np.ndarray:
     return ds.labels.numpy()
 
 
-def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
-             masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict:
+def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
+             masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict[str, Any]:
     """The full protocol on every representation; returns the ``metrics.json`` body (without timing)."""
     n_views = len(splits.train.views)
     tr = select(compose(extract(method, splits.train, cfg.batch_size, device, masks[0]), n_views, cfg.best_view),
@@ -119,14 +137,14 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
             return tr, y_tr
         return {r: np.concatenate([tr[r], te[r]]) for r in tr}, np.concatenate([y_tr, y_te])
 
-    def clustering(split: str) -> dict:
+    def clustering(split: str) -> dict[str, Any]:
         feats, y = features(split)
         return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init, cfg.kmeans_fit_samples)
                 for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")} \
             if cfg.kmeans_seeds else {}
 
     primary = "train+test" if splits.cluster_on == "all" else "test"
-    result = {
+    result: dict[str, Any] = {
         "dataset": splits.train.name,
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
@@ -137,7 +155,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:
         result["secondary"] = {s: {"clustering": clustering(s)} for s in secondary}
-    if splits.train.factors is not None and cfg.factors:
+    if splits.train.factors is not None and splits.test.factors is not None and cfg.factors:
         from .factors import factor_recovery
 
         f_tr = {k: f.numpy() for k, f in splits.train.factors.items()}
@@ -146,12 +164,12 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     if (cfg.redundancy or cfg.mine) and "C" in te and any(r.startswith("V_") for r in te):
         from .redundancy import held_out_redundancy
 
-        samples = [extract_samples(method, d, cfg.batch_size, device, seed)
-                   for seed, d in enumerate((splits.train, splits.test))]
-        result["redundancy"] = held_out_redundancy(tr, te, *samples, mlp=cfg.readout_mlp,
+        train_samples, test_samples = (extract_samples(method, d, cfg.batch_size, device, seed)
+                                       for seed, d in enumerate((splits.train, splits.test)))
+        result["redundancy"] = held_out_redundancy(tr, te, train_samples, test_samples, mlp=cfg.readout_mlp,
                                                    mine_runs=cfg.mine_runs if cfg.mine else 0,
                                                    mine_epochs=cfg.mine_epochs)
-    if hasattr(method, "predict"):
+    if isinstance(method, ViewPredictor):
         from .prediction import prediction_report
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
@@ -162,7 +180,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     return result
 
 
-def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict:
+def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict[str, Any]:
     import scipy
     import sklearn
 
@@ -192,11 +210,11 @@ def git_commit() -> str | None:
 
 
 # ---------------------------------------------------------------------------- report
-def _pm(d: dict) -> str:
+def _pm(d: dict[str, Any]) -> str:
     return f"{d['mean']:.4f} ± {d['std']:.4f}"
 
 
-def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
+def markdown(metrics: dict[str, Any], view_names: list[str] | None = None) -> str:
     """A human-readable ``metrics.md``: one clustering table and one probe table."""
     lines = [f"# {metrics['method']} on {metrics['dataset']}", ""]
     if view_names:

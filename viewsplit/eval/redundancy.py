@@ -32,7 +32,7 @@ def held_out_redundancy(train: dict[str, np.ndarray], test: dict[str, np.ndarray
     result = {}
     for r in (k for k in train if k.startswith("V_")):
         row = _measures(train["C"], train[r], test["C"], test[r], mlp)
-        if train_samples and r in train_samples:
+        if train_samples and test_samples and r in train_samples:
             row["sample"] = _measures(train["C"], train_samples[r], test["C"], test_samples[r], mlp)
         if mine_runs:
             from .mine import mine_runs as run_mine

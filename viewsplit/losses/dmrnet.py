@@ -102,6 +102,12 @@ class WeakCombinationTracker(nn.Module):
     every epoch and does not penalise a rarely drawn combination that missed an epoch.
     """
 
+    sums: Tensor
+    counts: Tensor
+    score_sum: Tensor
+    score_epochs: Tensor
+    hard: Tensor
+
     def __init__(self, n_views: int):
         super().__init__()
         n = 2**n_views - 1

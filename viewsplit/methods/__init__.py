@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from ..errors import ConfigError
 from .base import METHODS, DataSpec, Method, Stage, Step, register_method
@@ -35,5 +36,6 @@ def get_method(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def build_method(method: str, cfg, spec: DataSpec) -> Method:
+def build_method(method: str, cfg: Any, spec: DataSpec) -> Method:
+    """An untrained ``method`` for data ``spec``; ``cfg`` is an instance of the method's ``Config``."""
     return get_method(method)(cfg, spec)

@@ -55,7 +55,7 @@ from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
 from ..losses import decur_loss
 from ..models.backbones import BackboneConfig, feature_encoder
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
 
 @dataclass
@@ -116,7 +116,8 @@ def weight_decay_groups(modules: list[nn.Module], bias_lr_scale: float = 1.0) ->
     """Weights (ndim > 1) keep the stage's weight decay; biases and norm parameters (ndim = 1) get none
     and lr × ``bias_lr_scale`` (the reference's two groups, without its decay on biases/BN)."""
     seen: set[int] = set()
-    weights, others = [], []
+    weights: list[nn.Parameter] = []
+    others: list[nn.Parameter] = []
     for m in modules:
         for p in m.parameters():
             if id(p) not in seen:
@@ -129,9 +130,11 @@ def weight_decay_groups(modules: list[nn.Module], bias_lr_scale: float = 1.0) ->
 class DeCUR(Method):
     name = "decur"
     Config = DeCURConfig
-    stage_defaults: ClassVar[dict[str, dict]] = {
+    stage_defaults: ClassVar[StageDefaults] = {
         "train": {"optimizer": "adamw", "epochs": 100, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4,
                   "scheduler": "cosine"}}
+    z_mean: Tensor
+    z_std: Tensor
 
     def __init__(self, cfg: DeCURConfig, spec: DataSpec):
         super().__init__(cfg, spec)
