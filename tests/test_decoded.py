@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from viewsplit.data import DataConfig, load_dataset
-from viewsplit.data import decoded
+from viewsplit.data import DataConfig, decoded, load_dataset
 from viewsplit.data.decoded import DecodedView
 from viewsplit.data.ondisk import OnDiskDataset
 from viewsplit.data.preprocess import Standardizer

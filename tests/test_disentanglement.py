@@ -46,7 +46,8 @@ def test_every_stochastic_layer_samples_in_training_and_is_deterministic_in_eval
     assert len(layers) == STOCHASTIC.get(method, 0)
     calls: dict[int, list[tuple[bool, bool]]] = {id(m): [] for m in layers}
     for m in layers:
-        m.register_forward_hook(lambda mod, inp, out: calls[id(mod)].append((mod.training, not torch.equal(out, inp[0]))))
+        m.register_forward_hook(
+            lambda mod, inp, out: calls[id(mod)].append((mod.training, not torch.equal(out, inp[0]))))
     Trainer(cfg, run.method, run.splits.train, tmp_path).fit()
     for m in layers:
         assert calls[id(m)], f"{method}: a stochastic layer was never used in training"

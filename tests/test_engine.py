@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
@@ -31,7 +32,8 @@ class Toy(Method):
 
     name = "toy"
     Config = ToyConfig
-    stage_defaults = {"first": {"epochs": 2, "batch_size": 8}, "second": {"epochs": 2, "batch_size": 8}}
+    stage_defaults: ClassVar[dict[str, dict]] = {"first": {"epochs": 2, "batch_size": 8},
+                                                 "second": {"epochs": 2, "batch_size": 8}}
 
     def __init__(self, cfg, spec):
         super().__init__(cfg, spec)
@@ -61,7 +63,8 @@ class Toy(Method):
     def stage(self, name):
         if name == "first":
             return Stage(name, [Step("model", [self.enc], self._first)])
-        return Stage(name, [Step("critic", [self.critic], self._critic, repeats=2), Step("head", [self.head], self._head)])
+        return Stage(name, [Step("critic", [self.critic], self._critic, repeats=2),
+                            Step("head", [self.head], self._head)])
 
     def encode(self, views, mask=None):
         return {"C": self.enc(views[0])}

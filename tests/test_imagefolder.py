@@ -116,7 +116,8 @@ def _same_batches(a, b, size=3, **kw):
 
 def test_streamed_batches_equal_eager_ones(tmp_path):
     _write(tmp_path)
-    eager, lazy = _load(tmp_path, stream=False, test_fraction=0.3), _load(tmp_path, test_fraction=0.3, stream_above_mb=0)
+    eager = _load(tmp_path, stream=False, test_fraction=0.3)
+    lazy = _load(tmp_path, test_fraction=0.3, stream_above_mb=0)
     assert all(isinstance(v, DecodedView) for v in lazy.train.views) and not isinstance(eager.train, OnDiskDataset)
     assert lazy.info["storage"] == "image files decoded per batch, streamed"
     assert eager.info["storage"] == "decoded into memory"
@@ -243,5 +244,6 @@ def test_viewsplit_run_end_to_end(tmp_path, capsys):
     assert data["class_names"] == ["bird", "cat", "dog"] and data["view_samples"] == {"depth": 23, "rgb": 21}
     assert (data["train_samples"], data["test_samples"], data["complete_samples"]) == (18, 6, 20)
     assert 0 <= metrics["clustering"]["C"]["acc"]["mean"] <= 1
-    assert main(["run", str(tmp_path / "cfg.yaml"), f"data.path={tmp_path / 'none'}", "--out", str(tmp_path / "r2")]) == 2
+    bad_path = f"data.path={tmp_path / 'none'}"
+    assert main(["run", str(tmp_path / "cfg.yaml"), bad_path, "--out", str(tmp_path / "r2")]) == 2
     assert "none: folder not found" in capsys.readouterr().err

@@ -255,7 +255,8 @@ def test_edge_fmnist_like_images_run_through_both_stages(tmp_path):
 
     write_mnist_like(tmp_path / "idx", n_train=64, n_test=16)
     raw = {"method": "mrdd", "data": {"name": "edge_mnist", "root": str(tmp_path / "idx")},
-           "model": {"consistency": {"image": "conv", "channels": [4, 8]}, "specific": {"image": "conv", "channels": [4, 8]},
+           "model": {"consistency": {"image": "conv", "channels": [4, 8]},
+                     "specific": {"image": "conv", "channels": [4, 8]},
                      "bn_recalibrate": True, "recon_reduction": "batch_mean"},
            "stages": {"consistency": {"epochs": 1, "batch_size": 16}, "disentangle": {"epochs": 1, "batch_size": 16}},
            "train": {"progress": "never"}}

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from viewsplit.cli import main
-from viewsplit.data import DataConfig, DataError, load_dataset
-from viewsplit.data import ondisk
+from viewsplit.data import DataConfig, DataError, load_dataset, ondisk
 from viewsplit.data.ondisk import OnDiskDataset, open_folder, prefetch
 
 
@@ -205,7 +204,8 @@ def test_two_process_ddp_over_the_streamed_folder_equals_one_process(tmp_path):
     # no BatchNorm anywhere (conv_norm too): under DDP it normalises with each rank's shard statistics, which
     # a single process on the global batch cannot reproduce; that, not the uint8 view, made such runs differ
     raw = {"method": "autoencoder", "data": {"name": "folder", "path": str(path), "stream": True, "standardize": "all"},
-           "model": {"code_dim": 3, "backbone": {"hidden": [16], "norm": False, "channels": [4, 4], "conv_norm": "none"}},
+           "model": {"code_dim": 3,
+                     "backbone": {"hidden": [16], "norm": False, "channels": [4, 4], "conv_norm": "none"}},
            "stages": {"train": {"epochs": 2, "batch_size": 32, "grad_clip": 1.0}},
            "train": {"threads": 1, "progress": "never"}}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))

@@ -7,11 +7,11 @@ import pytest
 
 from viewsplit.cli import main
 from viewsplit.data.multiview import num_batches
+from viewsplit.engine.run import load_run
 from viewsplit.eval.baselines import RawViews
 from viewsplit.eval.evaluate import extract
 from viewsplit.eval.metrics import kmeans_protocol
 from viewsplit.eval.probes import run_probe
-from viewsplit.engine.run import load_run
 
 SMALL = ["model.backbone.hidden=[16]", "stages.train.epochs=2", "stages.train.batch_size=16", "train.threads=1",
          "train.progress=never", "eval.kmeans_seeds=2", "eval.kmeans_n_init=2", "eval.probes=[logreg,knn]",
@@ -71,7 +71,7 @@ def test_partly_labelled_data_trains_on_all_and_evaluates_the_labelled(tmp_path,
     assert main(["eval", str(out), "--missing", "--out", str(tmp_path / "missing")]) == 0
     missing = json.loads((tmp_path / "missing" / "missing.json").read_text())
     assert missing["labels"]["test"] == metrics["labels"]["test"]
-    full = [r for r in missing["rows"] if r["views"] == [0, 1] and r["representation"] == "C"][0]
+    full = next(r for r in missing["rows"] if r["views"] == [0, 1] and r["representation"] == "C")
     assert full["clustering"]["acc"]["per_seed"] == metrics["clustering"]["C"]["acc"]["per_seed"]
 
 

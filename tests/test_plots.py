@@ -18,7 +18,8 @@ from viewsplit.eval.plots import embed_2d, plot_loss_curves, read_loss_curves, s
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY = ["data.name=synthetic", "data.n_samples=120", "data.n_views=2", "data.view_dim=6", "train.progress=never",
         "train.threads=1", "stages.consistency.epochs=3", "stages.disentangle.epochs=2",
-        "stages.consistency.batch_size=32", "stages.disentangle.batch_size=32", "eval.kmeans_seeds=1", "eval.probes=[logreg]", "eval.redundancy=false",
+        "stages.consistency.batch_size=32", "stages.disentangle.batch_size=32", "eval.kmeans_seeds=1",
+        "eval.probes=[logreg]", "eval.redundancy=false",
         "eval.raw_baselines=false", "eval.factors=false", "eval.figures=false"]
 
 
@@ -107,10 +108,10 @@ def test_loss_curves_known_answer_with_a_resumed_run(tmp_path):
     assert_png(plot_loss_curves(read_loss_curves(log), tmp_path / "c.png"))
     with pytest.raises(ConfigError, match="x: must be one of epoch, step"):
         read_loss_curves(log, "batch")
-    with pytest.raises(ConfigError, match="nope.jsonl: no training log"):
+    with pytest.raises(ConfigError, match=r"nope\.jsonl: no training log"):
         read_loss_curves(tmp_path / "nope.jsonl")
     log.write_text(log.read_text() + "{not json\n")
-    with pytest.raises(DataError, match="log.jsonl, line 7: not a JSON row"):
+    with pytest.raises(DataError, match=r"log\.jsonl, line 7: not a JSON row"):
         read_loss_curves(log)
     log.write_text(json.dumps(rows[3]) + "\n")
     with pytest.raises(DataError, match="no epoch rows to plot"):

@@ -12,8 +12,8 @@ invisible to autograd and makes gradients wrong by a factor of the world size (l
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -73,14 +73,14 @@ def gather(x: Tensor) -> Tensor:
 
     sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
-    sizes = [int(s.item()) for s in sizes]
-    if len(set(sizes)) == 1:
+    counts = [int(s.item()) for s in sizes]
+    if len(set(counts)) == 1:
         return torch.cat(all_gather(x), 0)
     # uneven shards: pad to the largest, gather, then strip the padding
-    pad = max(sizes) - x.shape[0]
+    pad = max(counts) - x.shape[0]
     padded = torch.cat([x, x.new_zeros(pad, *x.shape[1:])]) if pad else x
     parts = all_gather(padded)
-    return torch.cat([p[:n] for p, n in zip(parts, sizes)], 0)
+    return torch.cat([p[:n] for p, n in zip(parts, counts)], 0)
 
 
 def mean_across_ranks(values: dict[str, float]) -> dict[str, float]:

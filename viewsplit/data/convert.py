@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: an array to write: its shape, dtype, and a function returning its row chunks
 Source = tuple[tuple[int, ...], np.dtype, Callable[[], Iterable[np.ndarray]]]
@@ -231,18 +235,19 @@ def dataset_sources(name: str, overrides: dict, chunk: int) -> dict[str, Source]
                            _concat_chunks(a, b, chunk))
     if train.labels is not None and test.labels is not None:
         out["labels"] = ((n,), np.dtype(np.int64), _concat_chunks(train.labels, test.labels, chunk))
+    assert train.mask is not None and test.mask is not None   # validate() sets them
     if not (bool(train.mask.all()) and bool(test.mask.all())):
         out["mask"] = ((n, train.n_views), np.dtype(bool), _concat_chunks(train.mask, test.mask, chunk))
     out["train_index"] = ((n_tr,), np.dtype(np.int64), _chunks_of(np.arange(n_tr), chunk))
     out["test_index"] = ((n - n_tr,), np.dtype(np.int64), _chunks_of(np.arange(n_tr, n), chunk))
     tr_f, te_f = getattr(train, "factors", None) or {}, getattr(test, "factors", None) or {}
     for key in tr_f.keys() & te_f.keys():
-        a, b = np.asarray(tr_f[key]), np.asarray(te_f[key])
-        out[f"factors_{key}"] = ((n, *a.shape[1:]), np.dtype(np.float32), _concat_chunks(a, b, chunk))
+        fa, fb = np.asarray(tr_f[key]), np.asarray(te_f[key])
+        out[f"factors_{key}"] = ((n, *fa.shape[1:]), np.dtype(np.float32), _concat_chunks(fa, fb, chunk))
     return out
 
 
-def _concat_chunks(a, b, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+def _concat_chunks(a: np.ndarray | Tensor, b: np.ndarray | Tensor, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
     def read() -> Iterator[np.ndarray]:
         for part in (a, b):
             yield from _chunks_of(part, chunk)()

@@ -10,8 +10,8 @@ rows of its own rank's shard.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ class DecodedView:
     def dim(self) -> int:
         return 4
 
-    def take(self, index: np.ndarray) -> "DecodedView":
+    def take(self, index: np.ndarray) -> DecodedView:
         """The view restricted to ``index`` (positions in this view)."""
         index = np.asarray(index, dtype=np.int64)
         return DecodedView(self.files, self.file_of, self.channels, self.size, self.transform,

@@ -20,7 +20,7 @@ from .decoded import DecodedView, decode
 from .image_ops import color_jitter
 from .multiview import DataSplits, MultiViewDataset, reference_split, stratified_split
 from .ondisk import OnDiskDataset
-from .registry import DataConfig, cached, data_roots, file_fingerprint, missing_files_error, register
+from .registry import DataConfig, Loader, cached, data_roots, file_fingerprint, missing_files_error, register
 
 IMAGE_SIZE = 64
 COIL_POSES = 72
@@ -75,7 +75,7 @@ def coil_groups(n_objects: int, n_views: int, seed: int, grouping: str) -> np.nd
     return np.stack([rng.permutation(COIL_POSES).reshape(n_views, per).T for _ in range(n_objects)])
 
 
-def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]):
+def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]) -> Loader:
     def folders(cfg: DataConfig) -> list[Path]:
         roots = data_roots(cfg, name)
         return [r / s for r in roots for s in ["", *subdirs]]
@@ -162,7 +162,7 @@ def office_triplets(files: dict[str, dict[str, list[Path]]]) -> list[tuple[int, 
     marks an original and ``t ≥ 0`` the t-th padding copy (to be colour-jittered).
     """
     triplets = []
-    for c, (cls, doms) in enumerate(files.items()):
+    for c, doms in enumerate(files.values()):
         m = max(len(doms[d]) for d in OFFICE_DOMAINS)
         padded = {}
         for d in OFFICE_DOMAINS:
@@ -193,7 +193,7 @@ def _jitter_rows(seed: int, classes: np.ndarray, domain: int, copy: np.ndarray):
 
 
 def _office_folders(cfg: DataConfig) -> list[Path]:
-    return [r for r in data_roots(cfg, "office31")]
+    return list(data_roots(cfg, "office31"))
 
 
 def _office_root(cfg: DataConfig) -> Path | None:
@@ -219,7 +219,8 @@ def load_office31(cfg: DataConfig) -> DataSplits:
     """
     root = _office_root(cfg)
     if root is None:
-        raise missing_files_error("office31", _office_folders(cfg), [f"{d}/images/<class>/*.jpg" for d in OFFICE_DOMAINS],
+        raise missing_files_error("office31", _office_folders(cfg),
+                                  [f"{d}/images/<class>/*.jpg" for d in OFFICE_DOMAINS],
                                   "Office-31 is not distributed with viewsplit; download the public archive and "
                                   "pass data.root=FOLDER (the folder holding amazon/, dslr/, webcam/).")
     files = office_files(root)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -129,10 +129,13 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {}
+Loader = Callable[[DataConfig], DataSplits]
+Locator = Callable[[DataConfig], tuple[bool, str]]
 
 
-def register(name: str, summary: str, shape: str, locate: Callable[[DataConfig], tuple[bool, str]]):
-    def deco(fn: Callable[[DataConfig], DataSplits]):
+def register(name: str, summary: str, shape: str, locate: Locator) -> Callable[[Loader], Loader]:
+    """Decorator: add the loader to :data:`DATASETS` as ``name``."""
+    def deco(fn: Loader) -> Loader:
         DATASETS[name] = DatasetInfo(name, fn, summary, locate, shape)
         return fn
 
@@ -175,7 +178,7 @@ def limit(ds: MultiViewDataset, n: int, seed: int) -> MultiViewDataset:
 
 
 # ---------------------------------------------------------------------------- files & cache
-def data_roots(cfg: DataConfig, subdir: str, extra: list[str] = ()) -> list[Path]:
+def data_roots(cfg: DataConfig, subdir: str, extra: Sequence[str] = ()) -> list[Path]:
     """Candidate folders: ``data.root``, then ``$VIEWSPLIT_DATA/<subdir>`` and ``$VIEWSPLIT_DATA``."""
     roots: list[Path] = []
     if cfg.root:

@@ -11,21 +11,21 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from ..config import RunConfig, build_config, load_config
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
+from ..distributed import DistContext, init_distributed
 from ..errors import ConfigError
 from ..eval.checks import check_evaluable
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
-from ..distributed import DistContext, init_distributed
 from .trainer import Trainer, resolve_device
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def standardised(method: Method, splits: DataSplits) -> DataSplits:
     """``splits`` with the model's standardisation applied to both splits."""
     pre = method.preprocess
     info = dict(splits.info, standardisation=pre.describe())
-    return DataSplits(pre.apply(splits.train), pre.apply(splits.test), splits.cluster_on, info)
+    return DataSplits(pre.transform(splits.train), pre.transform(splits.test), splits.cluster_on, info)
 
 
 def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Run:
@@ -183,7 +183,8 @@ def training_warnings(run_dir: Path) -> list[str]:
     for line in path.read_text().splitlines():
         row = json.loads(line)
         for msg in row.get("warnings", []):
-            seen.setdefault(f"stage {row['stage']!r}: {re.sub(r' [(][^()]* nats[)]', '', msg)}", []).append(row["epoch"] + 1)
+            key = f"stage {row['stage']!r}: {re.sub(r' [(][^()]* nats[)]', '', msg)}"
+            seen.setdefault(key, []).append(row["epoch"] + 1)
     return [f"{msg} (epochs {', '.join(map(str, ep))})" for msg, ep in seen.items()]
 
 
@@ -213,14 +214,15 @@ def _report_dir(run: Run, out_dir: Path | None) -> Path:
 
 def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path]:
     """Write the method's image grids (first ``n`` test samples) to ``<out_dir or run>/figures/*.png``."""
-    if not hasattr(run.method, "visualise") or not any(len(s) == 3 for s in run.splits.test.view_shapes):
+    visualise = getattr(run.method, "visualise", None)
+    if visualise is None or not any(len(s) == 3 for s in run.splits.test.view_shapes):
         return []
     from ..eval.prediction import save_grid
 
     batch = run.splits.test.batch(torch.arange(min(n, len(run.splits.test)))).to(run.device)
     run.method.eval()
     with torch.no_grad():
-        grids = run.method.visualise(batch.views, batch.mask)
+        grids = visualise(batch.views, batch.mask)
     folder = (out_dir or run.run_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -20,8 +20,9 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,10 +30,10 @@ from torch import Tensor, nn
 from .. import __version__
 from ..config import RunConfig, StageConfig
 from ..data.multiview import Batch, MultiViewDataset, check_values, num_batches
+from ..distributed import DistContext, average_gradients, broadcast_state, mean_across_ranks
 from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
-from ..distributed import DistContext, average_gradients, broadcast_state, mean_across_ranks
 from .logger import ProgressLines, RunLogger
 
 
@@ -59,7 +60,8 @@ def lr_factor(scfg: StageConfig, epoch: int) -> float:
 
 
 def make_optimizer(step: Step, scfg: StageConfig) -> torch.optim.Optimizer:
-    groups = step.param_groups(step.modules) if step.param_groups else [{"params": step.parameters()}]
+    groups: list[dict[str, Any]] = (step.param_groups(step.modules) if step.param_groups
+                                    else [{"params": step.parameters()}])
     for g in groups:
         g.setdefault("lr_scale", 1.0)
         g["lr"] = scfg.lr * g["lr_scale"]
@@ -93,7 +95,7 @@ class Trainer:
         self.logger: RunLogger | None = None
         self.method.to(self.device)
         if cfg.train.channels_last:
-            self.method.to(memory_format=torch.channels_last)
+            self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
 
     # ------------------------------------------------------------------ public
     def fit(self, resume: bool = False, allow_changed: Sequence[str] = ()) -> float:
@@ -155,6 +157,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ stages
     def _run_stage(self, si: int, name: str, scfg: StageConfig, state: dict | None) -> None:
+        assert self.logger is not None   # fit() and run_stage() open it first
         stage = self.method.stage(name)
         steps = stage.steps
         owned = self._freeze_all_but(steps)
@@ -212,9 +215,11 @@ class Trainer:
             self.train_seconds += time.perf_counter() - t0
             means = mean_across_ranks({k: v / max(count, 1) for k, v in sums.items()})
             problems = stage.check_epoch(means) if stage.check_epoch is not None else []
-            self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch, "global_step": int(self.method.global_step),
+            self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch,
+                             "global_step": int(self.method.global_step),
                              "lr": optimizers[steps[-1].name].param_groups[0]["lr"], **means,
-                             "train_seconds": round(self.train_seconds, 3), **({"warnings": problems} if problems else {})})
+                             "train_seconds": round(self.train_seconds, 3),
+                             **({"warnings": problems} if problems else {})})
             for msg in problems if self.ctx.is_main else []:
                 warnings.warn(f"stage {name!r}, epoch {epoch + 1}: {msg}", TrainingWarning, stacklevel=2)
             if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < scfg.epochs:
@@ -265,7 +270,7 @@ class Trainer:
         self.method.global_step += 1
         return terms
 
-    def _check_finite(self, out: dict[str, Tensor], step: Step, where, batch: Batch) -> None:
+    def _check_finite(self, out: dict[str, Tensor], step: Step, where: tuple[str, int, int], batch: Batch) -> None:
         """Stop on a non-finite loss, naming the component term (not the total) and, when an input view of the
         batch holds NaN, Inf or huge values, that view."""
         if "objective" not in out:
@@ -282,14 +287,16 @@ class Trainer:
         msg = (f"non-finite loss term {k!r} ({float(out[k].detach().float().mean())}) in step {step.name!r} of stage "
                f"{stage!r}, epoch {epoch + 1}, batch {b}; training stopped. The last good checkpoint is "
                f"{self.ckpt_path if self.ckpt_path.exists() else '(none yet)'}. {hint}")
+        assert self.logger is not None   # fit() and run_stage() open it first
         self.logger.log({"kind": "error", "stage": stage, "epoch": epoch, "batch": b, "term": k, "message": msg})
         raise TrainingError(msg)
 
     def _input_fault(self, batch: Batch) -> str | None:
-        """Why the batch's present inputs are unusable (NaN, Inf, huge values), naming the view; None if they are fine."""
+        """Why the batch's present inputs are unusable (NaN, Inf, huge values), naming the view; None if they
+        are fine."""
         for v, x in enumerate(batch.views):
             try:
-                check_values(x.detach(), f"input view {v} ({self.data.view_names[v]!r}) of this batch",
+                check_values(x.detach(), f"input view {v} ({list(self.data.view_names or [])[v]!r}) of this batch",
                              batch.mask[:, v])
             except DataError as err:
                 return f"The data is at fault, not the learning rate: {err}."
@@ -299,7 +306,8 @@ class Trainer:
     def _freeze_all_but(self, steps: list[Step]) -> dict[str, list[nn.Parameter]]:
         for p in self.method.parameters():
             p.requires_grad_(False)
-        owned, seen = {}, {}
+        owned: dict[str, list[nn.Parameter]] = {}
+        seen: dict[int, str] = {}
         for s in steps:
             params = s.parameters()
             for p in params:
@@ -372,10 +380,10 @@ class Trainer:
                               "difference with --allow-changed train.threads.")
 
 
-def _diff(a, b, prefix=()) -> list[tuple]:
+def _diff(a: Any, b: Any, prefix: tuple = ()) -> list[tuple]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), prefix + (k,))
+            out += _diff(a.get(k), b.get(k), (*prefix, k))
         return out
     return [] if a == b else [prefix]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ import torch
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
-from ..methods.base import Method
+from ..methods.base import Method, ViewPredictor
 from .labels import any_labelled, counts, known
 from .labels import markdown as label_rows
 from .metrics import kmeans_fit_record, kmeans_protocol
@@ -26,7 +27,24 @@ from .probes import probe_params, run_probe
 log = logging.getLogger(__name__)
 
 
-def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
+class Encoder(Protocol):
+    """What the evaluation needs of a model: a trained :class:`~viewsplit.methods.base.Method`, or a
+    stand-in such as :class:`~viewsplit.eval.baselines.RawViews`."""
+
+    name: ClassVar[str]
+    training: bool
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def encode(self, views: list[torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]: ...
+
+    def posteriors(self, views: list[torch.Tensor],
+                   mask: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def _collect(method: Encoder, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
              codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
     """``codes(views, mask)`` over ``ds`` with the method in eval mode, in data-set order; float64 arrays."""
     was_training = method.training
@@ -43,7 +61,7 @@ def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torc
     return {k: torch.cat(chunks).flatten(1).numpy().astype(np.float64) for k, chunks in parts.items()}
 
 
-def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+def extract(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
             mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """``method.encode`` over ``ds`` in eval mode and data-set order; float64 arrays per representation.
 
@@ -58,7 +76,7 @@ def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device
     return out
 
 
-def extract_samples(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+def extract_samples(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
                     seed: int = 0) -> dict[str, np.ndarray]:
     """One posterior sample μ + σ ⊙ ε (seeded) of every representation the method gives as a Gaussian posterior."""
     g = torch.Generator().manual_seed(seed)
@@ -137,7 +155,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
                     for p in cfg.probes if note(f"eval: probe {p} on {r}")} for r in tr}
 
     primary = "train+test" if splits.cluster_on == "all" else "test"
-    result = {
+    result: dict[str, Any] = {
         "dataset": splits.train.name,
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
@@ -148,7 +166,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:
         result["secondary"] = {s: {"clustering": clustering(s)} for s in secondary}
-    if splits.train.factors is not None and cfg.factors:
+    if splits.train.factors is not None and splits.test.factors is not None and cfg.factors:
         from .factors import factor_recovery
 
         f_tr = {k: f.numpy() for k, f in splits.train.factors.items()}
@@ -157,11 +175,12 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     if (cfg.redundancy or cfg.mine) and "C" in te and any(r.startswith("V_") for r in te):
         from .redundancy import held_out_redundancy
 
-        samples = [extract_samples(method, d, cfg.batch_size, device, seed) for seed, d in enumerate((splits.train, splits.test))]
-        result["redundancy"] = held_out_redundancy(tr, te, *samples, mlp=cfg.readout_mlp,
+        train_samples, test_samples = (extract_samples(method, d, cfg.batch_size, device, seed)
+                                       for seed, d in enumerate((splits.train, splits.test)))
+        result["redundancy"] = held_out_redundancy(tr, te, train_samples, test_samples, mlp=cfg.readout_mlp,
                                                    mine_runs=cfg.mine_runs if cfg.mine else 0,
                                                    mine_epochs=cfg.mine_epochs)
-    if hasattr(method, "predict"):
+    if isinstance(method, ViewPredictor):
         from .prediction import prediction_report
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
@@ -173,7 +192,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     return result
 
 
-def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict:
+def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict[str, Any]:
     import scipy
     import sklearn
 
@@ -204,11 +223,11 @@ def git_commit() -> str | None:
 
 
 # ---------------------------------------------------------------------------- report
-def _pm(d: dict) -> str:
+def _pm(d: dict[str, Any]) -> str:
     return f"{d['mean']:.4f} ± {d['std']:.4f}"
 
 
-def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
+def markdown(metrics: dict[str, Any], view_names: list[str] | None = None) -> str:
     """A human-readable ``metrics.md``: one clustering table and one probe table."""
     lines = [f"# {metrics['method']} on {metrics['dataset']}", ""]
     if view_names:
@@ -227,7 +246,8 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
             continue
         lines += [f"### k-means on split {split} (secondary row, for comparison with reference protocols)", "",
                   "| representation | ACC | NMI | ARI |", "|---|---|---|---|"]
-        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in sec["clustering"].items()]
+        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |"
+                  for r, m in sec["clustering"].items()]
         lines.append("")
     cls = metrics.get("classification") or {}
     probes = list(next(iter(cls.values()), {}))

@@ -44,4 +44,4 @@ def markdown(result: dict) -> list[str]:
         cells = [f"{acc[r]:.3f}"] if acc else []
         cells += [f"{row[f]:.3f}" + (f" / {mlp[r][f]:.3f}" if mlp else "") for f in factors]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    return [*lines, ""]

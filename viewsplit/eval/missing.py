@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ import torch
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset, subset_mask
 from ..errors import DataError
-from ..methods.base import Method
+from ..methods.base import Method, ViewPredictor
 from .evaluate import _pm, compose, extract, note, protocol_record, select
 from .labels import any_labelled, counts, known, labelled_splits
 from .labels import markdown as label_rows
@@ -107,6 +107,7 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
                                                        cfg.kmeans_fit_samples)
                          if cfg.kmeans_seeds else {},
                          "classification": {p: fp.score(f[-n_test:], y_te) for p, fp in probes[r].items()}})
+    assert splits.train.mask is not None   # validate() sets it
     masked_training = not bool(splits.train.mask.all())
     result = {
         "dataset": splits.train.name,
@@ -122,8 +123,8 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
         "rows": rows,
         "mean": mean_over_combinations(rows, list(probes)),
     }
-    if hasattr(method, "predict"):
-        result["imputation"] = imputation(encode, splits, combos, probes, rows)
+    if isinstance(method, ViewPredictor):
+        result["imputation"] = imputation(encode, method, splits, combos, probes, rows)
     result["protocol"] = protocol_record(cfg, splits, k)
     return result
 
@@ -142,10 +143,11 @@ def mean_over_combinations(rows: list[dict], representations: list[str]) -> dict
     return out
 
 
-def imputation(encode: _Encoder, splits: DataSplits, combos: list[tuple[int, ...]],
+def imputation(encode: _Encoder, predictor: ViewPredictor, splits: DataSplits, combos: list[tuple[int, ...]],
                probes: dict[str, dict[str, FittedProbe]], rows: list[dict]) -> dict:
-    """For each combination S ≠ all views: imputation error of the missing test views, and probe
-    accuracy of the completed samples against that of the masked encoding (from ``rows``)."""
+    """For each combination S ≠ all views: imputation error of the missing test views (predicted by
+    ``predictor``, the method ``encode`` evaluates), and probe accuracy of the completed samples against
+    that of the masked encoding (from ``rows``)."""
     test = splits.test
     truth, train_views = test.stack_views_float(), splits.train.stack_views_float()
     masked_acc = {(tuple(row["views"]), row["representation"]): row["classification"] for row in rows}
@@ -154,10 +156,10 @@ def imputation(encode: _Encoder, splits: DataSplits, combos: list[tuple[int, ...
     for views in combos:
         if len(views) == test.n_views:
             continue
-        preds = predict_views(encode.method, test, list(views), encode.cfg.batch_size, encode.device)
+        preds = predict_views(predictor, test, list(views), encode.cfg.batch_size, encode.device)
         missing = [v for v in range(test.n_views) if v not in views]
         completed = MultiViewDataset([truth[v] if v in views else preds[v] for v in range(test.n_views)],
-                                     test.labels, list(test.view_names), name=test.name)
+                                     test.labels, list(test.view_names or []), name=test.name)
         imputed = encode(completed)
         out.append({"views": list(views), "imputed_views": missing,
                     "errors": {f"view_{v}": prediction_error(preds[v], truth[v], train_views[v]) for v in missing},
@@ -183,7 +185,8 @@ def markdown(result: dict) -> str:
              f"Every sample of the clustering split ({result['split']}) keeps exactly the listed views.  "
              f"Probes (accuracy) fitted on the {result['probe_train_features']}; scored on the test split.", "",
              *(label_rows(result["labels"]) if result.get("labels") else []),
-             "| views | representation | " + " | ".join(clus + probes) + " |", "|---" * (2 + len(clus) + len(probes)) + "|"]
+             "| views | representation | " + " | ".join(clus + probes) + " |",
+             "|---" * (2 + len(clus) + len(probes)) + "|"]
     for row in result["rows"]:
         c = row["clustering"]
         cells = [_pm(c["acc"]), _pm(c["nmi"])] if c else ["–", "–"]
