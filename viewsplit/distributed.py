@@ -145,5 +145,5 @@ def average_gradients(params: Sequence[Tensor]) -> bool:
         dist.all_reduce(flat)
         flat.div_(world)
 
-    _flat_collective([p.grad for p in live], mean)
+    _flat_collective([p.grad for p in live if p.grad is not None], mean)   # all set above
     return bool(live)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from .. import __version__
 from ..errors import ViewsplitError
@@ -33,11 +34,11 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to the current ``sys.stderr``, even after a caller (a test, a notebook) replaced it."""
 
     @property
-    def stream(self):
+    def stream(self) -> Any:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: Any) -> None:
         pass
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def _flat(d: dict, prefix: str = "") -> dict:
     """Nested keys as dotted paths: ``{"backbone": {"hidden": [64]}}`` → ``{"backbone.hidden": [64]}``."""
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in d.items():
         out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
     return out

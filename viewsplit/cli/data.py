@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def _view_indices(spec: str, names: list[str]) -> list[int]:
@@ -52,7 +53,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
             raise ConfigError(f"--representation: {unknown} not available; this model gives {list(reps)}")
         reps = {r: reps[r] for r in wanted}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, **reps)
+    arrays: dict[str, Any] = reps   # Any: mypy would match **arrays against savez's allow_pickle flag
+    np.savez(args.out, **arrays)
     n = len(next(iter(reps.values())))
     print(f"features of {n} samples ({', '.join(f'{k} {v.shape[1]}' for k, v in reps.items())}): {args.out}")
     return 0
@@ -85,12 +87,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from ..engine.run import load_run
     from ..eval.prediction import predict_views, prediction_error
+    from ..methods.base import ViewPredictor
 
     run = load_run(args.run_dir, device=args.device)
-    if not hasattr(run.method, "predict"):
+    if not isinstance(run.method, ViewPredictor):
         raise ConfigError(f"method {run.cfg.method!r} cannot predict missing views")
     ds = run.splits.test if args.split == "test" else run.splits.train
-    names = list(ds.view_names)
+    names = list(ds.view_names or [])
     given = _view_indices(args.views, names)
     missing = [v for v in range(len(names)) if v not in given]
     if not missing:
@@ -99,8 +102,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     name = f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
     out = (args.out / name if args.out.is_dir() else args.out) if args.out else run.run_dir / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, index=np.arange(len(ds)),
-                        **{f"pred_view{v}": run.method.preprocess.invert(v, preds[v]).numpy() for v in missing})
+    predicted: dict[str, Any] = {f"pred_view{v}": run.method.preprocess.invert(v, preds[v]).numpy() for v in missing}
+    np.savez_compressed(out, index=np.arange(len(ds)), **predicted)   # Any: as in cmd_encode
     train_views, truth = run.splits.train.stack_views_float(), ds.stack_views_float()
     print("| predicted view | MSE (standardised) | mean-view baseline |")
     print("|---|---|---|")

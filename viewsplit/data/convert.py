@@ -81,7 +81,7 @@ def target_dtype(name: str, dtype: np.dtype, ndim: int, where: str) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _chunks_of(array, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+def _chunks_of(array: np.ndarray | Tensor, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
     return lambda: (np.asarray(array[i: i + chunk]) for i in range(0, array.shape[0], chunk))
 
 

@@ -38,7 +38,7 @@ import torch
 from ..errors import DataError
 from .decoded import DecodedView, decode, require_eight_bit
 from .multiview import DataSplits, MultiViewDataset
-from .ondisk import OnDiskDataset
+from .ondisk import OnDiskDataset, _as_views
 from .registry import DataConfig, cached, file_fingerprint, register
 from .user import split_indices
 
@@ -211,7 +211,7 @@ def eager_view(files: list[Path], file_of: np.ndarray, channels: int, size: int,
 
 
 def _locate(cfg: DataConfig) -> tuple[bool, str]:
-    ok = bool(cfg.path) and Path(cfg.path).expanduser().is_dir()
+    ok = bool(cfg.path) and Path(cfg.path or "").expanduser().is_dir()
     return ok, cfg.path or "set data.path=DIR (DIR/<view>/<class>/<file>)"
 
 
@@ -229,12 +229,12 @@ def load_imagefolder(cfg: DataConfig) -> DataSplits:
     labels, mask = torch.from_numpy(layout.labels), torch.from_numpy(layout.mask)
     stream = streams(cfg, n, chans)
     if stream:
-        views = [DecodedView(f, fo, c, size) for f, fo, c in zip(layout.files, layout.file_of, chans)]
+        views = _as_views([DecodedView(f, fo, c, size) for f, fo, c in zip(layout.files, layout.file_of, chans)])
         ds: MultiViewDataset = OnDiskDataset(views, labels, layout.view_names, mask, root.name, prefetch=cfg.prefetch)
     else:
         views = [eager_view(f, fo, c, size, cfg.cache) for f, fo, c in zip(layout.files, layout.file_of, chans)]
         ds = MultiViewDataset(views, labels, layout.view_names, mask, name=root.name)
-    given = (None, None)
+    given: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     if (root / SPLIT_FILE).is_file():
         given = read_split(root / SPLIT_FILE, layout.keys)
     tr, te, info = split_indices(labels, n, cfg, str(root), *given)

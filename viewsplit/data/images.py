@@ -10,6 +10,7 @@ the prefetch thread (:mod:`viewsplit.data.decoded`), giving the same batches.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..errors import DataError
 from .decoded import DecodedView, decode
 from .image_ops import color_jitter
 from .multiview import DataSplits, MultiViewDataset, reference_split, stratified_split
-from .ondisk import OnDiskDataset
+from .ondisk import OnDiskDataset, _as_views
 from .registry import DataConfig, Loader, cached, data_roots, file_fingerprint, missing_files_error, register
 
 IMAGE_SIZE = 64
@@ -110,8 +111,8 @@ def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]) -
         names = [f"poses{v}" for v in range(cfg.n_views)]
         stream = streams(cfg, len(obj), cfg.n_views, channels)
         if stream:   # row j of view v is file obj_j · 72 + pose
-            views = [DecodedView(all_paths, obj * COIL_POSES + poses[:, v], channels, IMAGE_SIZE)
-                     for v in range(cfg.n_views)]
+            views = _as_views([DecodedView(all_paths, obj * COIL_POSES + poses[:, v], channels, IMAGE_SIZE)
+                               for v in range(cfg.n_views)])
             ds: MultiViewDataset = OnDiskDataset(views, torch.from_numpy(labels), names, name=name,
                                                  prefetch=cfg.prefetch)
         else:
@@ -183,7 +184,8 @@ def jitter_copy(img: torch.Tensor, seed: int, cls: int, domain: int, t: int) -> 
     return (x[0] * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
-def _jitter_rows(seed: int, classes: np.ndarray, domain: int, copy: np.ndarray):
+def _jitter_rows(seed: int, classes: np.ndarray, domain: int,
+                 copy: np.ndarray) -> Callable[[int, torch.Tensor], torch.Tensor]:
     """Domain ``domain``'s per-row transform for a streamed view: padding copies (``copy[r]`` ≥ 0) are
     jittered as :func:`jitter_copy`, originals (−1) kept."""
     def transform(r: int, img: torch.Tensor) -> torch.Tensor:
@@ -230,9 +232,10 @@ def load_office31(cfg: DataConfig) -> DataSplits:
     labels = np.array([c for c, _ in trip], dtype=np.int64)
     stream = streams(cfg, len(trip), len(OFFICE_DOMAINS), 3)
     if stream:
-        views = [DecodedView(unique, np.array([pos[triple[d][0]] for _, triple in trip]), 3, IMAGE_SIZE,
-                             _jitter_rows(cfg.seed, labels, d, np.array([triple[d][1] for _, triple in trip])))
-                 for d in range(len(OFFICE_DOMAINS))]
+        views = _as_views([DecodedView(unique, np.array([pos[triple[d][0]] for _, triple in trip]), 3, IMAGE_SIZE,
+                                       _jitter_rows(cfg.seed, labels, d,
+                                                    np.array([triple[d][1] for _, triple in trip])))
+                           for d in range(len(OFFICE_DOMAINS))])
         ds: MultiViewDataset = OnDiskDataset(views, torch.from_numpy(labels), list(OFFICE_DOMAINS), name="office31",
                                              prefetch=cfg.prefetch)
     else:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -248,7 +249,7 @@ def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fa
     return run, metrics
 
 
-def save_plots(run: Run, out_dir: Path | None = None, **options) -> list[Path]:
+def save_plots(run: Run, out_dir: Path | None = None, **options: Any) -> list[Path]:
     """:func:`viewsplit.eval.plots.save_plots` for a run: maps of its test codes (at most ``eval.plot_points``
     samples, seed 0, unless ``options`` say otherwise) and its loss curves, in ``out_dir`` (default
     ``<run>/plots``)."""

@@ -239,7 +239,9 @@ class Trainer:
                               "samples with drop_last=true; lower it or set drop_last=false")
         return scfg.batch_size // world, n_batches
 
-    def _train_step(self, batch, steps: list[Step], optimizers, owned, scfg: StageConfig, where) -> dict:
+    def _train_step(self, batch: Batch, steps: list[Step], optimizers: dict[str, torch.optim.Optimizer],
+                    owned: dict[str, list[nn.Parameter]], scfg: StageConfig,
+                    where: tuple[str, int, int]) -> dict[str, float]:
         """One training step: each optimiser step in order, its gradients averaged over DDP ranks."""
         terms: dict[str, float] = {}
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -327,7 +329,7 @@ class Trainer:
         for m in stage.train_modules:
             m.train()
 
-    def _progress(self, total: int, start: int, desc: str):
+    def _progress(self, total: int, start: int, desc: str) -> Any:
         """A tqdm bar (``train.progress`` ``always``, or ``auto`` on a terminal) on the main process, else None."""
         mode = self.cfg.train.progress
         if not self.ctx.is_main or mode in ("never", "lines") or (mode == "auto" and not sys.stderr.isatty()):

@@ -18,7 +18,7 @@ import torch
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
-from ..methods.base import Method, ViewPredictor
+from ..methods.base import ViewPredictor
 from .labels import any_labelled, counts, known
 from .labels import markdown as label_rows
 from .metrics import kmeans_fit_record, kmeans_protocol
@@ -115,8 +115,8 @@ def note(message: str) -> bool:
     return True
 
 
-def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
-             masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict:
+def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
+             masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict[str, Any]:
     """The full protocol on every representation; returns the ``metrics.json`` body (without timing).
 
     Representations are extracted for every sample; k-means scores and probes use the labelled ones
@@ -140,14 +140,14 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
         return ({r: np.concatenate([tr[r][on_tr], te[r][on_te]]) for r in tr},
                 np.concatenate([y_tr[on_tr], y_te[on_te]]))
 
-    def clustering(split: str) -> dict:
+    def clustering(split: str) -> dict[str, Any]:
         if not cfg.kmeans_seeds or not k:
             return {}
         feats, y = features(split)
         return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init, cfg.kmeans_fit_samples)
                 for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")}
 
-    def classification() -> dict:
+    def classification() -> dict[str, Any]:
         if not (on_tr.any() and on_te.any()):
             return {}
         (ftr, ytr), (fte, yte) = features("train"), features("test")

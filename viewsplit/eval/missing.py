@@ -113,7 +113,7 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
         "dataset": splits.train.name,
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
-        "view_names": list(splits.train.view_names),
+        "view_names": list(splits.train.view_names or []),
         "labels": label_record,
         "combinations": [list(c) for c in combos],
         "combination_seed": seed,

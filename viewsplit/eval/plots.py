@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ def require_matplotlib() -> None:
                                      "pip install 'viewsplit[plots]' (or pip install matplotlib)") from None
 
 
-def _figure(**kwargs):
+def _figure(**kwargs: Any) -> Any:
     """A matplotlib Figure attached to an Agg canvas (no pyplot, no global backend)."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -82,12 +83,12 @@ def embed_2d(x: np.ndarray, seed: int = 0, embedding: str = "auto") -> tuple[np.
         return np.zeros((n, 2)), "no map: every sample has the same code"
     if embedding == "umap" or (embedding == "auto" and importlib.util.find_spec("umap") is not None):
         try:
-            import umap
+            import umap  # type: ignore[import-not-found]  # optional, untyped
         except ImportError:
             raise MissingDependencyError("embedding umap needs umap-learn: pip install umap-learn") from None
         return umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed).fit_transform(x), "UMAP"
     from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     perplexity = min(30.0, (n - 1) / 3)
     # one OpenMP thread: with torch's and scikit-learn's OpenMP runtimes both loaded on a busy 2-core machine,
@@ -155,7 +156,8 @@ def embedding_plots(method: Method, test: MultiViewDataset, out_dir: Path, max_p
         title = f"{r} of {type(method).name} on {test.name}: {how}\n{which}, coloured by label"
         name = re.sub(r"[^\w+.-]", "_", r)
         paths.append(plot_embedding(xy, labels, out_dir / f"embedding_{name}.png", title))
-    np.savez(out_dir / "embedding.npz", **arrays)
+    saved: dict[str, Any] = arrays   # Any: mypy would match **saved against savez's allow_pickle flag
+    np.savez(out_dir / "embedding.npz", **saved)
     return paths
 
 
