@@ -70,7 +70,7 @@ def test_streamed_image_folders_equal_the_eager_path(tmp_path, case):
     # the model's standardisation (data.standardize=all: per channel on uint8/255) fits and applies alike
     pre = [Standardizer(eager.train.view_shapes).fit(ds, "all", batch_size=16) for ds in (eager.train, lazy.train)]
     assert all(torch.equal(x, y) for x, y in zip(pre[0].state_dict().values(), pre[1].state_dict().values()))
-    _same_batches(pre[0].apply(eager.test), pre[1].apply(lazy.test))
+    _same_batches(pre[0].transform(eager.test), pre[1].transform(lazy.test))
 
 
 def test_a_rank_decodes_only_its_shard_in_the_prefetch_thread(tmp_path, monkeypatch):

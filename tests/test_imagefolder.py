@@ -133,7 +133,7 @@ def test_streamed_batches_equal_eager_ones(tmp_path):
     assert not present.all()                                               # zeros stand in for absent images
     mean = pre[0].stats(0)[0].flatten()
     assert torch.allclose(mean, x[present].mean((0, 2, 3))) and not torch.allclose(mean, x.mean((0, 2, 3)))
-    _same_batches(pre[0].apply(eager.test), pre[1].apply(lazy.test))
+    _same_batches(pre[0].transform(eager.test), pre[1].transform(lazy.test))
 
 
 @pytest.mark.parametrize("stream", [False, True])
