@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,21 +24,40 @@ from .probes import probe_params, run_probe
 log = logging.getLogger(__name__)
 
 
+def code_batches(method: Method, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
+                 codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]
+                 ) -> Iterator[dict[str, torch.Tensor]]:
+    """``codes(views, mask)`` over ``ds`` batch by batch, in data-set order: flattened float32 CPU tensors.
+
+    Each batch runs in eval mode without gradients, and the method's mode is restored before the batch
+    is yielded, so a consumer that stops early leaves no state behind.
+    """
+    for batch in ds.batches(batch_size):
+        was_training = method.training
+        method.eval()
+        try:
+            with torch.no_grad():
+                batch = batch.to(device)
+                out = {k: v.detach().float().cpu().flatten(1) for k, v in codes(batch.views, batch.mask).items()}
+        finally:
+            method.train(was_training)
+        yield out
+
+
 def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
              codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
-    """``codes(views, mask)`` over ``ds`` with the method in eval mode, in data-set order; float64 arrays."""
-    was_training = method.training
-    method.eval()
-    parts: dict[str, list[torch.Tensor]] = {}
-    try:
-        with torch.no_grad():
-            for batch in ds.batches(batch_size):
-                batch = batch.to(device)
-                for k, v in codes(batch.views, batch.mask).items():
-                    parts.setdefault(k, []).append(v.detach().float().cpu())
-    finally:
-        method.train(was_training)
-    return {k: torch.cat(chunks).flatten(1).numpy().astype(np.float64) for k, chunks in parts.items()}
+    """:func:`code_batches` gathered into float64 arrays of ``len(ds)`` rows, allocated at the first batch
+    and filled in place (peak: the arrays plus one batch)."""
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for part in code_batches(method, ds, batch_size, device, codes):
+        stop = start + len(next(iter(part.values())))
+        for k, v in part.items():
+            if k not in out:
+                out[k] = np.empty((len(ds), v.shape[1]), dtype=np.float64)
+            out[k][start:stop] = v.numpy()
+        start = stop
+    return out
 
 
 def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
