@@ -51,7 +51,7 @@ def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torc
     out: dict[str, np.ndarray] = {}
     start = 0
     for part in code_batches(method, ds, batch_size, device, codes):
-        stop = start + len(next(iter(part.values())))
+        stop = start + next((len(v) for v in part.values()), 0)
         for k, v in part.items():
             if k not in out:
                 out[k] = np.empty((len(ds), v.shape[1]), dtype=np.float64)
