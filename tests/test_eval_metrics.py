@@ -73,7 +73,7 @@ def test_extraction_fills_float64_arrays_in_data_set_order_in_eval_mode():
     from torch import nn
 
     from viewsplit.data.multiview import MultiViewDataset
-    from viewsplit.eval.evaluate import code_batches, extract
+    from viewsplit.eval.evaluate import _collect, code_batches, extract
 
     class Codes(nn.Module):   # dropout with p=1 zeroes everything in training mode: a test of eval mode
         name = "codes"
@@ -98,3 +98,4 @@ def test_extraction_fills_float64_arrays_in_data_set_order_in_eval_mode():
         assert np.array_equal(out["b"], (x1.float() / 255).flatten(1).mul(3).numpy().astype(np.float64))
     first = next(code_batches(m, ds, 10, "cpu", m.encode))   # an abandoned iteration leaves the mode alone
     assert m.training and first["a"].shape == (10, 4) and first["a"].dtype == torch.float32
+    assert _collect(m, ds, 10, "cpu", lambda views, mask: {}) == {}   # no codes (e.g. no Gaussian posteriors)

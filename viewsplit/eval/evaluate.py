@@ -68,11 +68,15 @@ def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device
     """
     if mask is not None:
         ds = ds.with_mask(mask)
-    out = _collect(method, ds, batch_size, device, method.encode)
-    for k, arr in out.items():
+    return check_finite(_collect(method, ds, batch_size, device, method.encode), ds.name)
+
+
+def check_finite(reps: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """``reps``, after a :class:`DataError` naming a representation with NaN or Inf values on data set ``name``."""
+    for k, arr in reps.items():
         if not np.isfinite(arr).all():
-            raise DataError(f"representation {k!r} has non-finite values on data set {ds.name!r}")
-    return out
+            raise DataError(f"representation {k!r} has non-finite values on data set {name!r}")
+    return reps
 
 
 def extract_samples(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
