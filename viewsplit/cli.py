@@ -370,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "float32 <representation>.npy each (same values), written batch by batch, so memory does "
                          "not grow with the number of samples; files of the same name are replaced")
     en.add_argument("--representation", help="only these representations, comma-separated (default: every one)")
-    en.add_argument("--mask", type=Path, help="(N, V) availability of each view (.npy or CSV of 0/1; "
-                                               "default: the npz's mask array or the folder's mask.npy, else every view present)")
+    en.add_argument("--mask", type=Path, help="(N, V) availability of each view (.npy or CSV of 0/1; default: "
+                                               "the npz's mask array or the folder's mask.npy, else every view "
+                                               "present)")
     en.add_argument("--batch-size", type=int, help="samples per batch (default: the run's eval.batch_size)")
     en.add_argument("--device", help="encode on this device instead of the run's")
     en.set_defaults(fn=cmd_encode)

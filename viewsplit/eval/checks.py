@@ -21,9 +21,12 @@ def check_evaluable(method: Method, splits: DataSplits, cfg: EvalConfig, device:
     few = splits.test.subset(np.arange(min(2, len(splits.test))))
     select(compose(extract(method, few, cfg.batch_size, device), splits.train.n_views, cfg.best_view),
            cfg.representations)
-    if "knn" in cfg.probes and cfg.knn_k > len(splits.train):
-        raise ConfigError(f"eval.knn_k: {cfg.knn_k} neighbours, but the train split has only {len(splits.train)} "
-                          "samples")
+    def used(n: int) -> int:   # samples a split contributes (eval.max_samples)
+        return min(n, cfg.max_samples) if cfg.max_samples else n
+
+    if "knn" in cfg.probes and cfg.knn_k > used(len(splits.train)):
+        raise ConfigError(f"eval.knn_k: {cfg.knn_k} neighbours, but the train split has only {used(len(splits.train))} "
+                          "samples (eval.max_samples)")
     if not cfg.probes and not cfg.kmeans_seeds:
         return
     fix = "evaluation (clustering and probes) needs labelled samples; `viewsplit train` trains without them"
@@ -40,8 +43,8 @@ def check_evaluable(method: Method, splits: DataSplits, cfg: EvalConfig, device:
         if len(classes) < 2:
             raise DataError(f"data set {splits.train.name!r}: every label of the {what} is class {classes[0]}; "
                             "clustering and probes need at least 2 classes")
-    clustered = splits.test if splits.cluster_on == "test" else splits.all
+    clustered = used(len(splits.test)) + (used(len(splits.train)) if splits.cluster_on == "all" else 0)
     k = int(y_all.max()) + 1
-    if cfg.kmeans_seeds and k > len(clustered):
-        raise DataError(f"data set {splits.train.name!r}: {k} classes but only {len(clustered)} samples to "
+    if cfg.kmeans_seeds and k > clustered:
+        raise DataError(f"data set {splits.train.name!r}: {k} classes but only {clustered} samples to "
                         "cluster; k-means needs at least one sample per cluster")

@@ -124,13 +124,38 @@ def labels_of(ds: MultiViewDataset) -> np.ndarray:
     return ds.labels.numpy()
 
 
+def cap_splits(splits: DataSplits, max_samples: int) -> tuple[DataSplits, dict[str, str]]:
+    """``splits`` with each split of more than ``max_samples`` samples (``eval.max_samples``, 0 = no cap)
+    replaced by the subsample ``sort(default_rng(0).choice(n, max_samples, replace=False))``, and the record
+    of what each split contributes.  Applied before extraction, so a 1M-sample set is evaluated at the cost
+    of ``max_samples`` per split (and an on-disk split reads only the chosen rows)."""
+    out, record = {}, {}
+    for name in ("train", "test"):
+        ds = getattr(splits, name)
+        n = len(ds)
+        if 0 < max_samples < n:
+            ds = ds.subset(np.sort(np.random.default_rng(0).choice(n, size=max_samples, replace=False)))
+            record[name] = (f"a seeded subsample of {max_samples} of {n} samples (numpy default_rng(0), without "
+                            "replacement, in data-set order)")
+        else:
+            record[name] = f"all {n} samples"
+        out[name] = ds
+    return DataSplits(out["train"], out["test"], splits.cluster_on, splits.info), record
+
+
 def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
              masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict:
-    """The full protocol on every representation; returns the ``metrics.json`` body (without timing)."""
+    """The full protocol on every representation; returns the ``metrics.json`` body (without timing).
+
+    ``masks`` (train, test) replace the splits' availability masks; then each split goes through
+    :func:`cap_splits` (``eval.max_samples``).
+    """
+    train, test = (d if m is None else d.with_mask(m) for d, m in zip((splits.train, splits.test), masks))
+    splits, samples = cap_splits(DataSplits(train, test, splits.cluster_on, splits.info), cfg.max_samples)
     n_views = len(splits.train.views)
-    tr = select(compose(extract(method, splits.train, cfg.batch_size, device, masks[0]), n_views, cfg.best_view),
+    tr = select(compose(extract(method, splits.train, cfg.batch_size, device), n_views, cfg.best_view),
                 cfg.representations)
-    te = select(compose(extract(method, splits.test, cfg.batch_size, device, masks[1]), n_views, cfg.best_view),
+    te = select(compose(extract(method, splits.test, cfg.batch_size, device), n_views, cfg.best_view),
                 cfg.representations)
     y_tr, y_te = labels_of(splits.train), labels_of(splits.test)
     k = int(max(y_tr.max(), y_te.max())) + 1
@@ -177,19 +202,21 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
         from .prediction import prediction_report
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
-    result["protocol"] = protocol_record(cfg, splits, k)
+    result["protocol"] = protocol_record(cfg, splits, k, samples)
     sizes = {"test": len(y_te), "train": len(y_tr), "train+test": len(y_tr) + len(y_te)}
     result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
                                            for s in [primary, *secondary]}
     return result
 
 
-def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict:
+def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int, samples: dict[str, str]) -> dict:
+    """The ``protocol`` section of a report; ``samples``: what each split contributes (:func:`cap_splits`)."""
     import scipy
     import sklearn
 
     return {
         "features": "posterior mean, eval mode, no gradients",
+        "samples": {"max_samples": cfg.max_samples, **samples},
         "kmeans": {"n_clusters": k, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
                    "init": "k-means++", "std": "population (ddof=0)", "fit_samples": cfg.kmeans_fit_samples},
         "probe_solver": cfg.probe_solver,
@@ -260,7 +287,23 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
         lines += [f"| {v} | {p['from_views']} | {p['mse']:.5f} | {p['mean_baseline_mse']:.5f} | {p['ratio']:.3f} |"
                   for v, p in pred.items()]
         lines.append("")
+    lines += protocol_lines(metrics.get("protocol") or {})
     t = metrics.get("timing")
     if t:
         lines += ["## Timing", "", ", ".join(f"{k}: {v:.1f}" for k, v in t.items()), ""]
     return "\n".join(lines)
+
+
+def protocol_lines(protocol: dict) -> list[str]:
+    """The samples each split contributed (``eval.max_samples``) and how k-means was fitted, for a report."""
+    samples = {s: r for s, r in (protocol.get("samples") or {}).items() if s != "max_samples"}
+    fit = (protocol.get("kmeans") or {}).get("fit") or {}
+    if not samples and not fit:
+        return []
+    lines = ["## Samples", ""]
+    if samples:
+        lines.append(f"Evaluated (eval.max_samples = {protocol['samples']['max_samples']}): "
+                     + "; ".join(f"{s} split: {r}" for s, r in samples.items()) + ".")
+    if fit:
+        lines.append("k-means: " + "; ".join(f"{s}: {r}" for s, r in fit.items()) + ".")
+    return lines + [""]

@@ -29,7 +29,8 @@ import torch
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset, subset_mask
 from ..methods.base import Method
-from .evaluate import _pm, compose, extract, labels_of, note, protocol_record, select
+from .evaluate import (_pm, cap_splits, compose, extract, labels_of, note, protocol_lines, protocol_record,
+                       select)
 from .metrics import kmeans_protocol
 from .prediction import predict_views, prediction_error
 from .probes import FittedProbe, fit_probe
@@ -76,6 +77,7 @@ class _Encoder:
 def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
                      seed: int = 0) -> dict:
     """The per-combination protocol (and imputation for methods with ``predict``); the ``missing.json`` body."""
+    splits, samples = cap_splits(splits, cfg.max_samples)
     n_views = splits.train.n_views
     combos = view_combinations(n_views, cfg.missing_combinations, seed)
     encode = _Encoder(method, cfg, n_views, device)
@@ -110,7 +112,7 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
     }
     if hasattr(method, "predict"):
         result["imputation"] = imputation(encode, splits, combos, probes, rows)
-    result["protocol"] = protocol_record(cfg, splits, k)
+    result["protocol"] = protocol_record(cfg, splits, k, samples)
     return result
 
 
@@ -197,7 +199,8 @@ def markdown(result: dict) -> str:
             for r, accs in c["classification"].items():
                 lines.append(f"| {label(c['views'])} | {r} | "
                              + " | ".join(f"{accs[p]['masked']:.4f} → {accs[p]['imputed']:.4f}" for p in probes) + " |")
+    lines += ["", *protocol_lines(result.get("protocol") or {})]
     t = result.get("timing")
     if t:
-        lines += ["", ", ".join(f"{k}: {v:.1f}" for k, v in t.items())]
+        lines += [", ".join(f"{k}: {v:.1f}" for k, v in t.items())]
     return "\n".join(lines) + "\n"
