@@ -151,7 +151,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     :func:`cap_splits` (``eval.max_samples``).
     """
     train, test = (d if m is None else d.with_mask(m) for d, m in zip((splits.train, splits.test), masks))
-    splits, samples = cap_splits(DataSplits(train, test, splits.cluster_on, splits.info), cfg.max_samples)
+    splits, evaluated = cap_splits(DataSplits(train, test, splits.cluster_on, splits.info), cfg.max_samples)
     n_views = len(splits.train.views)
     tr = select(compose(extract(method, splits.train, cfg.batch_size, device), n_views, cfg.best_view),
                 cfg.representations)
@@ -202,7 +202,7 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
         from .prediction import prediction_report
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
-    result["protocol"] = protocol_record(cfg, splits, k, samples)
+    result["protocol"] = protocol_record(cfg, splits, k, evaluated)
     sizes = {"test": len(y_te), "train": len(y_tr), "train+test": len(y_tr) + len(y_te)}
     result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
                                            for s in [primary, *secondary]}
