@@ -20,7 +20,9 @@ demo: $(STAMP)
 	$(BIN)/viewsplit demo
 
 test: $(STAMP)
+	$(BIN)/ruff check viewsplit tests benchmarks
+	$(BIN)/mypy viewsplit
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -103,7 +103,8 @@ def train_and_measure(name: str, data: str, overrides: list[str], out: Path) -> 
     z_train = standardised_embeddings(run.method, run.splits.train)
     return {"train_seconds": round(seconds, 1), "n_common": cfg.model.n_common, "K": cfg.model.embed_dim,
             "correlation": cross_view_correlations(z, cfg.model.n_common),
-            "correlation_train": cross_view_correlations(z_train, cfg.model.n_common), "probes": single_view_probes(run),
+            "correlation_train": cross_view_correlations(z_train, cfg.model.n_common),
+            "probes": single_view_probes(run),
             "view_names": list(run.splits.test.view_names), "n_test": len(run.splits.test)}
 
 
@@ -125,7 +126,8 @@ def markdown(results: dict, data: str) -> str:
     lines += ["", f"Targets: common ≥ 0.9 → {'met' if c['common'] >= 0.9 else 'NOT met'}; unique ≤ 0.1 (mean abs) → "
               f"{'met' if c.get('unique_abs', 1.0) <= 0.1 else 'NOT met'}.", ""]
     for rep, title in (("C", "`C`, probe fitted on complete training features, test views removed via the mask"),
-                       ("B", "backbone features: probe on `B_v` alone (train and test) vs `B_cat` (reference protocol)")):
+                       ("B", "backbone features: probe on `B_v` alone (train and test) vs `B_cat` "
+                             "(reference protocol)")):
         lines += [f"### (b) logreg accuracy with one view only — {title}", "",
                   "| model | all views | " + " | ".join(f"only {n}" for n in names) + " | mean one-view | drop |",
                   "|---|---|" + "---|" * len(names) + "---|---|"]

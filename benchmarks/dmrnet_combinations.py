@@ -124,7 +124,8 @@ def main() -> None:
         hard: list[list[list[int]]] = []
         for seed in range(args.seeds):
             for name in METHODS:
-                run, secs = train_or_load(name, args.data, seed, overrides[name], root / args.data / name / f"seed{seed}")
+                run, secs = train_or_load(name, args.data, seed, overrides[name],
+                                          root / args.data / name / f"seed{seed}")
                 acc[name].append(combination_accuracies(run.method, run.splits.test, run.device))
                 seconds[name].append(secs)
                 if name == "dmrnet":

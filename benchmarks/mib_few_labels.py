@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     px_tr, px_te = pixels(splits)
     rows["pixels"] = {k: label_limited_accuracy(px_tr, y_tr, px_te, y_te, k, args.reps, args.seed) for k in args.labels}
     record["results"]["pixels"] = {"accuracy": {str(k): v for k, v in rows["pixels"].items()}}
-    record["samples"] = {"train": int(len(y_tr)), "test": int(len(y_te))}
+    record["samples"] = {"train": len(y_tr), "test": len(y_te)}
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(record, indent=2))

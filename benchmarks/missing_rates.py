@@ -97,7 +97,8 @@ def markdown(table: dict, data: str, seeds: int) -> str:
             p, c, k = row["probe"], row["kmeans"], kept(rows, rate)
             clus = [f"{c[x]['mean']:.4f} ± {c[x]['std']:.4f}" for x in ("acc", "nmi")] if c else ["–", "–"]
             lines.append(f"| {m} | {row['representation']} | {rate} | {p['mean']:.4f} ± {p['std']:.4f} | "
-                         f"{'–' if k is None else f'{k:.3f}'} | " + " | ".join(clus) + f" | {row['train_seconds']:.0f} |")
+                         f"{'–' if k is None else f'{k:.3f}'} | " + " | ".join(clus)
+                         + f" | {row['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

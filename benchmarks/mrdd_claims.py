@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -52,6 +53,11 @@ def scores(method, splits, reps: list[str], kmeans_seeds: int) -> dict[str, dict
                   "logreg": run_probe("logreg", tr[r], y_tr, te[r], y_te)["acc"]}
     out["_train"], out["_test"] = tr, te
     return out
+
+
+def _mean(rows: list[dict], get: Callable[[dict], float]) -> float:
+    """Mean of ``get(row)`` over ``rows`` (one redundancy report per view)."""
+    return float(np.mean([get(r) for r in rows]))
 
 
 def main() -> None:
@@ -98,18 +104,18 @@ def main() -> None:
             torch.manual_seed(run.cfg.train.seed)
             run_stage(run.cfg, m, run.splits.train, "disentangle", folder / f"lam{lam}")
             views = [f"V_{v}" for v in range(run.splits.train.n_views)]
-            s = scores(m, run.splits, views + ["C+V_all"], args.kmeans_seeds)
+            s = scores(m, run.splits, [*views, "C+V_all"], args.kmeans_seeds)
             samples = [extract_samples(m, d, 1024, seed=i) for i, d in enumerate((run.splits.train, run.splits.test))]
             red = held_out_redundancy(s["_train"], s["_test"], *samples, mlp=False, mine_runs=args.mine_runs,
                                       mine_epochs=args.mine_epochs)
 
-            def avg(get) -> float:   # mean over views
-                return float(np.mean([get(red[v]) for v in views]))
-
-            mine = f"{avg(lambda r: r['mine_nats']['mean']):.3f}" if args.mine_runs else "–"
+            per_view = [red[v] for v in views]
+            mine = f"{_mean(per_view, lambda r: r['mine_nats']['mean']):.3f}" if args.mine_runs else "–"
             v_acc = np.mean([s[v]["logreg"] for v in views])
-            print(f"| {lam:g} | {avg(lambda r: r['ridge_r2']):.3f} | {avg(lambda r: r['info']):.3f} | "
-                  f"{avg(lambda r: r['sample']['ridge_r2']):.3f} | {avg(lambda r: r['sample']['info']):.3f} | {mine} | "
+            print(f"| {lam:g} | {_mean(per_view, lambda r: r['ridge_r2']):.3f} | "
+                  f"{_mean(per_view, lambda r: r['info']):.3f} | "
+                  f"{_mean(per_view, lambda r: r['sample']['ridge_r2']):.3f} | "
+                  f"{_mean(per_view, lambda r: r['sample']['info']):.3f} | {mine} | "
                   f"{v_acc:.4f} | {s['C+V_all']['logreg']:.4f} | {s['C+V_all']['nmi']:.4f} |", flush=True)
 
     else:

@@ -67,8 +67,8 @@ def main() -> None:
     print("| probe | sklearn acc | torch acc | difference | sklearn s | torch s | speed-up |")
     print("|---|---|---|---|---|---|---|")
     for p in args.probes.split(","):
-        ref, t_ref = timed(lambda: run_probe(p, xtr, ytr, xte, yte, solver="sklearn"))
-        ours, t_ours = timed(lambda: run_probe(p, xtr, ytr, xte, yte, solver="torch"))
+        ref, t_ref = timed(lambda p=p: run_probe(p, xtr, ytr, xte, yte, solver="sklearn"))
+        ours, t_ours = timed(lambda p=p: run_probe(p, xtr, ytr, xte, yte, solver="torch"))
         print(f"| {p} | {ref['acc']:.4f} | {ours['acc']:.4f} | {ours['acc'] - ref['acc']:+.4f} | {t_ref:.1f} | "
               f"{t_ours:.1f} | {t_ref / t_ours:.1f}× |", flush=True)
     print("\n| k-means (1 seed, n_init 10) | ACC | NMI | s | speed-up |\n|---|---|---|---|---|")

@@ -31,8 +31,12 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from viewsplit.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,9 +57,33 @@ def _cpu_times(fns: list, repeats: int) -> list[float]:
     return best
 
 
-def speed(ks: list[int], batch: int | None, repeats: int) -> None:
+def _loss_times(k: int, m: int, repeats: int) -> list[float]:
+    """CPU seconds of SDL (one view), SDL (two views) and DCCA, forward + backward, at width k and batch m."""
     from viewsplit.losses import DCCALoss, StochasticDecorrelationLoss
 
+    g = torch.Generator().manual_seed(k)
+    shared = torch.randn(m, k, generator=g)
+    z1 = (shared + 0.5 * torch.randn(m, k, generator=g)).requires_grad_()
+    z2 = (shared + 0.5 * torch.randn(m, k, generator=g)).requires_grad_()
+    sdl1, sdl2 = StochasticDecorrelationLoss(k), StochasticDecorrelationLoss(k)
+    dcca = DCCALoss()
+
+    def run_sdl1() -> None:
+        z1.grad = None
+        sdl1(z1).backward()
+
+    def run_sdl2() -> None:
+        z1.grad = z2.grad = None
+        (sdl1(z1) + sdl2(z2)).backward()
+
+    def run_dcca() -> None:
+        z1.grad = z2.grad = None
+        dcca(z1, z2).backward()
+
+    return _cpu_times([run_sdl1, run_sdl2, run_dcca], repeats)
+
+
+def speed(ks: list[int], batch: int | None, repeats: int) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); forward + backward, "
           f"CPU time, min of {repeats} interleaved runs")
     print()
@@ -65,27 +93,8 @@ def speed(ks: list[int], batch: int | None, repeats: int) -> None:
         m = batch or 2 * k
         if m <= k:
             raise SystemExit(f"--batch {m} must exceed k = {k} for DCCA")
-        g = torch.Generator().manual_seed(k)
-        shared = torch.randn(m, k, generator=g)
-        z1 = (shared + 0.5 * torch.randn(m, k, generator=g)).requires_grad_()
-        z2 = (shared + 0.5 * torch.randn(m, k, generator=g)).requires_grad_()
-        sdl1, sdl2 = StochasticDecorrelationLoss(k), StochasticDecorrelationLoss(k)
-        dcca = DCCALoss()
-
-        def run_sdl1() -> None:
-            z1.grad = None
-            sdl1(z1).backward()
-
-        def run_sdl2() -> None:
-            z1.grad = z2.grad = None
-            (sdl1(z1) + sdl2(z2)).backward()
-
-        def run_dcca() -> None:
-            z1.grad = z2.grad = None
-            dcca(z1, z2).backward()
-
         reps = repeats if k < 2048 else max(1, repeats // 2)
-        t1, t2, td = _cpu_times([run_sdl1, run_sdl2, run_dcca], reps)
+        t1, t2, td = _loss_times(k, m, reps)
         print(f"| {k} | {m} | {1e3 * t1:.2f} | {1e3 * t2:.2f} | {1e3 * td:.1f} | {td / t1:.1f}× | {td / t2:.1f}× |",
               flush=True)
 
@@ -96,45 +105,51 @@ def _off_diagonal_correlation(z: torch.Tensor) -> float:
     return float((c - torch.diag(c.diagonal())).abs().sum() / (k * (k - 1)))
 
 
-def decorrelation(epochs: int, seed: int) -> None:
-    from viewsplit.config import load_config
+def _trace(cfg: RunConfig) -> list[tuple[float, float]]:
+    """Train Soft CCA with ``cfg``; (mean |off-diagonal correlation|, alignment MSE) before training and
+    after each epoch."""
     from viewsplit.engine.run import prepare
     from viewsplit.engine.trainer import Trainer
     from viewsplit.losses import batch_standardize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = prepare(cfg, Path(tmp))
+        method, data = run.method, run.splits.train
+        rows: list[tuple[float, float]] = []
+
+        @torch.no_grad()
+        def record(_epoch: int = -1) -> None:
+            was = method.training
+            method.eval()
+            zs = [method.encode(data.stack_views_float(), data.mask)[f"Z_{v}"] for v in range(data.n_views)]
+            corr = sum(_off_diagonal_correlation(z) for z in zs) / len(zs)
+            std = [batch_standardize(z[:, : method.objective.align_dim]) for z in zs[:2]]
+            align = float(method.objective.alignment(std[0], std[1]))   # view 0 vs view 1
+            rows.append((corr, align))
+            method.train(was)
+
+        original = method.stage
+
+        def stage(name: str):
+            st = original(name)
+            st.on_epoch_end = record
+            return st
+
+        method.stage = stage
+        record()
+        Trainer(cfg, method, data, tmp).fit()
+    return rows
+
+
+def decorrelation(epochs: int, seed: int) -> None:
+    from viewsplit.config import load_config
 
     base = load_config(REPO / "configs" / "handwritten" / "softcca.yaml",
                        [f"stages.train.epochs={epochs}", f"train.seed={seed}", "train.progress=never",
                         "train.tensorboard=false", f"train.threads={torch.get_num_threads()}"])
     results: dict[float, list[tuple[float, float]]] = {}
     for lam in (base.model.lam, 0.0):
-        cfg = load_config(base=base.to_dict(), overrides=[f"model.lam={lam}"])
-        with tempfile.TemporaryDirectory() as tmp:
-            run = prepare(cfg, Path(tmp))
-            method, data = run.method, run.splits.train
-            rows: list[tuple[float, float]] = []
-
-            @torch.no_grad()
-            def record(_epoch: int = -1) -> None:
-                was = method.training
-                method.eval()
-                zs = [method.encode(data.stack_views_float(), data.mask)[f"Z_{v}"] for v in range(data.n_views)]
-                corr = sum(_off_diagonal_correlation(z) for z in zs) / len(zs)
-                std = [batch_standardize(z[:, : method.objective.align_dim]) for z in zs[:2]]
-                align = float(method.objective.alignment(std[0], std[1]))   # view 0 vs view 1
-                rows.append((corr, align))
-                method.train(was)
-
-            original = method.stage
-
-            def stage(name: str):
-                st = original(name)
-                st.on_epoch_end = record
-                return st
-
-            method.stage = stage
-            record()
-            Trainer(cfg, method, data, tmp).fit()
-            results[lam] = rows
+        results[lam] = _trace(load_config(base=base.to_dict(), overrides=[f"model.lam={lam}"]))
     lam = base.model.lam
     print(f"Soft CCA on Handwritten, {epochs} epochs, seed {seed}: mean |off-diagonal correlation| of the codes "
           "(training split, eval mode, mean over the 6 views) and MSE(BN(Z_0), BN(Z_1)) over the aligned "

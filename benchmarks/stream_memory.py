@@ -19,9 +19,9 @@ and ``config.yaml``, data: the folder, streamed), and two more fresh processes a
 representation out, batch by batch) and ``viewsplit eval RUN`` with ``--eval-overrides`` (default: the
 reduced protocol, 3 k-means seeds on the test split and the logistic probe, raw-view baselines included;
 no train-split clustering row and no redundancy read-outs: with them, the 20k check's evaluation took
-911 s instead of 80 s on the shared machine).  ``eval.max_samples`` caps what each split contributes (100,000 by default), so at 1M
-the evaluation sees a seeded 100k of the 900k training samples.  Each step reports its wall-clock
-seconds (process start to exit, imports included) and its peak RSS (VmHWM).
+911 s instead of 80 s on the shared machine).  ``eval.max_samples`` caps what each split contributes
+(100,000 by default), so at 1M the evaluation sees a seeded 100k of the 900k training samples.  Each step
+reports its wall-clock seconds (process start to exit, imports included) and its peak RSS (VmHWM).
 
     python benchmarks/stream_memory.py --samples 20000 --steps 20          # a quick check
     python benchmarks/stream_memory.py --samples 20000 --steps 20 --encode-eval   # … with encode and eval

@@ -5,6 +5,11 @@ concatenated batch, then in two gloo processes, each on its contiguous shard of 
 the parameter gradients averaged across ranks exactly as DistributedDataParallel does.  The loss
 on every rank and the averaged gradients must match the single-process run.  ``build`` must be a
 module-level function (it is pickled into the spawned processes).
+
+``assert_engine_sync_matches_torch_ddp(build, inputs)`` checks the engine's own gradient
+averaging (``viewsplit.distributed``) against ``torch.nn.parallel.DistributedDataParallel(
+find_unused_parameters=True)`` on the same shards: equal gradients (None for a parameter no
+rank used) and rank 0's weights and buffers on every rank after :func:`broadcast_state`.
 """
 from __future__ import annotations
 
@@ -62,3 +67,62 @@ def assert_ddp_matches_single(build, inputs: list[torch.Tensor], world: int = 2,
         assert torch.allclose(res["loss"], loss, atol=atol), f"rank {r}: loss {res['loss']} vs {loss}"
         for k, g in grads.items():
             assert torch.allclose(res["grads"][k], g, atol=atol), f"rank {r}: gradient of {k} differs"
+
+
+class _Loss(torch.nn.Module):
+    """``loss_fn(module, *inputs)`` as a module forward, which DistributedDataParallel needs."""
+
+    def __init__(self, module: torch.nn.Module, loss_fn):
+        super().__init__()
+        self.module, self.loss_fn = module, loss_fn
+
+    def forward(self, *inputs):
+        return self.loss_fn(self.module, *inputs)
+
+
+def _sync_worker(rank: int, world: int, port: int, build, inputs, out_dir: str) -> None:
+    from torch.nn.parallel import DistributedDataParallel
+
+    from viewsplit.distributed import average_gradients, broadcast_state
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        shard = [x.chunk(world)[rank].clone() for x in inputs]
+        results = {}
+        for how in ("torch", "engine"):
+            module, loss_fn = build()
+            with torch.no_grad():                      # rank-specific weights and buffers: rank 0's must win
+                for t in (*module.parameters(), *module.buffers()):
+                    t.add_(rank)
+            if how == "torch":
+                run = DistributedDataParallel(_Loss(module, loss_fn), find_unused_parameters=True)
+            else:
+                broadcast_state([module])
+                run = _Loss(module, loss_fn)
+            state = {k: v.clone() for k, v in module.state_dict().items()}
+            run(*shard).backward()
+            if how == "engine":
+                average_gradients(list(module.parameters()))
+            grads = {k: None if p.grad is None else p.grad.clone() for k, p in module.named_parameters()}
+            results[how] = {"state": state, "grads": grads}
+        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def assert_engine_sync_matches_torch_ddp(build, inputs: list[torch.Tensor], world: int = 2) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_sync_worker, args=(world, _free_port(), build, inputs, tmp), nprocs=world, join=True)
+        results = [torch.load(os.path.join(tmp, f"rank{r}.pt")) for r in range(world)]
+    reference = results[0]["torch"]["state"]
+    for r, res in enumerate(results):
+        ours, theirs = res["engine"], res["torch"]
+        for k, v in reference.items():
+            assert torch.equal(ours["state"][k], v) and torch.equal(theirs["state"][k], v), f"rank {r}: state {k}"
+        for k, g in theirs["grads"].items():
+            assert (g is None) == (ours["grads"][k] is None), f"rank {r}: {k} has a gradient in only one of the two"
+            assert g is None or torch.allclose(ours["grads"][k], g, atol=1e-6), f"rank {r}: gradient of {k} differs"
+    return results

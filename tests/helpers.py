@@ -5,8 +5,8 @@ import gzip
 import importlib
 import struct
 import sys
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 

@@ -114,13 +114,13 @@ def test_loader_from_an_idx_folder(tmp_path):
     run_cfg = load_config(base={"method": "mib", "data": {"name": "augpairs", "source": "edge_mnist",
                                                           "root": str(tmp_path / "idx")}})
     assert run_cfg.data.source == "edge_mnist"
-    with pytest.raises(ConfigError, match="data.source"):
+    with pytest.raises(ConfigError, match=r"data\.source"):
         load_dataset(DataConfig(name="augpairs"))
-    with pytest.raises(ConfigError, match="data.source"):
+    with pytest.raises(ConfigError, match=r"data\.source"):
         load_dataset(DataConfig(name="augpairs", source="augpairs"))
-    with pytest.raises(ConfigError, match="data.source_view"):
+    with pytest.raises(ConfigError, match=r"data\.source_view"):
         load_dataset(DataConfig(name="augpairs", source="edge_mnist", source_view=2, root=str(tmp_path / "idx")))
-    with pytest.raises(ConfigError, match="data.augment"):
+    with pytest.raises(ConfigError, match=r"data\.augment"):
         load_dataset(DataConfig(name="augpairs", source="edge_mnist", augment={"noise_std": 1.0},
                                 root=str(tmp_path / "idx")))
     with pytest.raises(DataError, match="image view"):

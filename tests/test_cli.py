@@ -18,11 +18,13 @@ def cli(*args, timeout=600):
 
 def test_run_handwritten_baseline_learns_and_writes_run_folder(tmp_path):
     out = tmp_path / "run"
-    proc = cli("run", str(REPO / "configs/handwritten/autoencoder.yaml"), "stages.train.epochs=15", "eval.kmeans_seeds=3",
+    proc = cli("run", str(REPO / "configs/handwritten/autoencoder.yaml"), "stages.train.epochs=15",
+               "eval.kmeans_seeds=3",
                "eval.secondary_splits=[test]", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "| C |" in proc.stdout and f"run folder: {out}" in proc.stdout
-    for name in ("config.yaml", "checkpoints/last.pt", "checkpoints/final.pt", "log.jsonl", "metrics.json", "metrics.md"):
+    for name in ("config.yaml", "checkpoints/last.pt", "checkpoints/final.pt", "log.jsonl", "metrics.json",
+                 "metrics.md"):
         assert (out / name).exists(), name
     m = json.loads((out / "metrics.json").read_text())
     assert (m["dataset"], m["method"], m["split"]) == ("handwritten", "autoencoder", "all")
@@ -51,13 +53,15 @@ def test_run_handwritten_baseline_learns_and_writes_run_folder(tmp_path):
 def test_datasets_lists_every_builtin(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
-    for name in ("handwritten", "edge_fmnist", "edge_mnist", "coil20", "coil100", "office31", "npz", "csv", "synthetic"):
+    for name in ("handwritten", "edge_fmnist", "edge_mnist", "coil20", "coil100", "office31", "npz", "csv",
+                 "synthetic"):
         assert f"| {name} |" in out
     assert "shipped inside the package" in out
 
 
 def test_user_errors_are_one_line_without_traceback(tmp_path):
-    proc = cli("train", str(REPO / "configs/handwritten/autoencoder.yaml"), "stages.train.epoch=3", "--out", str(tmp_path / "x"))
+    proc = cli("train", str(REPO / "configs/handwritten/autoencoder.yaml"), "stages.train.epoch=3",
+               "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "stages.train.epoch: unknown key; valid keys of stages.train: epochs" in proc.stderr
     proc = cli("eval", str(tmp_path / "missing"))
@@ -72,7 +76,7 @@ def test_python_api_quickstart(tmp_path):
 
     cfg = load_config(REPO / "configs/handwritten/autoencoder.yaml", ["stages.train.epochs=2", "eval.kmeans_seeds=1",
                                                                "eval.probes=[knn]"])
-    run, metrics = run_all(cfg, tmp_path / "api")
+    _, metrics = run_all(cfg, tmp_path / "api")
     assert metrics["classification"]["C"]["knn"]["acc"] > 0.5
 
 
@@ -103,4 +107,5 @@ def test_bench_aggregate_keeps_what_every_seed_evaluated():
     agg = aggregate([run(0.8, {"C": ["logreg", "knn"], "V_0": ["logreg"]}), run(0.6, {"C": ["logreg"]})])
     assert list(agg["clustering"]) == ["C"] and list(agg["classification"]) == ["C"]
     assert list(agg["classification"]["C"]) == ["logreg"]
-    assert agg["classification"]["C"]["logreg"]["mean"] == 0.7 and agg["clustering"]["C"]["nmi"]["per_seed"] == [0.8, 0.6]
+    assert agg["classification"]["C"]["logreg"]["mean"] == 0.7
+    assert agg["clustering"]["C"]["nmi"]["per_seed"] == [0.8, 0.6]

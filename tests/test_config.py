@@ -34,8 +34,10 @@ def test_parse_override():
     (["stages.train.epochs=ten"], r"stages.train.epochs: expected an integer, got 'ten'"),
     (["stages.train.lr=fast"], r"stages.train.lr: expected a number"),
     (["stages.train.lr=-1"], r"stages.train.lr: must be > 0"),
-    (["stages.train.scheduler=consine"], r"stages.train.scheduler: 'consine' is not one of \['none', 'cosine', 'step'\]"),
-    (["stages.warmup.epochs=1"], r"stages: unknown stage\(s\) \['warmup'\] for method 'autoencoder'; its stages are \['train'\]"),
+    (["stages.train.scheduler=consine"],
+     r"stages.train.scheduler: 'consine' is not one of \['none', 'cosine', 'step'\]"),
+    (["stages.warmup.epochs=1"],
+     r"stages: unknown stage\(s\) \['warmup'\] for method 'autoencoder'; its stages are \['train'\]"),
     (["data.name=mnist"], r"data.name: unknown data set 'mnist'; choose one of"),
     (["data.missing_rate=1.5"], r"data.missing_rate: must lie in \[0, 1\]"),
     (["model.code_dim=0"], r"model.code_dim: must be > 0"),
@@ -51,10 +53,10 @@ def test_config_errors_name_the_key(overrides, match):
 
 
 def test_bad_files(tmp_path):
-    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
         load_config(tmp_path / "missing.yaml")
     (tmp_path / "bad.yaml").write_text("method: [unclosed")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load_config(tmp_path / "bad.yaml")
     (tmp_path / "nomethod.yaml").write_text(yaml.safe_dump({"data": {"name": "handwritten"}}))
     with pytest.raises(ConfigError, match="method: missing"):

@@ -1,4 +1,5 @@
-"""Every built-in loader: real files where this machine has them, synthetic files laid out like the real ones otherwise."""
+"""Every built-in loader: real files where this machine has them, synthetic files laid out like the real ones
+otherwise."""
 import gzip
 
 import numpy as np
@@ -6,7 +7,6 @@ import pytest
 import torch
 from conftest import FMNIST_DIR, needs_fmnist
 from helpers import write_idx, write_mnist_like
-
 from sklearn.preprocessing import StandardScaler
 
 from viewsplit.data import DataConfig, DataError, load_dataset, stratified_split
@@ -93,7 +93,7 @@ def test_edge_mnist_loader_on_synthetic_idx(tmp_path, gz):
     assert (len(s.train), len(s.test)) == (20, 10) and s.train.view_names == ["image", "edge"]
     assert s.train.labels.tolist() == [i % 10 for i in range(20)] and s.cluster_on == "test"
     b = next(s.train.batches(20))
-    assert all(v.shape == (20, 1, 32, 32) and 0 <= v.min() and v.max() <= 1 for v in b.views)
+    assert all(v.shape == (20, 1, 32, 32) and v.min() >= 0 and v.max() <= 1 for v in b.views)
     # the edge of a single bright pixel is a ring around it: its mass exceeds the image's
     assert (b.views[1].sum((1, 2, 3)) > b.views[0].sum((1, 2, 3))).all()
     # the second load comes from the cache and is identical
@@ -131,7 +131,8 @@ def test_real_fashion_mnist():
     y_train = read_idx(FMNIST_DIR / "train-labels-idx1-ubyte.gz")
     y_test = read_idx(FMNIST_DIR / "t10k-labels-idx1-ubyte.gz")
     x_train = read_idx(FMNIST_DIR / "train-images-idx3-ubyte.gz")
-    assert y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5] and y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+    assert y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
     assert x_train.mean() == pytest.approx(72.9404, abs=1e-4) and np.bincount(y_train).tolist() == [6000] * 10
     s = load_dataset(DataConfig(name="edge_fmnist", test_limit=100, train_limit=100))
     assert s.train.view_shapes == [(1, 32, 32), (1, 32, 32)] and len(s.test) == 100
@@ -204,7 +205,9 @@ def test_office31_alignment_on_synthetic_tree(tmp_path):
     full = load_dataset(cfg).all
     assert len(full) == 5 and np.bincount(full.labels.numpy()).tolist() == [3, 2]
     assert sorted(tmp_path.rglob("*")) == before   # nothing is written into the data folder
-    colours = lambda d, cls: {tuple(v[:, 0, 0].tolist()) for v in full.views[d][full.labels == cls]}
+    def colours(d: int, cls: int) -> set[tuple]:
+        return {tuple(v[:, 0, 0].tolist()) for v in full.views[d][full.labels == cls]}
+
     # class 0: amazon has the most images, so its 3 originals appear unchanged
     assert colours(0, 0) == {(10, 20, 100), (10, 50, 100), (10, 80, 100)}
     # dslr's single file appears once as itself and twice as differently jittered copies
@@ -235,11 +238,15 @@ def test_npz_loader(tmp_path):
 
 @pytest.mark.parametrize("arrays, match", [
     (dict(view0=np.zeros((4, 2)), view2=np.zeros((4, 2))), r"mine.npz: view arrays must be named view0, view1"),
-    (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), extra=np.zeros(4)), r"mine.npz: unknown arrays \['extra'\]"),
-    (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), labels=np.array([0.5, 1, 2, 3])), r"array 'labels'.*integers"),
+    (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), extra=np.zeros(4)),
+     r"mine.npz: unknown arrays \['extra'\]"),
+    (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), labels=np.array([0.5, 1, 2, 3])),
+     r"array 'labels'.*integers"),
     (dict(view0=np.zeros((4, 2)), view1=np.zeros((5, 2))), r"view 1 \('view1'\): has 5 samples"),
-    (dict(view0=np.zeros((4, 2)), view1=np.array([[0, 1], [0, np.inf], [0, 0], [1, 1]])), r"mine.npz: array 'view1'.*NaN or Inf"),
-    (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), train_index=np.arange(2)), r"both train_index and test_index"),
+    (dict(view0=np.zeros((4, 2)), view1=np.array([[0, 1], [0, np.inf], [0, 0], [1, 1]])),
+     r"mine.npz: array 'view1'.*NaN or Inf"),
+    (dict(view0=np.zeros((4, 2)), view1=np.zeros((4, 2)), train_index=np.arange(2)),
+     r"both train_index and test_index"),
 ])
 def test_npz_errors(tmp_path, arrays, match):
     np.savez(tmp_path / "mine.npz", **arrays)
@@ -273,10 +280,14 @@ def test_synthetic_generator_has_known_factors():
     # the class is a factor of its own: the shared continuous and the private factors know nothing of it
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    acc = lambda x: LogisticRegression(max_iter=500).fit(x[:400], f.labels[:400]).score(x[400:], f.labels[400:])
+    def acc(x):
+        return LogisticRegression(max_iter=500).fit(x[:400], f.labels[:400]).score(x[400:], f.labels[400:])
+
     assert acc(f.shared) < 0.5 and acc(f.specific[0]) < 0.5 and acc(f.views[0]) > 0.9
     # each view carries its own private factor and not another view's
-    r2 = lambda x, y: Ridge(1e-3).fit(x[:400], y[:400]).score(x[400:], y[400:])
+    def r2(x, y):
+        return Ridge(1e-3).fit(x[:400], y[:400]).score(x[400:], y[400:])
+
     assert r2(f.views[1], f.specific[1]) > 0.5 and r2(f.views[1], f.specific[0]) < 0.05
     s = load_dataset(DataConfig(name="synthetic", n_samples=100, n_views=2))
     assert s.train.n_views == 2 and len(s.all) == 100

@@ -28,7 +28,8 @@ def test_valid_dataset_facts():
         (dict(views=[torch.randn(0, 3), torch.randn(0, 3)]), r"view 0 .*empty view"),
         (dict(views=[torch.randn(4, 3)]), r"at least 2 views, got 1"),
         (dict(views=[torch.randn(4, 3), torch.randn(4, 2)], labels=torch.arange(3)), r"3 labels for 4 samples"),
-        (dict(views=[torch.randn(4, 3), torch.randn(4, 2)], labels=torch.arange(4).float()), r"labels must be a 1-d int64"),
+        (dict(views=[torch.randn(4, 3), torch.randn(4, 2)], labels=torch.arange(4).float()),
+         r"labels must be a 1-d int64"),
         (dict(views=[torch.randn(4, 3), torch.randn(4, 2)], mask=torch.tensor([[1, 1], [0, 0], [1, 0], [0, 1]]).bool()),
          r"mask rows with no view present.*\[1\]"),
         (dict(views=[torch.randn(4, 3), torch.randn(4, 2)], mask=torch.ones(4, 3, dtype=torch.bool)),
@@ -49,11 +50,14 @@ def test_batches_cover_epoch_without_per_sample_work():
     b = next(ds.batches(4, shuffle=True, seed=1, epoch=0))
     assert torch.equal(b.views[1][:, 0], 2 * b.views[0][:, 0]) and torch.equal(b.labels, b.index)
     # same (seed, epoch) → same order; another epoch → another order
-    order = lambda e: torch.cat([b.index for b in ds.batches(3, shuffle=True, seed=1, epoch=e)])
+    def order(e: int) -> torch.Tensor:
+        return torch.cat([b.index for b in ds.batches(3, shuffle=True, seed=1, epoch=e)])
+
     assert torch.equal(order(0), order(0)) and not torch.equal(order(0), order(1))
     assert len(list(ds.batches(3, drop_last=True))) == 3
     # resuming mid-epoch skips the first batches
-    assert torch.equal(torch.cat([b.index for b in ds.batches(3, shuffle=True, seed=1, epoch=2, start=2)]), order(2)[6:])
+    resumed = torch.cat([b.index for b in ds.batches(3, shuffle=True, seed=1, epoch=2, start=2)])
+    assert torch.equal(resumed, order(2)[6:])
 
 
 def test_rank_shards_are_disjoint_and_cover_the_epoch():

@@ -115,9 +115,10 @@ def test_datasets_from_python_objects_construct_or_raise_a_data_error(data):
     labels = data.draw(st.one_of(st.none(), st.just(list(range(n))),
                                  st.builds(torch.tensor, st.lists(st.integers(0, 3), min_size=n, max_size=n)),
                                  st.builds(torch.tensor, st.lists(st.integers(-2, 3), min_size=n - 1, max_size=n + 1))))
-    mask = data.draw(st.one_of(st.none(), st.none(), st.builds(lambda b: torch.tensor(b).reshape(n, -1) if len(b) % n == 0
-                                                    else torch.tensor(b),
-                                                    st.lists(st.booleans(), min_size=n, max_size=3 * n))))
+    mask = data.draw(st.one_of(
+        st.none(), st.none(),
+        st.builds(lambda b: torch.tensor(b).reshape(n, -1) if len(b) % n == 0 else torch.tensor(b),
+                  st.lists(st.booleans(), min_size=n, max_size=3 * n))))
     try:
         ds = MultiViewDataset(views, labels, mask=mask)
     except ViewsplitError:

@@ -142,9 +142,9 @@ def test_dcca_method_codes_and_config():
     assert set(codes) == {"Z_0", "Z_1", "Z_cat"} and codes["Z_cat"].shape == (5, 6)
     assert (codes["Z_1"][~mask[:, 1]] == 0).all()
     raw = {"method": "dcca", "data": {"name": "synthetic"}}
-    with pytest.raises(ConfigError, match="model.top_k"):
+    with pytest.raises(ConfigError, match=r"model\.top_k"):
         load_config(base=raw, overrides=["model.out_dim=4", "model.top_k=5"])
-    with pytest.raises(ConfigError, match="model.variant"):
+    with pytest.raises(ConfigError, match=r"model\.variant"):
         load_config(base=raw, overrides=["model.variant=nuclear"])
 
 

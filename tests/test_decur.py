@@ -9,8 +9,15 @@ from viewsplit.engine.run import train
 from viewsplit.engine.trainer import make_optimizer
 from viewsplit.eval.evaluate import extract
 from viewsplit.eval.probes import run_probe
-from viewsplit.losses import (BarlowTwinsLoss, DeCURLoss, barlow_twins_loss, barlow_twins_objective,
-                              common_unique_objectives, cross_correlation, decur_loss)
+from viewsplit.losses import (
+    BarlowTwinsLoss,
+    DeCURLoss,
+    barlow_twins_loss,
+    barlow_twins_objective,
+    common_unique_objectives,
+    cross_correlation,
+    decur_loss,
+)
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.decur import DeCUR, DeCURConfig
 from viewsplit.models.backbones import BackboneConfig
@@ -218,7 +225,7 @@ def test_missing_views_never_reach_the_encoders_in_training():
         torch.manual_seed(11)
         return m.loss(Batch(vs, mask, None, torch.arange(16)))["objective"]
 
-    poisoned = views[:2] + [views[2].clone().index_fill_(0, torch.arange(5), float("nan"))]
+    poisoned = [*views[:2], views[2].clone().index_fill_(0, torch.arange(5), float("nan"))]
     assert torch.allclose(run(views), run(poisoned))
 
 

@@ -46,7 +46,8 @@ def test_every_stochastic_layer_samples_in_training_and_is_deterministic_in_eval
     assert len(layers) == STOCHASTIC.get(method, 0)
     calls: dict[int, list[tuple[bool, bool]]] = {id(m): [] for m in layers}
     for m in layers:
-        m.register_forward_hook(lambda mod, inp, out: calls[id(mod)].append((mod.training, not torch.equal(out, inp[0]))))
+        m.register_forward_hook(
+            lambda mod, inp, out: calls[id(mod)].append((mod.training, not torch.equal(out, inp[0]))))
     Trainer(cfg, run.method, run.splits.train, tmp_path).fit()
     for m in layers:
         assert calls[id(m)], f"{method}: a stochastic layer was never used in training"
@@ -186,7 +187,7 @@ def test_mrdd_vector_preset_splits_consistent_from_specific(tmp_path):
     """The shipped vector preset on known-factor data (3 views, 8 classes, nonlinear mixing; a generator
     the preset was not tuned on): C holds class and shared factor and no private factor, each V_v its
     own private factor and little of the class or shared factor; held out, one training seed (the
-    benchmark's 3-seed means are in the README).  The CLUB bound stays valid throughout."""
+    benchmark's 3-seed means are in docs/disentanglement.md).  The CLUB bound stays valid throughout."""
     torch.set_num_threads(1)
     cfg = load_config(REPO / "configs" / "handwritten" / "mrdd.yaml",
                       ["data.name=synthetic", "data.n_samples=3000", "data.n_classes=8", "data.seed=21",

@@ -12,8 +12,14 @@ from viewsplit.data.multiview import Batch, MultiViewDataset
 from viewsplit.engine import checkpoint as ckpt
 from viewsplit.engine.run import prepare, train
 from viewsplit.errors import ConfigError, DataError
-from viewsplit.losses import (DMRNetLoss, WeakCombinationTracker, combination_codes, combination_masks,
-                              hard_combination_loss, pme_kl)
+from viewsplit.losses import (
+    DMRNetLoss,
+    WeakCombinationTracker,
+    combination_codes,
+    combination_masks,
+    hard_combination_loss,
+    pme_kl,
+)
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.dmrnet import DMRNet, DMRNetConfig, ProbabilisticEmbedding
 from viewsplit.methods.fusion import Fusion, FusionConfig
@@ -199,9 +205,9 @@ def test_training_needs_labels_and_bad_configs_raise():
     ds = MultiViewDataset(views_for(4), labels=torch.tensor([0, 1, -1, 2]))
     with pytest.raises(DataError, match="supervised"):
         m.stage("train").on_start(ds, torch.device("cpu"))
-    with pytest.raises(ConfigError, match="model.hard_candidates"):
+    with pytest.raises(ConfigError, match=r"model\.hard_candidates"):
         load_config(base={"method": "dmrnet", "model": {"hard_candidates": "pairs"}})
-    with pytest.raises(ConfigError, match="model.drop_rate"):
+    with pytest.raises(ConfigError, match=r"model\.drop_rate"):
         load_config(base={"method": "fusion", "model": {"drop_rate": 1.5}})
     with pytest.raises(ConfigError, match="at most 16 views"):
         DMRNet(DMRNetConfig(), DataSpec([(2,)] * 17, [str(i) for i in range(17)], 3))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
@@ -31,7 +32,8 @@ class Toy(Method):
 
     name = "toy"
     Config = ToyConfig
-    stage_defaults = {"first": {"epochs": 2, "batch_size": 8}, "second": {"epochs": 2, "batch_size": 8}}
+    stage_defaults: ClassVar[dict[str, dict]] = {"first": {"epochs": 2, "batch_size": 8},
+                                                 "second": {"epochs": 2, "batch_size": 8}}
 
     def __init__(self, cfg, spec):
         super().__init__(cfg, spec)
@@ -61,7 +63,8 @@ class Toy(Method):
     def stage(self, name):
         if name == "first":
             return Stage(name, [Step("model", [self.enc], self._first)])
-        return Stage(name, [Step("critic", [self.critic], self._critic, repeats=2), Step("head", [self.head], self._head)])
+        return Stage(name, [Step("critic", [self.critic], self._critic, repeats=2),
+                            Step("head", [self.head], self._head)])
 
     def encode(self, views, mask=None):
         return {"C": self.enc(views[0])}
@@ -108,14 +111,12 @@ def test_critic_step_cannot_move_head_and_head_step_cannot_move_critic(tmp_path)
     batch = next(run.splits.train.batches(8))
     # only the critic step
     head0, critic0 = snapshot(m.head), snapshot(m.critic)
-    trainer._train_step(batch, stage.steps[:1], opts, {s.name: s.loss for s in stage.steps}, owned,
-                        cfg.stages["second"], ("second", 0, 0))
+    trainer._train_step(batch, stage.steps[:1], opts, owned, cfg.stages["second"], ("second", 0, 0))
     assert all(torch.equal(head0[k], v) for k, v in m.head.state_dict().items())
     assert any(not torch.equal(critic0[k], v) for k, v in m.critic.state_dict().items())
     # only the head step (its loss goes through the critic, which must not move)
     critic1 = snapshot(m.critic)
-    trainer._train_step(batch, stage.steps[1:], opts, {s.name: s.loss for s in stage.steps}, owned,
-                        cfg.stages["second"], ("second", 0, 0))
+    trainer._train_step(batch, stage.steps[1:], opts, owned, cfg.stages["second"], ("second", 0, 0))
     assert all(torch.equal(critic1[k], v) for k, v in m.critic.state_dict().items())
 
 

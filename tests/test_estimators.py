@@ -142,7 +142,7 @@ def test_sklearn_contract_checks_that_apply():
     assert MRDD(stages={"disentangle": {"epochs": 1}}).run_config().stages["disentangle"].epochs == 1
     with pytest.raises(TypeError, match="unknown parameter"):
         MRDD(c_dimm=3)
-    with pytest.raises(ConfigError, match="model.c_dim"):
+    with pytest.raises(ConfigError, match=r"model\.c_dim"):
         MRDD(c_dim=0).run_config()
     with pytest.raises(ConfigError, match="stages: unknown stage"):
         MRDD(stages={"train": {}}).run_config()
@@ -217,7 +217,7 @@ def test_model_files_never_unpickle_code(tmp_path, fitted_mrdd):
     evil = tmp_path / "evil.pt"
     state = torch.load(fitted_mrdd.save(tmp_path / "ok.pt"), weights_only=True)
     torch.save({**state, "config": _Payload(marker)}, evil)
-    with pytest.raises(CheckpointError, match="evil.pt: not a readable viewsplit"):
+    with pytest.raises(CheckpointError, match=r"evil\.pt: not a readable viewsplit"):
         viewsplit.load(evil)
     with open(tmp_path / "plain.pkl", "wb") as fh:
         pickle.dump(_Payload(marker), fh)
@@ -236,16 +236,16 @@ def test_model_files_never_unpickle_code(tmp_path, fitted_mrdd):
 def test_corrupt_and_old_model_files_get_a_clear_error(tmp_path, fitted_mrdd):
     good = fitted_mrdd.save(tmp_path / "m.pt")
     (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:500])
-    with pytest.raises(CheckpointError, match="cut.pt: not a readable viewsplit checkpoint or model file"):
+    with pytest.raises(CheckpointError, match=r"cut\.pt: not a readable viewsplit checkpoint or model file"):
         viewsplit.load(tmp_path / "cut.pt")
     state = torch.load(good, weights_only=True)
     torch.save({**state, "format": 1}, tmp_path / "old.pt")
-    with pytest.raises(CheckpointError, match="old.pt: file format 1 .* reads format 2"):
+    with pytest.raises(CheckpointError, match=r"old\.pt: file format 1 .* reads format 2"):
         viewsplit.load(tmp_path / "old.pt")
     torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a viewsplit checkpoint"):
         viewsplit.load(tmp_path / "other.pt")
-    with pytest.raises(ConfigError, match="nothing.pt: no such model file"):
+    with pytest.raises(ConfigError, match=r"nothing\.pt: no such model file"):
         viewsplit.load(tmp_path / "nothing.pt")
     proc = cli("encode", str(tmp_path / "cut.pt"), "--data", str(tmp_path / "x.npz"), "--out", str(tmp_path / "f.npz"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "cut.pt" in proc.stderr
@@ -311,11 +311,11 @@ def test_standardizer_per_channel_on_present_samples_only():
     assert np.allclose(pre.stats(0)[0].flatten().numpy(), pix.mean(1).numpy())
     assert np.allclose(pre.stats(0)[1].flatten().numpy(), pix.std(1, unbiased=False).numpy())
     assert np.allclose(pre.stats(1)[0].numpy(), vec[1:].double().mean(0).numpy(), rtol=1e-6)
-    out = pre.apply(ds)
+    out = pre.transform(ds)
     assert out.views[0].dtype == torch.float32 and abs(float(out.views[0].mean())) < 1e-5
     assert torch.allclose(pre.invert(1, out.views[1]), vec, rtol=1e-5)
     assert Standardizer(ds.view_shapes).fit(ds, "vectors").active.tolist() == [False, True]
-    with pytest.raises(ConfigError, match="data.standardize"):
+    with pytest.raises(ConfigError, match=r"data\.standardize"):
         Standardizer(ds.view_shapes).fit(ds, "some")
 
 
@@ -402,9 +402,9 @@ def test_npy_writer_appends_rows_and_never_leaves_a_partial_file(tmp_path):
                                                                                       np.float32) as w:
         w.write(x[:4])
     assert np.array_equal(np.load(tmp_path / "x.npy"), x) and not list(tmp_path.glob("*.tmp"))  # old file kept
-    with pytest.raises(DataError, match=r"y.npy: a chunk has rows of shape \(3,\), expected \(2, 3\)"):
-        with NpyWriter(tmp_path / "y.npy", x.shape, np.float32) as w:
-            w.write(x[:2, 0])
+    with pytest.raises(DataError, match=r"y.npy: a chunk has rows of shape \(3,\), expected \(2, 3\)"), \
+            NpyWriter(tmp_path / "y.npy", x.shape, np.float32) as w:
+        w.write(x[:2, 0])
     batches = [{"a": x[:6, 0], "b": x[:6, 1, :1]}, {"a": x[6:, 0], "b": x[6:, 1, :1]}]
     assert write_npy_rows(tmp_path / "out", 10, batches) == {"a": (10, 3), "b": (10, 1)}
     assert np.array_equal(np.load(tmp_path / "out" / "b.npy"), x[:, 1, :1])
@@ -413,3 +413,18 @@ def test_npy_writer_appends_rows_and_never_leaves_a_partial_file(tmp_path):
     with pytest.raises(DataError, match=r"wrote \{'a': 6, 'b': 6\} rows, expected 10 each"):
         write_npy_rows(tmp_path / "out2", 10, batches[:1])
     assert not list((tmp_path / "out2").glob("*"))
+
+
+def test_module_apply_reaches_a_fitted_standardizer():
+    """nn.Module.apply(fn) calls fn on every submodule; the standardiser's data-set method (transform) once
+    shadowed apply, so applying fn to a method with fitted standardisation failed instead."""
+    from viewsplit.data.multiview import MultiViewDataset
+    from viewsplit.methods import build_method, get_method
+    from viewsplit.methods.base import DataSpec
+
+    ds = MultiViewDataset([torch.randn(8, 3), torch.randn(8, 2)], torch.arange(8) % 2)
+    method = build_method("autoencoder", get_method("autoencoder").Config(), DataSpec.of(ds))
+    method.preprocess.fit(ds, "all")
+    seen: list[torch.nn.Module] = []
+    assert method.apply(seen.append) is method
+    assert method.preprocess in seen and seen[-1] is method and len(seen) == len(list(method.modules()))

@@ -65,9 +65,9 @@ def test_image_views_train_and_config_errors():
     assert all(p.grad is not None for p in m.decoders[1].parameters())
     assert m.eval().predict(batch.views, torch.tensor([[True, False]] * 8))[1].shape == (8, 1, 12, 12)
     raw = {"method": "fae", "data": {"name": "synthetic"}}
-    with pytest.raises(ConfigError, match="model.shared_dim"):
+    with pytest.raises(ConfigError, match=r"model\.shared_dim"):
         load_config(base=raw, overrides=["model.shared_dim=0"])
-    with pytest.raises(ConfigError, match="model.lam_sdl"):
+    with pytest.raises(ConfigError, match=r"model\.lam_sdl"):
         load_config(base=raw, overrides=["model.lam_sdl=-0.1"])
 
 

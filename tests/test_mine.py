@@ -10,7 +10,9 @@ from viewsplit.eval.mine import dv_bound, mine_estimate, mine_runs
 
 def test_constant_critic_gives_zero():
     c, v = torch.randn(64, 3), torch.randn(64, 2)
-    critic = lambda z: torch.full((z.shape[0], 1), 3.7)
+    def critic(z: torch.Tensor) -> torch.Tensor:
+        return torch.full((z.shape[0], 1), 3.7)
+
     assert dv_bound(critic, c, v, torch.randperm(64)).item() == pytest.approx(0.0, abs=1e-6)
 
 

@@ -146,7 +146,7 @@ def test_view_combinations():
         assert mask.any(1).all() and mask[0].nonzero().flatten().tolist() == list(combo)
     reps = {"C": 0, "V_0": 0, "V_12": 0, "Z_cat": 0, "C+V_all": 0}
     assert list(present_representations(reps, (0, 1))) == ["C", "V_0", "Z_cat", "C+V_all"]
-    with pytest.raises(ConfigError, match="eval.missing_combinations"):
+    with pytest.raises(ConfigError, match=r"eval\.missing_combinations"):
         tiny_config("fae", overrides=("eval.missing_combinations=0",))
 
 
@@ -157,7 +157,8 @@ def test_one_row_per_combination(n_views, max_combinations, n_rows, tmp_path):
     result = evaluate_missing(run.method, run.splits, cfg.eval)
     assert len(result["rows"]) == len(result["combinations"]) == n_rows
     assert all(r["views"] and r["representation"] == "C" for r in result["rows"])
-    assert set(result["rows"][0]["clustering"]) == {"acc", "nmi", "ari"} and "logreg" in result["rows"][0]["classification"]
+    assert set(result["rows"][0]["clustering"]) == {"acc", "nmi", "ari"}
+    assert "logreg" in result["rows"][0]["classification"]
     assert result["mean"]["C"]["n_combinations"] == n_rows and result["probe_train_features"].endswith("complete views")
     assert "imputation" not in result
     # all views present = the standard evaluation
@@ -181,7 +182,8 @@ def test_imputation_report(name, tmp_path):
         assert all(set(e) == {"mse", "mean_baseline_mse", "ratio"} for e in c["errors"].values())
         assert "C" in c["classification"] and not any(f"V_{v}" in c["classification"] for v in c["imputed_views"])
         for rep, accs in c["classification"].items():
-            assert set(accs["logreg"]) == {"masked", "imputed"} and accs["logreg"]["masked"] == masked[tuple(c["views"]), rep]
+            assert set(accs["logreg"]) == {"masked", "imputed"}
+            assert accs["logreg"]["masked"] == masked[tuple(c["views"]), rep]
     # an oracle that "imputes" the true views: zero error, and the completed samples score as all views do
     run.method.predict = lambda views, mask=None: views
     oracle = evaluate_missing(run.method, run.splits, cfg.eval)["imputation"]["combinations"]

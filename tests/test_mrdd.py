@@ -166,16 +166,15 @@ def test_critic_and_model_steps_update_only_their_parameters(tmp_path):
     assert [s.name for s in stage.steps] == ["critic", "model"]
     owned = trainer._freeze_all_but(stage.steps)
     opts = {s.name: make_optimizer(s, cfg.stages["disentangle"]) for s in stage.steps}
-    runners = {s.name: s.loss for s in stage.steps}
     batch = next(run.splits.train.batches(32))
     enc0, critic0 = state(m.specific), state(m.critics)
-    trainer._train_step(batch, stage.steps[:1], opts, runners, owned, cfg.stages["disentangle"], ("d", 0, 0))
+    trainer._train_step(batch, stage.steps[:1], opts, owned, cfg.stages["disentangle"], ("d", 0, 0))
     assert all(torch.equal(enc0[k], v) for k, v in m.specific.state_dict().items() if "running" not in k
                and "num_batches" not in k)
     assert any(not torch.equal(critic0[k], v) for k, v in m.critics.state_dict().items())
     critic1, enc1 = state(m.critics), state(m.specific)
     batch = next(run.splits.train.batches(32))
-    trainer._train_step(batch, stage.steps[1:], opts, runners, owned, cfg.stages["disentangle"], ("d", 0, 0))
+    trainer._train_step(batch, stage.steps[1:], opts, owned, cfg.stages["disentangle"], ("d", 0, 0))
     assert all(torch.equal(critic1[k], v) for k, v in m.critics.state_dict().items())
     assert any(not torch.equal(enc1[k], v) for k, v in m.specific.state_dict().items())
 
@@ -256,7 +255,8 @@ def test_edge_fmnist_like_images_run_through_both_stages(tmp_path):
 
     write_mnist_like(tmp_path / "idx", n_train=64, n_test=16)
     raw = {"method": "mrdd", "data": {"name": "edge_mnist", "root": str(tmp_path / "idx")},
-           "model": {"consistency": {"image": "conv", "channels": [4, 8]}, "specific": {"image": "conv", "channels": [4, 8]},
+           "model": {"consistency": {"image": "conv", "channels": [4, 8]},
+                     "specific": {"image": "conv", "channels": [4, 8]},
                      "bn_recalibrate": True, "recon_reduction": "batch_mean"},
            "stages": {"consistency": {"epochs": 1, "batch_size": 16}, "disentangle": {"epochs": 1, "batch_size": 16}},
            "train": {"progress": "never"}}

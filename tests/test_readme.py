@@ -35,3 +35,45 @@ def test_every_readme_python_block_compiles():
     assert len(blocks) >= 2
     for code in blocks:
         compile(code, "README.md", "exec")
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces → hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links(page) -> list[str]:
+    """The relative links and images of a Markdown page (outside code blocks) whose file, or whose
+    #anchor in a Markdown file, does not exist."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):          # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path) if path else page
+        if not file.exists():
+            broken.append(f"{page.name}: {target} (no such file)")
+        elif anchor and file.suffix == ".md":
+            headings = re.findall(r"^#+ (.*)$", re.sub(r"^```.*?^```", "", file.read_text(), flags=re.M | re.S),
+                                  flags=re.M)
+            if anchor not in {slug(h) for h in headings}:
+                broken.append(f"{page.name}: {target} (no such heading)")
+    return broken
+
+
+def test_readme_and_docs_links_resolve(tmp_path):
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(pages) >= 12 and (REPO / "docs" / "README.md") in pages
+    assert [b for p in pages for b in broken_links(p)] == []
+    # every docs page is reachable from the index, and the README links the index
+    index = (REPO / "docs" / "README.md").read_text()
+    assert [p.name for p in pages[1:] if p.name != "README.md" and f"]({p.name})" not in index] == []
+    assert "](docs/README.md)" in (REPO / "README.md").read_text()
+    # the checker itself finds a missing file, a missing heading, and passes good links and web links
+    (tmp_path / "a.md").write_text("# Title here\n[ok](a.md#title-here) [web](https://x.org/y) [bad](b.md) "
+                                   "[gone](a.md#nope)\n```\n[in code](c.md)\n```\n")
+    assert broken_links(tmp_path / "a.md") == ["a.md: b.md (no such file)", "a.md: a.md#nope (no such heading)"]

@@ -281,13 +281,13 @@ def test_softcca_codes_ignore_missing_views_and_images_work():
 
 def test_softcca_config_errors_name_their_keys():
     raw = {"method": "softcca", "data": {"name": "synthetic"}}
-    with pytest.raises(ConfigError, match="model.alpha"):
+    with pytest.raises(ConfigError, match=r"model\.alpha"):
         load_config(base=raw, overrides=["model.alpha=1.5"])
-    with pytest.raises(ConfigError, match="model.reduction"):
+    with pytest.raises(ConfigError, match=r"model\.reduction"):
         load_config(base=raw, overrides=["model.reduction=k2"])
-    with pytest.raises(ConfigError, match="model.lam"):
+    with pytest.raises(ConfigError, match=r"model\.lam"):
         load_config(base=raw, overrides=["model.lam=-1"])
-    with pytest.raises(ConfigError, match="model.align_dim"):
+    with pytest.raises(ConfigError, match=r"model\.align_dim"):
         load_config(base=raw, overrides=["model.out_dim=4", "model.align_dim=5"])
     cfg = load_config(base=raw)
     assert (cfg.model.alpha, cfg.model.lam, cfg.model.reduction) == (0.2, 0.5, "mean")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def method_overrides(method: str, overrides: list[str], methods: list[str]) -> l
     return out
 
 
-def check_configs(datasets: list[str], methods: list[str], overrides: list[str] = ()) -> None:
+def check_configs(datasets: list[str], methods: list[str], overrides: Sequence[str] = ()) -> None:
     """Fail before training anything: every shipped config must exist and accept its overrides, and every
     evaluation setting must suit the method and data (each pair's data is loaded and its model built)."""
     from .engine.run import prepare
@@ -76,7 +77,8 @@ def run_pair(dataset: str, method: str, seeds: int, out: Path, overrides: list[s
         else:
             log.info(f"bench {dataset}/{method} seed {s + 1}/{seeds}: training into {folder}")
             t0 = time.perf_counter()
-            cfg = load_config(config_path(dataset, method), [f"train.seed={s}", *overrides])
+            # no per-seed pictures unless asked for (eval.plots=true): a bench is for its table
+            cfg = load_config(config_path(dataset, method), [f"train.seed={s}", "eval.plots=false", *overrides])
             resume = (folder / "checkpoints" / "last.pt").exists()
             run_all(cfg, folder, resume=resume)
             log.info(f"bench {dataset}/{method} seed {s + 1}/{seeds}: done in {duration(time.perf_counter() - t0)}")
@@ -100,7 +102,8 @@ def aggregate(runs: list[dict]) -> dict:
            "train_seconds": _ms([r["timing"].get("train_seconds", float("nan")) for r in runs])}
     for rep in first.get("clustering", {}):
         if all(rep in r.get("clustering", {}) for r in runs):
-            out["clustering"][rep] = {m: _ms([r["clustering"][rep][m]["mean"] for r in runs]) for m in ("acc", "nmi", "ari")}
+            out["clustering"][rep] = {m: _ms([r["clustering"][rep][m]["mean"] for r in runs])
+                                      for m in ("acc", "nmi", "ari")}
     for rep, probes in first.get("classification", {}).items():
         shared = [p for p in probes if all(p in r.get("classification", {}).get(rep, {}) for r in runs)]
         if shared:
@@ -126,12 +129,14 @@ def markdown(table: dict, seeds: int) -> str:
                 cl = [_pm(c[m]) for m in ("acc", "nmi", "ari")] if c else ["–"] * 3
                 pr = [_pm(agg["classification"][rep][p]) if p in agg["classification"].get(rep, {}) else "–"
                       for p in probes]
-                lines.append(f"| {method} | {rep} | " + " | ".join(cl + pr) + f" | {agg['train_seconds']['mean']:.0f} |")
+                lines.append(f"| {method} | {rep} | " + " | ".join(cl + pr)
+                             + f" | {agg['train_seconds']['mean']:.0f} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def bench(methods: list[str], datasets: list[str], seeds: int, out: str | Path, overrides: list[str] = ()) -> dict:
+def bench(methods: list[str], datasets: list[str], seeds: int, out: str | Path, overrides: Sequence[str] = ()
+          ) -> dict:
     """Train and evaluate every (data set, method) pair over ``seeds`` training seeds into ``out``; return the
     table (also written to ``out/bench.json`` and ``out/bench.md``).  Every pair is checked before any trains."""
     if seeds < 1:

@@ -17,14 +17,20 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from .data.registry import DataConfig
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 #: the shipped configs, ``configs/<data set>/<method>.yaml`` (also reachable as ./configs in the repository)
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -147,6 +153,10 @@ class EvalConfig:
     mine_epochs: int = 100
     #: save image grids (reconstructions, swaps) for methods that draw them
     figures: bool = True
+    #: ``viewsplit run`` also writes ``<run>/plots/`` (2-D maps of the codes, loss curves; needs matplotlib)
+    plots: bool = True
+    #: the 2-D maps use a seeded subsample of at most this many test samples
+    plot_points: int = 2000
     #: ``viewsplit eval --missing`` with V > 4 views: evaluate at most this many view combinations
     #: (every single view, all views, and a seeded sample of the others); V ≤ 4 evaluates all 2^V − 1
     missing_combinations: int = 16
@@ -171,6 +181,7 @@ class EvalConfig:
         check_positive(self.mine_runs, f"{key}.mine_runs")
         check_positive(self.mine_epochs, f"{key}.mine_epochs")
         check_positive(self.missing_combinations, f"{key}.missing_combinations")
+        check_positive(self.plot_points, f"{key}.plot_points")
         check_choice(self.probe_solver, ("torch", "sklearn"), f"{key}.probe_solver")
         check_positive(self.kmeans_fit_samples, f"{key}.kmeans_fit_samples", allow_zero=True)
         check_positive(self.max_samples, f"{key}.max_samples", allow_zero=True)
@@ -191,7 +202,7 @@ class RunConfig:
     train: TrainConfig
     eval: EvalConfig
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "data": _plain(self.data),
@@ -209,11 +220,12 @@ SECTIONS = ("method", "data", "model", "stages", "train", "eval")
 
 
 # ---------------------------------------------------------------------------- building
-def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
+                base: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML run config (or start from ``base``), apply ``key=value`` overrides, validate."""
     if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"overrides: expected a list of key=value strings, got {overrides!r}")
-    raw: dict = dict(base or {})
+    raw: dict[str, Any] = dict(base or {})
     if path is not None:
         p = Path(path)
         if not p.exists():
@@ -232,7 +244,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
     return build_config(raw)
 
 
-def parse_override(item: str) -> dict:
+def parse_override(item: str) -> dict[str, Any]:
     """``a.b.c=value`` → ``{"a": {"b": {"c": value}}}`` with ``value`` parsed as YAML."""
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected key=value, e.g. stages.train.epochs=5")
@@ -244,7 +256,7 @@ def parse_override(item: str) -> dict:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
-    out: dict = {}
+    out: dict[str, Any] = {}
     cur = out
     parts = key.split(".")
     for part in parts[:-1]:
@@ -253,7 +265,7 @@ def parse_override(item: str) -> dict:
     return out
 
 
-def build_config(raw: dict) -> RunConfig:
+def build_config(raw: dict[str, Any]) -> RunConfig:
     from .methods import get_method
 
     unknown = set(raw) - set(SECTIONS)
@@ -289,14 +301,14 @@ def build_config(raw: dict) -> RunConfig:
     return RunConfig(cls.name, data, model, stages, train, ev)
 
 
-def _section(raw: dict, name: str) -> dict:
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     val = raw.get(name) or {}
     if not isinstance(val, dict):
         raise ConfigError(f"{name}: expected a mapping of keys, got {val!r}")
     return val
 
 
-def merge(a: dict, b: dict) -> dict:
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge mapping ``b`` over ``a`` (a new dict)."""
     out = dict(a)
     for k, v in b.items():
@@ -304,7 +316,7 @@ def merge(a: dict, b: dict) -> dict:
     return out
 
 
-def from_dict(cls: type, data: dict, key: str):
+def from_dict(cls: type[T], data: dict[str, Any], key: str) -> T:
     """Build dataclass ``cls`` from a mapping, type-checking every value."""
     if not isinstance(data, dict):
         raise ConfigError(f"{key}: expected a mapping, got {data!r}")
@@ -325,9 +337,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -353,7 +364,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return {str(k): coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
     if tp is bool:
         if isinstance(value, bool):

@@ -12,11 +12,12 @@ invisible to autograd and makes gradients wrong by a factor of the world size (l
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass
@@ -72,14 +73,14 @@ def gather(x: Tensor) -> Tensor:
 
     sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
-    sizes = [int(s.item()) for s in sizes]
-    if len(set(sizes)) == 1:
+    counts = [int(s.item()) for s in sizes]
+    if len(set(counts)) == 1:
         return torch.cat(all_gather(x), 0)
     # uneven shards: pad to the largest, gather, then strip the padding
-    pad = max(sizes) - x.shape[0]
+    pad = max(counts) - x.shape[0]
     padded = torch.cat([x, x.new_zeros(pad, *x.shape[1:])]) if pad else x
     parts = all_gather(padded)
-    return torch.cat([p[:n] for p, n in zip(parts, sizes)], 0)
+    return torch.cat([p[:n] for p, n in zip(parts, counts)], 0)
 
 
 def mean_across_ranks(values: dict[str, float]) -> dict[str, float]:
@@ -91,3 +92,58 @@ def mean_across_ranks(values: dict[str, float]) -> dict[str, float]:
     dist.all_reduce(t)
     t /= dist.get_world_size()
     return dict(zip(keys, t.tolist()))
+
+
+def _flat_collective(tensors: Sequence[Tensor], op: Callable[[Tensor], None]) -> None:
+    """Apply the in-place collective ``op`` to ``tensors`` flattened into one buffer per dtype and device
+    (one call instead of one per tensor; any memory layout), then copy the result back."""
+    groups: dict[tuple, list[Tensor]] = {}
+    for t in tensors:
+        groups.setdefault((t.dtype, t.device), []).append(t)
+    for (dtype, _), ts in groups.items():
+        flat = torch.cat([t.reshape(-1) for t in ts])
+        flat = flat.to(torch.uint8) if dtype == torch.bool else flat   # gloo has no bool collectives
+        op(flat)
+        for t, part in zip(ts, flat.split([t.numel() for t in ts])):
+            t.copy_(part.view(t.shape))
+
+
+@torch.no_grad()
+def broadcast_state(modules: Sequence[nn.Module], src: int = 0) -> None:
+    """Give every rank rank ``src``'s parameters and buffers of ``modules`` (what DDP does when it wraps them)."""
+    if not is_distributed():
+        return
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    _flat_collective(tensors, lambda flat: dist.broadcast(flat, src))
+
+
+@torch.no_grad()
+def average_gradients(params: Sequence[Tensor]) -> bool:
+    """Average ``p.grad`` over the ranks after a backward pass; whether any parameter has a gradient.
+
+    A step may leave parameters unused on some ranks (a view absent from a rank's whole shard, a
+    branch taken by some batches only).  As in ``DistributedDataParallel(find_unused_parameters=True)``,
+    a parameter used on some ranks gets g = Σ_r g_r / R with g_r = 0 where it was unused (so a
+    mean loss gives a single process's gradient on the global batch when shards are equal), and a
+    parameter unused on every rank keeps ``grad is None``, so the optimiser leaves it and its
+    moments alone as it does in one process.  Which parameters were used is all-reduced first, so
+    every rank must call this once per backward pass (also when its own loss had no gradient).
+    """
+    if not is_distributed():
+        return any(p.grad is not None for p in params)
+    if not params:
+        return False
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)
+    dist.all_reduce(used)
+    live = [p for p, u in zip(params, used.tolist()) if u]
+    for p in live:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    world = dist.get_world_size()
+
+    def mean(flat: Tensor) -> None:
+        dist.all_reduce(flat)
+        flat.div_(world)
+
+    _flat_collective([p.grad for p in live if p.grad is not None], mean)   # all set above
+    return bool(live)

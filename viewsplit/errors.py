@@ -21,5 +21,9 @@ class CheckpointError(ViewsplitError, ValueError):
     """A checkpoint file that cannot be read (truncated, corrupt, or not a viewsplit checkpoint)."""
 
 
+class MissingDependencyError(ViewsplitError, ImportError):
+    """An optional package a feature needs is not installed; the message says which extra installs it."""
+
+
 class TrainingWarning(UserWarning):
     """Training went on but something is wrong with it (e.g. a bound that stopped being one)."""

@@ -22,8 +22,9 @@ import dataclasses
 import inspect
 import json
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ from .engine.trainer import Trainer
 from .errors import DataError
 from .eval.evaluate import check_finite, code_batches, compose, extract
 from .methods import get_method
-from .methods.base import Method
+from .methods.base import LabelPredictor, Method, ViewPredictor
 
 ArrayLike = Any  # a numpy array or a torch tensor
 
@@ -101,7 +102,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def fit(self, Xs: Sequence[ArrayLike], y: ArrayLike | None = None, mask: ArrayLike | None = None
-            ) -> "MultiViewEstimator":
+            ) -> MultiViewEstimator:
         """Train every stage of the method on the views ``Xs`` (``mask``: (N, V) availability, True = present)."""
         cfg = self.run_config(len(Xs[0]) if isinstance(Xs, Sequence) and len(Xs) else None)
         labels = None
@@ -114,7 +115,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         with _torch_state():
             method = build(cfg, data)
             with tempfile.TemporaryDirectory(prefix="viewsplit-fit-") as tmp:
-                Trainer(cfg, method, method.preprocess.apply(data), tmp).fit()
+                Trainer(cfg, method, method.preprocess.transform(data), tmp).fit()
                 log = Path(tmp) / "log.jsonl"
                 rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         self.history_ = [r for r in rows if r.get("kind") == "epoch"]
@@ -132,7 +133,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         return hasattr(get_method(cls.method_name), "predict_logits")
 
     # ------------------------------------------------------------------ features
-    def encode(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> dict[str, np.ndarray]:
+    def encode(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None = None
+               ) -> dict[str, np.ndarray]:
         """Every representation (posterior means, eval mode), float64, one row per sample: the method's
         own ones plus ``C+V_best`` / ``C+V_all`` for methods with C and V codes."""
         ds = self._dataset(Xs, mask)
@@ -181,6 +183,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         """Every view of every sample predicted from the views present in ``mask`` (missing-view
         prediction), in the data's units; present views come back reconstructed."""
         ds = self._dataset(Xs, mask)
+        assert isinstance(self.method_, ViewPredictor)   # available_if above
         preds = [torch.cat(p) for p in zip(*self._batched(ds, self.method_.predict))]
         return [self.method_.preprocess.invert(v, p).numpy() for v, p in enumerate(preds)]
 
@@ -188,6 +191,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     def predict(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> np.ndarray:
         """Class labels (as given to ``fit``) from the views present in ``mask``."""
         ds = self._dataset(Xs, mask)
+        assert isinstance(self.method_, LabelPredictor)   # available_if above
         logits = torch.cat(list(self._batched(ds, self.method_.predict_logits)))
         return self.classes_[logits.argmax(1).numpy()]
 
@@ -203,7 +207,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     def _device(self) -> torch.device:
         return next(iter(self.method_.state_dict().values())).device
 
-    def _dataset(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None) -> MultiViewDataset:
+    def _dataset(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None) -> MultiViewDataset:
         """New data checked against the fitted views, standardised like the training data."""
         check_is_fitted(self, "method_")
         if isinstance(Xs, MultiViewDataset):
@@ -211,10 +215,10 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
             ds = Xs if mask is None else Xs.with_mask(torch.from_numpy(_as_mask(mask)))
         else:
             ds = as_dataset(Xs, None, mask, self.view_shapes_)
-        return self.method_.preprocess.apply(ds)
+        return self.method_.preprocess.transform(ds)
 
     @torch.no_grad()
-    def _batched(self, ds: MultiViewDataset, fn) -> Iterator:
+    def _batched(self, ds: MultiViewDataset, fn: Callable[[list[torch.Tensor], torch.Tensor], Any]) -> Iterator[Any]:
         """``fn(views, mask)`` over ``ds`` in batches of ``eval.batch_size``, outputs on the CPU."""
         device = self._device()
         for batch in ds.batches(self.config_.eval.batch_size):
@@ -236,10 +240,10 @@ def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask
         m = _as_mask(mask)
         mask = torch.from_numpy(m)
         if m.ndim == 2 and m.shape[1] == len(arrays):
-            for v, x in enumerate(arrays):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
+            for v, a in enumerate(arrays):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
                 absent = ~m[:, v].astype(bool)
-                if x.shape[0] == m.shape[0] and absent.any() and np.issubdtype(x.dtype, np.number):
-                    arrays[v] = np.where(absent.reshape(-1, *[1] * (x.ndim - 1)), 0, x).astype(x.dtype)
+                if a.shape[0] == m.shape[0] and absent.any() and np.issubdtype(a.dtype, np.number):
+                    arrays[v] = np.where(absent.reshape(-1, *[1] * (a.ndim - 1)), 0, a).astype(a.dtype)
     views = [_as_view(x, f"view {v}") for v, x in enumerate(arrays)]
     _check_shapes([x.shape for x in views], shapes)
     return MultiViewDataset(views, labels, mask=mask, name="arrays")
@@ -254,7 +258,8 @@ def _check_shapes(got: Sequence[Sequence[int]], shapes: Sequence[tuple[int, ...]
             raise DataError(f"view {v}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
                             f"got {tuple(shape)}")
         if shapes is not None and tuple(shape[1:]) != tuple(shapes[v]):
-            raise DataError(f"view {v}: samples of shape {tuple(shape[1:])}, the model was fitted on {tuple(shapes[v])}")
+            raise DataError(f"view {v}: samples of shape {tuple(shape[1:])}, the model was fitted on "
+                            f"{tuple(shapes[v])}")
 
 
 def _as_mask(mask: ArrayLike) -> np.ndarray:
@@ -302,7 +307,7 @@ def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator
         raise TypeError(f"{cls.Config.__name__}: fields {sorted(clash)} clash with the estimators' training settings")
     defaults = {**model, **TRAINING}
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self: MultiViewEstimator, **params: Any) -> None:
         unknown = set(params) - set(defaults)
         if unknown:
             raise TypeError(f"{name}: unknown parameter(s) {sorted(unknown)}; valid: {', '.join(defaults)}")
@@ -373,7 +378,7 @@ class SplitViews(TransformerMixin, BaseEstimator):
         self.columns = columns
         self.shapes = shapes
 
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> "SplitViews":
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> SplitViews:
         X = _numpy(X, "X")
         if X.ndim != 2:
             raise DataError(f"X: SplitViews expects one (N, D) matrix, got shape {X.shape}")
@@ -401,5 +406,5 @@ class SplitViews(TransformerMixin, BaseEstimator):
             raise DataError(f"shapes: {err}") from None
 
 
-__all__ = ["DCCA", "DMRNet", "DeCUR", "ESTIMATORS", "FAE", "Fusion", "MIB", "MRDD", "MultiViewEstimator",
+__all__ = ["DCCA", "ESTIMATORS", "FAE", "MIB", "MRDD", "DMRNet", "DeCUR", "Fusion", "MultiViewEstimator",
            "SoftCCA", "SplitViews", "as_dataset", "load", "make_estimator", "params_of"]

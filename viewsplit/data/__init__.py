@@ -1,7 +1,15 @@
 """Data layer: the multi-view data set type, validation, masks and the built-in loaders."""
 from ..errors import DataError
-from . import edge_mnist, handwritten, images, ondisk, synthetic, user  # noqa: F401  (register loaders)
-from . import augpairs  # noqa: F401,E402  (registers augpairs; imports the loaders above)
+from . import (  # noqa: F401  (register loaders)
+    augpairs,
+    edge_mnist,
+    handwritten,
+    imagefolder,
+    images,
+    ondisk,
+    synthetic,
+    user,
+)
 from .multiview import (
     Batch,
     DataSplits,
@@ -14,6 +22,6 @@ from .multiview import (
 from .registry import DATASETS, DataConfig, load_dataset
 
 __all__ = [
-    "Batch", "DataConfig", "DataError", "DataSplits", "DATASETS", "MultiViewDataset", "check_batch_mask",
+    "DATASETS", "Batch", "DataConfig", "DataError", "DataSplits", "MultiViewDataset", "check_batch_mask",
     "incomplete_mask", "load_dataset", "make_incomplete", "stratified_split",
 ]

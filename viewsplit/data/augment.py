@@ -63,7 +63,7 @@ def affine_matrices(angle: Tensor, translate: Tensor, scale: Tensor, shear: Tens
 
 def warp(x: Tensor, matrices: Tensor, mode: str = "nearest") -> Tensor:
     """Apply forward pixel-space affine maps (about the centre) with ``grid_sample``, zero fill."""
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     to_norm = torch.diag(torch.tensor([2.0 / w, 2.0 / h, 1.0]))
     theta = to_norm @ torch.linalg.inv(matrices) @ torch.linalg.inv(to_norm)   # output → input coordinates
     grid = F.affine_grid(theta[:, :2].to(x.device, torch.float32), list(x.shape), align_corners=False)

@@ -20,8 +20,9 @@ split is a plain data set whose two views are the original image.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -101,14 +102,16 @@ class AugmentedPairs(MultiViewDataset):
 
     augment: AugmentConfig = field(default_factory=mib_augment)
 
-    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> "AugmentedPairs":
+    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> AugmentedPairs:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         x = self.views[0][idx]
+        assert self.mask is not None   # validate() sets it
         return AugmentedPairs([x, x], None if self.labels is None else self.labels[idx], list(self.view_names or []),
                               self.mask[idx], self.name, augment=self.augment)
 
-    def with_mask(self, mask: Tensor) -> "AugmentedPairs":
-        return AugmentedPairs(self.views, self.labels, list(self.view_names or []), mask, self.name, augment=self.augment)
+    def with_mask(self, mask: Tensor) -> AugmentedPairs:
+        return AugmentedPairs(self.views, self.labels, list(self.view_names or []), mask, self.name,
+                              augment=self.augment)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,
                 drop_last: bool = False, rank: int = 0, world_size: int = 1, start: int = 0,
@@ -160,7 +163,7 @@ def _locate(cfg: DataConfig) -> tuple[bool, str]:
 def load_augpairs(cfg: DataConfig) -> DataSplits:
     aug = augment_config(cfg)
     src_cfg = _source_config(cfg)
-    src = DATASETS[cfg.source].load(src_cfg)
+    src = DATASETS[src_cfg.name].load(src_cfg)
     n_views = len(src.train.views)
     if cfg.source_view >= n_views:
         raise ConfigError(f"data.source_view: {cfg.source_view} is not a view of {cfg.source!r} ({n_views} views)")

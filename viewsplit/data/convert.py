@@ -4,7 +4,8 @@ Sources: an ``.npz`` (its members are read in chunks straight from the archive, 
 not), one CSV per view (+ a labels CSV), or a built-in data set (train then test samples, with
 ``train_index``/``test_index``).  Each array is written through a plain file handle, ``chunk``
 rows at a time, to ``NAME.npy.tmp`` and renamed when complete, so neither the source nor the
-output is ever held whole in memory (built-in data sets are loaded by their own loaders first).
+output is ever held whole in memory (built-in data sets are loaded by their own loaders first; image
+folders loaded with ``data.stream=true`` are decoded ``chunk`` rows at a time).
 
 dtypes: views keep uint8 images, float16 and float32; other numeric views become float32 (uint8
 *vectors* too, so that an npz converts to the values the npz loader gives); labels and indices
@@ -14,15 +15,22 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 #: an array to write: its shape, dtype, and a function returning its row chunks
 Source = tuple[tuple[int, ...], np.dtype, Callable[[], Iterable[np.ndarray]]]
+#: the dtype write_npy_rows stores by default
+FLOAT32 = np.dtype(np.float32)
 
 
 class NpyWriter:
@@ -38,7 +46,7 @@ class NpyWriter:
         self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
         self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.rows = 0
-        self._fh = open(self.tmp, "wb")
+        self._fh = open(self.tmp, "wb")  # noqa: SIM115  (held across write() calls; closed by close/abort)
         np.lib.format.write_array_header_1_0(
             self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape})
 
@@ -67,10 +75,11 @@ class NpyWriter:
         self._fh.close()
         self.tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "NpyWriter":
+    def __enter__(self) -> NpyWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.abort()
         elif not self._fh.closed:
@@ -85,7 +94,7 @@ def write_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: Itera
 
 
 def write_npy_rows(folder: str | Path, n: int, batches: Iterable[dict[str, np.ndarray]],
-                   dtype: np.dtype = np.dtype(np.float32)) -> dict[str, tuple[int, ...]]:
+                   dtype: np.dtype = FLOAT32) -> dict[str, tuple[int, ...]]:
     """Stream row batches of several arrays (name → ``(B, ...)`` rows, the same names in every batch) into
     ``folder/NAME.npy``, ``n`` rows each, with one :class:`NpyWriter` per name: memory holds one batch.
 
@@ -145,8 +154,8 @@ def target_dtype(name: str, dtype: np.dtype, ndim: int, where: str) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _chunks_of(array, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
-    return lambda: (np.asarray(array[i: i + chunk]) for i in range(0, len(array), chunk))
+def _chunks_of(array: np.ndarray | Tensor, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+    return lambda: (np.asarray(array[i: i + chunk]) for i in range(0, array.shape[0], chunk))
 
 
 # ---------------------------------------------------------------------------- npz
@@ -299,18 +308,19 @@ def dataset_sources(name: str, overrides: dict, chunk: int) -> dict[str, Source]
                            _concat_chunks(a, b, chunk))
     if train.labels is not None and test.labels is not None:
         out["labels"] = ((n,), np.dtype(np.int64), _concat_chunks(train.labels, test.labels, chunk))
+    assert train.mask is not None and test.mask is not None   # validate() sets them
     if not (bool(train.mask.all()) and bool(test.mask.all())):
         out["mask"] = ((n, train.n_views), np.dtype(bool), _concat_chunks(train.mask, test.mask, chunk))
     out["train_index"] = ((n_tr,), np.dtype(np.int64), _chunks_of(np.arange(n_tr), chunk))
     out["test_index"] = ((n - n_tr,), np.dtype(np.int64), _chunks_of(np.arange(n_tr, n), chunk))
     tr_f, te_f = getattr(train, "factors", None) or {}, getattr(test, "factors", None) or {}
     for key in tr_f.keys() & te_f.keys():
-        a, b = np.asarray(tr_f[key]), np.asarray(te_f[key])
-        out[f"factors_{key}"] = ((n, *a.shape[1:]), np.dtype(np.float32), _concat_chunks(a, b, chunk))
+        fa, fb = np.asarray(tr_f[key]), np.asarray(te_f[key])
+        out[f"factors_{key}"] = ((n, *fa.shape[1:]), np.dtype(np.float32), _concat_chunks(fa, fb, chunk))
     return out
 
 
-def _concat_chunks(a, b, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+def _concat_chunks(a: np.ndarray | Tensor, b: np.ndarray | Tensor, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
     def read() -> Iterator[np.ndarray]:
         for part in (a, b):
             yield from _chunks_of(part, chunk)()

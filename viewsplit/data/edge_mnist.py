@@ -16,7 +16,7 @@ import torch
 from ..errors import DataError
 from .image_ops import edge_map, resize
 from .multiview import DataSplits, MultiViewDataset
-from .registry import DataConfig, cached, data_roots, file_fingerprint, missing_files_error, register
+from .registry import DataConfig, Locator, cached, data_roots, file_fingerprint, missing_files_error, register
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -108,13 +108,14 @@ def _load(cfg: DataConfig, kind: str, how: str) -> DataSplits:
     return DataSplits(make("train"), make("test"), cluster_on="test", info=info)
 
 
-def _locate(kind: str):
+def _locate(kind: str) -> Locator:
     def locate(cfg: DataConfig) -> tuple[bool, str]:
         folders = _folders(cfg, kind)
         files = find_idx_files(folders)
         if files:
             return True, str(files["train_images"].parent)
-        return False, "not found; looked in " + (", ".join(map(str, folders)) or "(nothing: set data.root or $VIEWSPLIT_DATA)")
+        looked = ", ".join(map(str, folders)) or "(nothing: set data.root or $VIEWSPLIT_DATA)"
+        return False, "not found; looked in " + looked
 
     return locate
 

@@ -49,12 +49,13 @@ def read_mfeat_csvs(folder: str | Path) -> tuple[list[np.ndarray], np.ndarray]:
         elif len(y) != len(labels) or not np.array_equal(y, labels):
             raise DataError(f"{path}: labels disagree with mfeat-{VIEW_NAMES[0]}.csv")
         views.append(x)
+    assert labels is not None   # VIEW_NAMES is not empty
     return views, labels
 
 
 def load_raw() -> tuple[list[np.ndarray], np.ndarray]:
     """The six views (float64, UCI order) and labels from the shipped resource."""
-    with resources.files(__package__).joinpath("_resources", RESOURCE).open("rb") as fh:
+    with (resources.files(__package__) / "_resources" / RESOURCE).open("rb") as fh:
         z = np.load(fh)
         return [z[n] for n in VIEW_NAMES], z["labels"]
 

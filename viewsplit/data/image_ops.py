@@ -29,8 +29,8 @@ def resize(x: Tensor, size: int | tuple[int, int], *, antialias: bool = False) -
     uint8 input is rounded back to uint8, matching PIL's uint8 resize to within one grey level.
     Use ``antialias=True`` when downsampling.
     """
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=antialias)
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    y = F.interpolate(x.float(), size=hw, mode="bilinear", align_corners=False, antialias=antialias)
     if x.dtype == torch.uint8:
         return y.round_().clamp_(0, 255).to(torch.uint8)
     return y

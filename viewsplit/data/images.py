@@ -2,20 +2,26 @@
 
 Views are built deterministically from explicit seeds (never the global RNG, unlike the
 reference, defect D11) and nothing is written into the data folder.  Decoding needs Pillow
-(``pip install viewsplit[images]``); decoded images are cached as uint8 tensors.
+(``pip install viewsplit[images]``).  By default every file is decoded once into memory (and
+cached as uint8 tensors); with ``data.stream=true`` (or when the decoded views would exceed
+``data.stream_above_mb``) the views keep only file paths and each batch decodes its own rows in
+the prefetch thread (:mod:`viewsplit.data.decoded`), giving the same batches.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from .image_ops import color_jitter, resize
+from .decoded import DecodedView, decode
+from .image_ops import color_jitter
 from .multiview import DataSplits, MultiViewDataset, reference_split, stratified_split
-from .registry import DataConfig, cached, data_roots, file_fingerprint, missing_files_error, register
+from .ondisk import OnDiskDataset, _as_views
+from .registry import DataConfig, Loader, cached, data_roots, file_fingerprint, missing_files_error, register
 
 IMAGE_SIZE = 64
 COIL_POSES = 72
@@ -23,22 +29,15 @@ OFFICE_DOMAINS = ("amazon", "dslr", "webcam")
 _COIL_NAME = re.compile(r"^obj(\d+)__(\d+)\.png$", re.IGNORECASE)
 
 
-def decode(paths: list[Path], channels: int, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """Decode image files to a ``(N, channels, size, size)`` uint8 tensor (antialiased resize)."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError("decoding image files needs Pillow: pip install 'viewsplit[images]'") from None
-    out = torch.empty(len(paths), channels, size, size, dtype=torch.uint8)
-    for i, p in enumerate(paths):
-        try:
-            with Image.open(p) as im:
-                arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
-        except OSError as err:
-            raise DataError(f"{p}: cannot decode image ({err})") from None
-        t = torch.from_numpy(arr.copy()).reshape(1, arr.shape[0], arr.shape[1], channels).permute(0, 3, 1, 2)
-        out[i] = resize(t, size, antialias=True)[0]
-    return out
+def streams(cfg: DataConfig, n_samples: int, n_views: int, channels: int) -> bool:
+    """``data.stream``; unset, whether the decoded views would hold more than ``data.stream_above_mb`` MiB."""
+    if cfg.stream is not None:
+        return cfg.stream
+    return n_samples * n_views * channels * IMAGE_SIZE**2 > cfg.stream_above_mb * (1 << 20)
+
+
+def _storage(stream: bool) -> str:
+    return "image files decoded per batch, streamed" if stream else "decoded into memory"
 
 
 def split_indices(n: int, labels: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -77,7 +76,7 @@ def coil_groups(n_objects: int, n_views: int, seed: int, grouping: str) -> np.nd
     return np.stack([rng.permutation(COIL_POSES).reshape(n_views, per).T for _ in range(n_objects)])
 
 
-def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]):
+def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]) -> Loader:
     def folders(cfg: DataConfig) -> list[Path]:
         roots = data_roots(cfg, name)
         return [r / s for r in roots for s in ["", *subdirs]]
@@ -105,17 +104,25 @@ def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]):
             if len(paths) != COIL_POSES:
                 raise DataError(f"{folder}: object {k} has {len(paths)} pose images, expected {COIL_POSES}")
         all_paths = [p for k in files for p in files[k]]
-        key = f"{name}-v1-{file_fingerprint(all_paths)}"
-        imgs = cached(key, lambda: {"images": decode(all_paths, channels)}, cfg.cache)["images"]
-        imgs = imgs.reshape(len(files), COIL_POSES, *imgs.shape[1:])
         groups = coil_groups(len(files), cfg.n_views, cfg.seed, cfg.grouping)
         obj = np.repeat(np.arange(len(files)), groups.shape[1])
         poses = groups.reshape(-1, cfg.n_views)
-        views = [imgs[torch.from_numpy(obj), torch.from_numpy(poses[:, v])] for v in range(cfg.n_views)]
         labels = np.array([k - 1 for k in files], dtype=np.int64)[obj]
-        ds = MultiViewDataset(views, torch.from_numpy(labels), [f"poses{v}" for v in range(cfg.n_views)], name=name)
+        names = [f"poses{v}" for v in range(cfg.n_views)]
+        stream = streams(cfg, len(obj), cfg.n_views, channels)
+        if stream:   # row j of view v is file obj_j · 72 + pose
+            views = _as_views([DecodedView(all_paths, obj * COIL_POSES + poses[:, v], channels, IMAGE_SIZE)
+                               for v in range(cfg.n_views)])
+            ds: MultiViewDataset = OnDiskDataset(views, torch.from_numpy(labels), names, name=name,
+                                                 prefetch=cfg.prefetch)
+        else:
+            key = f"{name}-v1-{file_fingerprint(all_paths)}"
+            imgs = cached(key, lambda: {"images": decode(all_paths, channels, IMAGE_SIZE)}, cfg.cache)["images"]
+            imgs = imgs.reshape(len(files), COIL_POSES, *imgs.shape[1:])
+            views = [imgs[torch.from_numpy(obj), torch.from_numpy(poses[:, v])] for v in range(cfg.n_views)]
+            ds = MultiViewDataset(views, torch.from_numpy(labels), names, name=name)
         tr, te, info = split_indices(len(ds), labels, cfg)
-        info.update(grouping=cfg.grouping, grouping_seed=cfg.seed, source=str(folder))
+        info.update(grouping=cfg.grouping, grouping_seed=cfg.seed, source=str(folder), storage=_storage(stream))
         return DataSplits(ds.subset(tr), ds.subset(te), cluster_on="test", info=info)
 
     shape = (f"data.n_views views (default 3) of {channels}×64×64 pose images; {n_objects * 24} samples "
@@ -156,7 +163,7 @@ def office_triplets(files: dict[str, dict[str, list[Path]]]) -> list[tuple[int, 
     marks an original and ``t ≥ 0`` the t-th padding copy (to be colour-jittered).
     """
     triplets = []
-    for c, (cls, doms) in enumerate(files.items()):
+    for c, doms in enumerate(files.values()):
         m = max(len(doms[d]) for d in OFFICE_DOMAINS)
         padded = {}
         for d in OFFICE_DOMAINS:
@@ -177,8 +184,18 @@ def jitter_copy(img: torch.Tensor, seed: int, cls: int, domain: int, t: int) -> 
     return (x[0] * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
+def _jitter_rows(seed: int, classes: np.ndarray, domain: int,
+                 copy: np.ndarray) -> Callable[[int, torch.Tensor], torch.Tensor]:
+    """Domain ``domain``'s per-row transform for a streamed view: padding copies (``copy[r]`` ≥ 0) are
+    jittered as :func:`jitter_copy`, originals (−1) kept."""
+    def transform(r: int, img: torch.Tensor) -> torch.Tensor:
+        return img if copy[r] < 0 else jitter_copy(img, seed, int(classes[r]), domain, int(copy[r]))
+
+    return transform
+
+
 def _office_folders(cfg: DataConfig) -> list[Path]:
-    return [r for r in data_roots(cfg, "office31")]
+    return list(data_roots(cfg, "office31"))
 
 
 def _office_root(cfg: DataConfig) -> Path | None:
@@ -204,22 +221,32 @@ def load_office31(cfg: DataConfig) -> DataSplits:
     """
     root = _office_root(cfg)
     if root is None:
-        raise missing_files_error("office31", _office_folders(cfg), [f"{d}/images/<class>/*.jpg" for d in OFFICE_DOMAINS],
+        raise missing_files_error("office31", _office_folders(cfg),
+                                  [f"{d}/images/<class>/*.jpg" for d in OFFICE_DOMAINS],
                                   "Office-31 is not distributed with viewsplit; download the public archive and "
                                   "pass data.root=FOLDER (the folder holding amazon/, dslr/, webcam/).")
     files = office_files(root)
     trip = office_triplets(files)
     unique = sorted({p for _, views in trip for p, _ in views})
     pos = {p: i for i, p in enumerate(unique)}
-    key = f"office31-v1-{file_fingerprint(unique)}"
-    imgs = cached(key, lambda: {"images": decode(unique, 3)}, cfg.cache)["images"]
-    views = [torch.empty(len(trip), 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8) for _ in OFFICE_DOMAINS]
-    for j, (c, triple) in enumerate(trip):
-        for d, (p, t) in enumerate(triple):
-            img = imgs[pos[p]]
-            views[d][j] = img if t < 0 else jitter_copy(img, cfg.seed, c, d, t)
     labels = np.array([c for c, _ in trip], dtype=np.int64)
-    ds = MultiViewDataset(views, torch.from_numpy(labels), list(OFFICE_DOMAINS), name="office31")
+    stream = streams(cfg, len(trip), len(OFFICE_DOMAINS), 3)
+    if stream:
+        views = _as_views([DecodedView(unique, np.array([pos[triple[d][0]] for _, triple in trip]), 3, IMAGE_SIZE,
+                                       _jitter_rows(cfg.seed, labels, d,
+                                                    np.array([triple[d][1] for _, triple in trip])))
+                           for d in range(len(OFFICE_DOMAINS))])
+        ds: MultiViewDataset = OnDiskDataset(views, torch.from_numpy(labels), list(OFFICE_DOMAINS), name="office31",
+                                             prefetch=cfg.prefetch)
+    else:
+        key = f"office31-v1-{file_fingerprint(unique)}"
+        imgs = cached(key, lambda: {"images": decode(unique, 3, IMAGE_SIZE)}, cfg.cache)["images"]
+        views = [torch.empty(len(trip), 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8) for _ in OFFICE_DOMAINS]
+        for j, (c, triple) in enumerate(trip):
+            for d, (p, t) in enumerate(triple):
+                img = imgs[pos[p]]
+                views[d][j] = img if t < 0 else jitter_copy(img, cfg.seed, c, d, t)
+        ds = MultiViewDataset(views, torch.from_numpy(labels), list(OFFICE_DOMAINS), name="office31")
     tr, te, info = split_indices(len(ds), labels, cfg)
-    info.update(jitter_seed=cfg.seed, source=str(root))
+    info.update(jitter_seed=cfg.seed, source=str(root), storage=_storage(stream))
     return DataSplits(ds.subset(tr), ds.subset(te), cluster_on="test", info=info)

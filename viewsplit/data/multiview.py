@@ -11,8 +11,9 @@ to float32 in [0, 1] (the same rounding the reference data pipelines apply).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -35,9 +36,9 @@ class Batch:
     labels: Tensor | None
     index: Tensor
     source: int | None = None
-    cache: dict = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
 
-    def to(self, device: torch.device | str, channels_last: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, channels_last: bool = False) -> Batch:
         nb = device != "cpu" and torch.device(device).type == "cuda"
         fmt = torch.channels_last if channels_last else torch.preserve_format
         return Batch(
@@ -51,6 +52,23 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
+
+
+class LazyView(Protocol):
+    """A view that is not held in memory (memory-mapped, or standardised as its rows are read), indexed
+    like a tensor: ``view[index]`` reads those rows.  :class:`~viewsplit.data.ondisk.OnDiskDataset`
+    holds such views where an in-memory data set holds tensors."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def dim(self) -> int: ...
+
+    def take(self, index: np.ndarray) -> LazyView: ...
+
+    def __getitem__(self, index: Tensor | np.ndarray) -> Tensor: ...
+
+    def read_all(self) -> Tensor: ...
 
 
 _UIDS = itertools.count()
@@ -106,9 +124,10 @@ class MultiViewDataset:
         return int(known.max().item()) + 1 if known.numel() else 0
 
     # ------------------------------------------------------------------ indexing
-    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> "MultiViewDataset":
+    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> MultiViewDataset:
         """A new data set holding the given samples (views are indexed, not copied lazily)."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        assert self.mask is not None   # validate() sets it
         return MultiViewDataset(
             views=[x[idx] for x in self.views],
             labels=None if self.labels is None else self.labels[idx],
@@ -118,12 +137,13 @@ class MultiViewDataset:
             factors=None if self.factors is None else {k: f[idx] for k, f in self.factors.items()},
         )
 
-    def with_mask(self, mask: Tensor) -> "MultiViewDataset":
+    def with_mask(self, mask: Tensor) -> MultiViewDataset:
         """The same data with another availability mask (validated)."""
         return MultiViewDataset(self.views, self.labels, list(self.view_names or []), mask, self.name, self.factors)
 
     def batch(self, index: Tensor) -> Batch:
         """Gather one batch; uint8 image views become float32 in [0, 1]."""
+        assert self.mask is not None   # validate() sets it
         return Batch(
             views=[_as_float(x[index]) for x in self.views],
             mask=self.mask[index],
@@ -195,7 +215,7 @@ def validate(ds: MultiViewDataset) -> None:
         raise DataError(f"{where}: view_names must be a list of strings, got {names!r}")
     if len(names) != len(ds.views):
         raise DataError(f"{where}: {len(names)} view names for {len(ds.views)} views")
-    n = None
+    n = 0
     for v, x in enumerate(ds.views):
         tag = f"{where}, view {v} ({names[v]!r})"
         if not isinstance(x, Tensor):
@@ -209,7 +229,7 @@ def validate(ds: MultiViewDataset) -> None:
             )
         if x.shape[0] == 0 or any(s == 0 for s in x.shape[1:]):
             raise DataError(f"{tag}: empty view, shape {tuple(x.shape)}")
-        if n is None:
+        if v == 0:
             n = x.shape[0]
         elif x.shape[0] != n:
             raise DataError(f"{tag}: has {x.shape[0]} samples but view 0 ({names[0]!r}) has {n}")
@@ -340,7 +360,7 @@ class DataSplits:
     train: MultiViewDataset
     test: MultiViewDataset
     cluster_on: str = "test"
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all(self) -> MultiViewDataset:
@@ -348,6 +368,7 @@ class DataSplits:
 
 
 def concat(a: MultiViewDataset, b: MultiViewDataset) -> MultiViewDataset:
+    assert a.mask is not None and b.mask is not None   # validate() sets them
     return MultiViewDataset(
         views=[torch.cat([x, y]) for x, y in zip(a.views, b.views)],
         labels=None if a.labels is None or b.labels is None else torch.cat([a.labels, b.labels]),

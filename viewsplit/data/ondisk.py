@@ -26,16 +26,17 @@ from __future__ import annotations
 import mmap
 import queue
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import DataError
-from .multiview import _UIDS, Batch, DataSplits, MultiViewDataset, _as_float
+from .multiview import _UIDS, Batch, DataSplits, LazyView, MultiViewDataset, _as_float
 from .registry import DataConfig, register
 
 VIEW_DTYPES = (np.uint8, np.float16, np.float32)
@@ -97,7 +98,7 @@ class MappedView:
     def dim(self) -> int:
         return self.array.ndim
 
-    def take(self, index: np.ndarray) -> "MappedView":
+    def take(self, index: np.ndarray) -> MappedView:
         """The view restricted to ``index`` (positions in this view), sharing the mapping."""
         index = np.asarray(index, dtype=np.int64)
         return MappedView(self.array, self.mapping, self.path, index if self.rows is None else self.rows[index])
@@ -134,7 +135,8 @@ class MappedView:
 # ---------------------------------------------------------------------------- the data set
 @dataclass
 class OnDiskDataset(MultiViewDataset):
-    """A :class:`MultiViewDataset` whose views are :class:`MappedView` s of ``.npy`` files.
+    """A :class:`MultiViewDataset` whose views are read when a batch needs them: :class:`MappedView` s of
+    ``.npy`` files, or :class:`~viewsplit.data.decoded.DecodedView` s of image files (COIL, Office-31).
 
     Batching, epoch order and DDP sharding are the in-memory data set's; ``batches`` additionally
     reads ``prefetch`` batches ahead in a background thread.  Known factors (small) are held in memory.
@@ -156,30 +158,42 @@ class OnDiskDataset(MultiViewDataset):
             got = f"{m.dtype} {tuple(m.shape)}" if isinstance(m, Tensor) else type(m).__name__
             raise DataError(f"data set {self.name!r}: mask must be a bool tensor of shape ({n}, {len(self.views)}), "
                             f"got {got}")
-        if not bool(m.any(1).all()):
+        empty = (~m.any(1)).nonzero()[:5, 0].tolist()
+        if empty:   # as validate() refuses them in memory
             raise DataError(f"data set {self.name!r}: mask rows with no view present (every sample needs >= 1 view): "
-                            f"{(~m.any(1)).nonzero()[:5, 0].tolist()}")
+                            f"{empty}")
 
-    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> "OnDiskDataset":
+    def lazy_views(self) -> list[LazyView]:
+        """The views, as the lazy views they are (``views`` is typed as the tensors they stand in for)."""
+        return cast("list[LazyView]", self.views)
+
+    def subset(self, index: Tensor | np.ndarray | Sequence[int]) -> OnDiskDataset:
         idx = np.asarray(index, dtype=np.int64)
         t = torch.from_numpy(idx)
-        return OnDiskDataset([v.take(idx) for v in self.views], None if self.labels is None else self.labels[t],
-                             list(self.view_names or []), self.mask[t], self.name,
+        assert self.mask is not None   # __post_init__ sets it
+        return OnDiskDataset(_as_views([v.take(idx) for v in self.lazy_views()]),
+                             None if self.labels is None else self.labels[t], list(self.view_names or []),
+                             self.mask[t], self.name,
                              None if self.factors is None else {k: f[t] for k, f in self.factors.items()},
                              prefetch=self.prefetch)
 
-    def with_mask(self, mask: Tensor) -> "OnDiskDataset":
+    def with_mask(self, mask: Tensor) -> OnDiskDataset:
         return OnDiskDataset(self.views, self.labels, list(self.view_names or []), mask, self.name, self.factors,
                              prefetch=self.prefetch)
 
-    def batches(self, batch_size: int, **kwargs) -> Iterator[Batch]:
+    def batches(self, batch_size: int, **kwargs: Any) -> Iterator[Batch]:
         """:meth:`MultiViewDataset.batches`, read ``prefetch`` batches ahead by a background thread."""
         plain = super().batches(batch_size, **kwargs)
         return prefetch(plain, self.prefetch) if self.prefetch > 0 else plain
 
     def stack_views_float(self) -> list[Tensor]:
         """Every view read into memory as float32 (only for splits that fit in memory)."""
-        return [_as_float(v.read_all()) for v in self.views]
+        return [_as_float(v.read_all()) for v in self.lazy_views()]
+
+
+def _as_views(views: Sequence[LazyView]) -> list[Tensor]:
+    """Lazy views for the ``views`` of an :class:`OnDiskDataset`, which batches index like tensors."""
+    return cast("list[Tensor]", list(views))
 
 
 class _Raised:
@@ -199,7 +213,7 @@ def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item) -> bool:
+    def put(item: object) -> bool:
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.05)
@@ -279,7 +293,7 @@ def open_folder(path: str | Path) -> Folder:
     if unknown:
         raise DataError(f"{root}: unknown arrays {unknown}; expected view0.npy …, labels.npy, mask.npy, "
                         "train_index.npy, test_index.npy, factors_shared.npy, factors_view<v>.npy")
-    views = []
+    views: list[tuple[np.ndarray, mmap.mmap, Path]] = []
     for f in names:
         arr, mm = map_npy(files[f])
         if arr.dtype not in VIEW_DTYPES:
@@ -333,14 +347,14 @@ def folder_dataset(folder: Folder, stream: bool, prefetch_depth: int = 2) -> Mul
     mask = None if folder.mask is None else torch.from_numpy(folder.mask)
     factors = {k: torch.tensor(np.asarray(f), dtype=torch.float32) for k, f in folder.factors.items()} or None
     if stream:
-        return OnDiskDataset([MappedView(a, mm, p) for a, mm, p in folder.views], labels, names, mask,
+        return OnDiskDataset(_as_views([MappedView(a, mm, p) for a, mm, p in folder.views]), labels, names, mask,
                              folder.path.name, factors, prefetch=prefetch_depth)
     views = [MappedView(a, mm, p).read_all() for a, mm, p in folder.views]
     return MultiViewDataset(views, labels, names, mask, name=folder.path.name, factors=factors)
 
 
 def _locate(cfg: DataConfig) -> tuple[bool, str]:
-    ok = bool(cfg.path) and Path(cfg.path).expanduser().is_dir()
+    ok = bool(cfg.path and Path(cfg.path).expanduser().is_dir())
     return ok, cfg.path or "set data.path=DIR (a folder written by viewsplit convert)"
 
 

@@ -11,15 +11,15 @@ never has to be converted as a whole.
 from __future__ import annotations
 
 import dataclasses
-
 import math
-from typing import Sequence
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .multiview import MultiViewDataset, _as_float
+from .multiview import LazyView, MultiViewDataset, _as_float
 
 STANDARDIZE = ("vectors", "all", "none")
 
@@ -33,7 +33,7 @@ class StandardizedView:
     """A view that is not held in memory (e.g. a memory-mapped one), standardised as its rows are read:
     indexing, ``take`` and ``read_all`` behave as the wrapped view's."""
 
-    def __init__(self, base, mean: Tensor, std: Tensor):
+    def __init__(self, base: LazyView, mean: Tensor, std: Tensor):
         self.base, self.mean, self.std = base, mean, std
 
     @property
@@ -43,10 +43,10 @@ class StandardizedView:
     def dim(self) -> int:
         return self.base.dim()
 
-    def take(self, index) -> "StandardizedView":
+    def take(self, index: np.ndarray) -> StandardizedView:
         return StandardizedView(self.base.take(index), self.mean, self.std)
 
-    def __getitem__(self, index) -> Tensor:
+    def __getitem__(self, index: Tensor | np.ndarray) -> Tensor:
         return standardise(self.base[index], self.mean, self.std)
 
     def read_all(self) -> Tensor:
@@ -55,6 +55,8 @@ class StandardizedView:
 
 class Standardizer(nn.Module):
     """``x_v → (x_v − mean_v) / std_v`` for the views it was fitted to standardise; identity for the others."""
+
+    active: Tensor
 
     def __init__(self, view_shapes: Sequence[Sequence[int]]):
         super().__init__()
@@ -68,18 +70,19 @@ class Standardizer(nn.Module):
         return getattr(self, f"mean_{v}"), getattr(self, f"std_{v}")
 
     @torch.no_grad()
-    def fit(self, ds: MultiViewDataset, which: str = "vectors", batch_size: int = 4096) -> "Standardizer":
+    def fit(self, ds: MultiViewDataset, which: str = "vectors", batch_size: int = 4096) -> Standardizer:
         """Fit the statistics of the views selected by ``which`` (see the module docstring) on ``ds``."""
         if which not in STANDARDIZE:
             raise ConfigError(f"data.standardize: {which!r} is not one of {list(STANDARDIZE)}")
         self.active.zero_()
         chosen = [v for v, s in enumerate(ds.view_shapes)
                   if which == "all" or (which == "vectors" and len(s) == 1)]
+        assert ds.mask is not None   # validate() sets it
         chosen = [v for v in chosen if bool(ds.mask[:, v].any())]
         if not chosen:
             return self
         sums = {v: torch.zeros(self.stats(v)[0].shape, dtype=torch.float64) for v in chosen}
-        counts = {v: 0 for v in chosen}
+        counts = dict.fromkeys(chosen, 0)
         for v, x in self._present(ds, chosen, batch_size):
             sums[v] += _reduce(x)
             counts[v] += x.shape[0] * math.prod(x.shape[2:])
@@ -97,7 +100,7 @@ class Standardizer(nn.Module):
         return self
 
     @staticmethod
-    def _present(ds: MultiViewDataset, views: list[int], batch_size: int):
+    def _present(ds: MultiViewDataset, views: list[int], batch_size: int) -> Iterator[tuple[int, Tensor]]:
         for batch in ds.batches(batch_size):
             for v in views:
                 yield v, batch.views[v][batch.mask[:, v]].double()
@@ -113,7 +116,7 @@ class Standardizer(nn.Module):
             out.append(x)
         return out
 
-    def apply(self, ds: MultiViewDataset) -> MultiViewDataset:
+    def transform(self, ds: MultiViewDataset) -> MultiViewDataset:
         """A copy of ``ds`` (of its own class) with standardised views; everything else kept."""
         if not bool(self.active.any()):
             return ds

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ class DataConfig:
     root: str | None = None
     #: a user's ``.npz`` file (``data.name=npz``)
     path: str | None = None
-    #: per-view CSV files, in view order (``data.name=csv``)
+    #: per-view CSV files, in view order (``data.name=csv``); ``imagefolder``: the view folders to use, in
+    #: this order (default: every sub-folder of data.path, sorted by name)
     views: list[str] = field(default_factory=list)
     #: optional labels file: CSV of integers (``csv``)
     labels: str | None = None
@@ -66,10 +67,15 @@ class DataConfig:
     #: (:mod:`viewsplit.data.preprocess`): ``vectors`` (vector views), ``all`` or ``none``
     standardize: str = "vectors"
     #: ``folder``: stream the memory-mapped views (true), read them into memory (false), or None = stream
-    #: when the view files hold more than ``stream_above_mb`` MiB; batches read ahead by a thread (0 = off)
+    #: when the view files hold more than ``stream_above_mb`` MiB; batches read ahead by a thread (0 = off).
+    #: COIL / Office-31: stream = decode each batch's image files in that thread instead of all up front
     stream: bool | None = None
     stream_above_mb: int = 2048
     prefetch: int = 2
+    #: ``imagefolder``: images are resized to image_size × image_size; channels 1 (grey) or 3 (RGB), one value for
+    #: every view or one per view (None = from each view's first image)
+    image_size: int = 64
+    channels: int | list[int] | None = None
 
     def validate(self) -> None:
         if self.name not in DATASETS:
@@ -93,6 +99,12 @@ class DataConfig:
         if self.stream_above_mb < 0 or self.prefetch < 0:
             raise ConfigError(f"data.stream_above_mb, data.prefetch: must be >= 0, got {self.stream_above_mb}, "
                               f"{self.prefetch}")
+        if self.image_size < 1:
+            raise ConfigError(f"data.image_size: must be >= 1 pixel, got {self.image_size}")
+        chans = [self.channels] if isinstance(self.channels, int) else self.channels or []
+        if any(c not in (1, 3) for c in chans) or self.channels == []:
+            raise ConfigError(f"data.channels: must be 1 (grey) or 3 (RGB), for every view or one per view, got "
+                              f"{self.channels}")
         if self.source_view < 0:
             raise ConfigError(f"data.source_view: must be a view index >= 0, got {self.source_view}")
         for key in ("n_samples", "n_classes", "class_dim", "shared_dim", "specific_dim", "view_dim", "mixing_hidden"):
@@ -117,10 +129,13 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {}
+Loader = Callable[[DataConfig], DataSplits]
+Locator = Callable[[DataConfig], tuple[bool, str]]
 
 
-def register(name: str, summary: str, shape: str, locate: Callable[[DataConfig], tuple[bool, str]]):
-    def deco(fn: Callable[[DataConfig], DataSplits]):
+def register(name: str, summary: str, shape: str, locate: Locator) -> Callable[[Loader], Loader]:
+    """Decorator: add the loader to :data:`DATASETS` as ``name``."""
+    def deco(fn: Loader) -> Loader:
         DATASETS[name] = DatasetInfo(name, fn, summary, locate, shape)
         return fn
 
@@ -163,7 +178,7 @@ def limit(ds: MultiViewDataset, n: int, seed: int) -> MultiViewDataset:
 
 
 # ---------------------------------------------------------------------------- files & cache
-def data_roots(cfg: DataConfig, subdir: str, extra: list[str] = ()) -> list[Path]:
+def data_roots(cfg: DataConfig, subdir: str, extra: Sequence[str] = ()) -> list[Path]:
     """Candidate folders: ``data.root``, then ``$VIEWSPLIT_DATA/<subdir>`` and ``$VIEWSPLIT_DATA``."""
     roots: list[Path] = []
     if cfg.root:

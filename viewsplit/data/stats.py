@@ -5,7 +5,6 @@ float32 batches (uint8 scaled to [0, 1]).
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .multiview import MultiViewDataset

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,9 @@ def _as_view(arr: np.ndarray, where: str) -> torch.Tensor:
 
 
 def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
-    arr = np.asarray(arr).reshape(-1) if np.asarray(arr).ndim == 2 and np.asarray(arr).shape[1] == 1 else np.asarray(arr)
+    arr = np.asarray(arr)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.reshape(-1)
     if arr.ndim != 1:
         raise DataError(f"{where}: labels must be one integer per sample, got shape {arr.shape}")
     if (not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating)
@@ -49,20 +52,23 @@ def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
 
 
 def _as_factor(arr: np.ndarray, where: str) -> torch.Tensor:
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating) or arr.ndim not in (1, 2):
+    if (not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating)
+            or arr.ndim not in (1, 2)):
         raise DataError(f"{where}: a factor must be a numeric (N,) or (N, k) array, got {arr.dtype} {arr.shape}")
     return torch.from_numpy(np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32))
 
 
-def _split(views, labels, cfg: DataConfig, name: str, view_names, train_idx=None, test_idx=None,
+def _split(views: list[torch.Tensor], labels: torch.Tensor | None, cfg: DataConfig, name: str,
+           view_names: list[str], train_idx: np.ndarray | None = None, test_idx: np.ndarray | None = None,
            factors: dict[str, torch.Tensor] | None = None) -> DataSplits:
     full = MultiViewDataset(views, labels, view_names, name=name, factors=factors)
     train_idx, test_idx, info = split_indices(full.labels, len(full), cfg, name, train_idx, test_idx)
     return DataSplits(full.subset(train_idx), full.subset(test_idx), cluster_on="test", info=info)
 
 
-def split_indices(labels: torch.Tensor | None, n: int, cfg: DataConfig, name: str, train_idx=None,
-                  test_idx=None) -> tuple[np.ndarray, np.ndarray, dict]:
+def split_indices(labels: torch.Tensor | None, n: int, cfg: DataConfig, name: str,
+                  train_idx: np.ndarray | None = None,
+                  test_idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """The given train/test indices (checked: distinct, disjoint, in range), or a seeded split: stratified
     when labelled."""
     if train_idx is None:
@@ -88,7 +94,7 @@ def split_indices(labels: torch.Tensor | None, n: int, cfg: DataConfig, name: st
     return np.asarray(train_idx), np.asarray(test_idx), info
 
 
-def _index(idx, key: str, name: str, n: int) -> np.ndarray:
+def _index(idx: np.ndarray | None, key: str, name: str, n: int) -> np.ndarray:
     """A file's ``train_index`` / ``test_index``: distinct integer sample indices in [0, n)."""
     idx = np.asarray(idx)
     if idx.ndim != 1 or len(idx) == 0 or not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n:
@@ -132,7 +138,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 @register("npz", "your own views from one .npz file (data.path=FILE.npz)",
           "arrays view0, view1, … (+ optional labels, train_index, test_index)",
-          lambda cfg: (bool(cfg.path) and Path(cfg.path).exists(), cfg.path or "set data.path=FILE.npz"))
+          lambda cfg: (bool(cfg.path and Path(cfg.path).exists()), cfg.path or "set data.path=FILE.npz"))
 def load_npz(cfg: DataConfig) -> DataSplits:
     if not cfg.path:
         raise DataError("data.path: the npz data set needs data.path=FILE.npz")
@@ -157,23 +163,23 @@ def _view_keys(keys: set[str], path: Path) -> list[str]:
     return names
 
 
-def read_views(paths: list[str | Path]) -> tuple[list[np.ndarray], np.ndarray | None]:
+def read_views(paths: Sequence[str | Path]) -> tuple[list[np.ndarray], np.ndarray | None]:
     """New data to encode or predict from, all samples in file order: one ``.npz`` (arrays ``view0``,
     ``view1``, …, optional ``mask`` (N, V), other arrays ignored) or one CSV per view.
     Returns the views as loaded and the mask (None when the file has none)."""
-    paths = [Path(p).expanduser() for p in paths]
-    if len(paths) == 1 and paths[0].suffix == ".npz":
-        if not paths[0].exists():
-            raise DataError(f"{paths[0]}: file not found (--data)")
+    files = [Path(p).expanduser() for p in paths]
+    if len(files) == 1 and files[0].suffix == ".npz":
+        if not files[0].exists():
+            raise DataError(f"{files[0]}: file not found (--data)")
         try:
-            with np.load(paths[0], allow_pickle=False) as z:
+            with np.load(files[0], allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (ValueError, OSError) as err:
-            raise DataError(f"{paths[0]}: not a readable .npz file ({err})") from None
-        return [arrays[k] for k in _view_keys(set(arrays), paths[0])], arrays.get("mask")
-    if len(paths) < 2 or any(p.suffix == ".npz" for p in paths):
-        raise DataError(f"--data: give one .npz file or one CSV file per view, got {[str(p) for p in paths]}")
-    return [_read_csv(p) for p in paths], None
+            raise DataError(f"{files[0]}: not a readable .npz file ({err})") from None
+        return [arrays[k] for k in _view_keys(set(arrays), files[0])], arrays.get("mask")
+    if len(files) < 2 or any(p.suffix == ".npz" for p in files):
+        raise DataError(f"--data: give one .npz file or one CSV file per view, got {[str(p) for p in files]}")
+    return [_read_csv(p) for p in files], None
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -184,9 +190,10 @@ def _read_csv(path: Path) -> np.ndarray:
             first = fh.readline()
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable text CSV ({err})") from None
-    header = first.strip().split(",")
+    names = first.strip().split(",")
+    header: list[str] | None = names
     try:
-        [float(t) for t in header if t.strip()]
+        [float(t) for t in names if t.strip()]
         header = None
     except ValueError:
         pass

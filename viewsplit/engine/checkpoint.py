@@ -22,12 +22,17 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .. import __version__
 from ..errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..methods.base import Method
 
 #: 2: weights_only-safe RNG states, standardisation buffers in the model's state_dict
 FORMAT = 2
@@ -67,7 +72,7 @@ def load(path: str | Path) -> dict:
     return state
 
 
-def model_state(cfg, method) -> dict:
+def model_state(cfg: RunConfig, method: Method) -> dict:
     """What a model file and ``final.pt`` hold: everything to rebuild the trained model, no data."""
     return {"format": FORMAT, "viewsplit": __version__, "config": cfg.to_dict(), "spec": method.spec.to_dict(),
             "model": method.state_dict()}
@@ -81,7 +86,9 @@ def remove_orphans(folder: str | Path) -> None:
 
 def rng_state() -> dict:
     """Every RNG's state as tensors and plain tuples (readable with ``weights_only``)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    legacy = np.random.get_state()
+    assert isinstance(legacy, tuple)   # legacy=True, the default, gives the tuple form
+    kind, keys, pos, has_gauss, gauss = legacy
     state = {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
                                                       gauss), "python": random.getstate()}
     if torch.cuda.is_available():

@@ -21,7 +21,7 @@ class RunLogger:
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a", buffering=1)
+        self.fh = open(self.path, "a", buffering=1)  # noqa: SIM115  (open for the whole run; close() closes it)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -31,7 +31,7 @@ class RunLogger:
                 self.tb = None
 
     def log(self, row: dict) -> None:
-        if not self.enabled:
+        if not self.enabled or self.fh is None:
             return
         row = {"time": round(time.time(), 3), **row}
         self.fh.write(json.dumps(row) + "\n")
@@ -51,7 +51,7 @@ class RunLogger:
 
 def duration(seconds: float) -> str:
     """``42s``, ``3m05s`` or ``1h02m``."""
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:

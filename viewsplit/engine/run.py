@@ -1,29 +1,35 @@
 """Run folders: train, evaluate and report, as the CLI and the Python API use them.
 
 A run folder holds ``config.yaml`` (the resolved config), ``checkpoints/`` (``last.pt`` while
-training, ``final.pt`` when done), ``log.jsonl``, ``metrics.json`` and ``metrics.md``.
+training, ``final.pt`` when done), ``log.jsonl``, ``metrics.json``, ``metrics.md`` and, after
+``viewsplit run`` or ``viewsplit plot``, ``plots/``.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import torch
 
 from ..config import RunConfig, build_config, load_config
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
+from ..distributed import DistContext, init_distributed
 from ..errors import ConfigError
 from ..eval.checks import check_evaluable
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
-from ..distributed import DistContext, init_distributed
 from .trainer import Trainer, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,7 +61,7 @@ def standardised(method: Method, splits: DataSplits) -> DataSplits:
     """``splits`` with the model's standardisation applied to both splits."""
     pre = method.preprocess
     info = dict(splits.info, standardisation=pre.describe())
-    return DataSplits(pre.apply(splits.train), pre.apply(splits.test), splits.cluster_on, info)
+    return DataSplits(pre.transform(splits.train), pre.transform(splits.test), splits.cluster_on, info)
 
 
 def prepare(cfg: RunConfig, run_dir: Path, ctx: DistContext | None = None) -> Run:
@@ -178,7 +184,8 @@ def training_warnings(run_dir: Path) -> list[str]:
     for line in path.read_text().splitlines():
         row = json.loads(line)
         for msg in row.get("warnings", []):
-            seen.setdefault(f"stage {row['stage']!r}: {re.sub(r' [(][^()]* nats[)]', '', msg)}", []).append(row["epoch"] + 1)
+            key = f"stage {row['stage']!r}: {re.sub(r' [(][^()]* nats[)]', '', msg)}"
+            seen.setdefault(key, []).append(row["epoch"] + 1)
     return [f"{msg} (epochs {', '.join(map(str, ep))})" for msg, ep in seen.items()]
 
 
@@ -208,14 +215,15 @@ def _report_dir(run: Run, out_dir: Path | None) -> Path:
 
 def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path]:
     """Write the method's image grids (first ``n`` test samples) to ``<out_dir or run>/figures/*.png``."""
-    if not hasattr(run.method, "visualise") or not any(len(s) == 3 for s in run.splits.test.view_shapes):
+    visualise = getattr(run.method, "visualise", None)
+    if visualise is None or not any(len(s) == 3 for s in run.splits.test.view_shapes):
         return []
     from ..eval.prediction import save_grid
 
     batch = run.splits.test.batch(torch.arange(min(n, len(run.splits.test)))).to(run.device)
     run.method.eval()
     with torch.no_grad():
-        grids = run.method.visualise(batch.views, batch.mask)
+        grids = visualise(batch.views, batch.mask)
     folder = (out_dir or run.run_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -227,13 +235,31 @@ def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path
 
 def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
             allow_changed: Sequence[str] = ()) -> tuple[Run, dict | None]:
-    """Train every stage, evaluate and write the report (evaluation on rank 0 only); the evaluation's
-    settings and labels are checked before training."""
+    """Train every stage, evaluate and write the report (evaluation on rank 0 only), then the plots
+    (:func:`save_plots`) when ``eval.plots`` is on and matplotlib is installed; the evaluation's settings
+    and labels are checked before training."""
     run = train(cfg, run_dir, resume, allow_changed, check_eval=True)
     if not run.is_main:
         return run, None
-    return run, evaluate_run(run)
+    metrics = evaluate_run(run)
+    if cfg.eval.plots and importlib.util.find_spec("matplotlib") is None:
+        log.info("plots skipped: matplotlib is not installed (pip install 'viewsplit[plots]')")
+    elif cfg.eval.plots:
+        save_plots(run)
+    return run, metrics
+
+
+def save_plots(run: Run, out_dir: Path | None = None, **options: Any) -> list[Path]:
+    """:func:`viewsplit.eval.plots.save_plots` for a run: maps of its test codes (at most ``eval.plot_points``
+    samples, seed 0, unless ``options`` say otherwise) and its loss curves, in ``out_dir`` (default
+    ``<run>/plots``)."""
+    from ..eval import plots
+
+    options = {"max_points": run.cfg.eval.plot_points, "seed": 0, **options}
+    return plots.save_plots(run.method, run.splits.test, run.run_dir / "log.jsonl",
+                            Path(out_dir) if out_dir else run.run_dir / "plots", batch_size=run.cfg.eval.batch_size,
+                            device=run.device, **options)
 
 
 __all__ = ["Run", "build", "evaluate_missing_run", "evaluate_run", "load_config", "load_model", "load_run", "prepare",
-           "run_all", "standardised", "train"]
+           "run_all", "save_plots", "standardised", "train"]

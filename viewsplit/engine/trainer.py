@@ -2,7 +2,8 @@
 
 For every stage the method declares, the engine freezes every parameter outside the stage's
 steps (and keeps those modules in eval mode), builds one optimiser per :class:`Step`, and for
-each batch runs the steps in order: zero grads → loss → backward → clip → optimiser step.
+each batch runs the steps in order: zero grads → loss → backward → (under DDP) gradients averaged
+over the ranks → clip → optimiser step.
 While a step runs, the parameters of the stage's other steps do not require gradients, so a
 critic step cannot move the encoder and vice versa.
 
@@ -19,8 +20,9 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,10 +30,10 @@ from torch import Tensor, nn
 from .. import __version__
 from ..config import RunConfig, StageConfig
 from ..data.multiview import Batch, MultiViewDataset, check_values, num_batches
+from ..distributed import DistContext, average_gradients, broadcast_state, mean_across_ranks
 from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
-from ..distributed import DistContext, mean_across_ranks
 from .logger import ProgressLines, RunLogger
 
 
@@ -58,7 +60,8 @@ def lr_factor(scfg: StageConfig, epoch: int) -> float:
 
 
 def make_optimizer(step: Step, scfg: StageConfig) -> torch.optim.Optimizer:
-    groups = step.param_groups(step.modules) if step.param_groups else [{"params": step.parameters()}]
+    groups: list[dict[str, Any]] = (step.param_groups(step.modules) if step.param_groups
+                                    else [{"params": step.parameters()}])
     for g in groups:
         g.setdefault("lr_scale", 1.0)
         g["lr"] = scfg.lr * g["lr_scale"]
@@ -79,18 +82,6 @@ def load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
         group.update(own)
 
 
-class _StepModule(nn.Module):
-    """Makes one optimiser step's loss a module forward, so DDP can synchronise its gradients."""
-
-    def __init__(self, step: Step):
-        super().__init__()
-        self.parts = nn.ModuleList(step.modules)
-        self.loss_fn = step.loss
-
-    def forward(self, batch):
-        return self.loss_fn(batch)
-
-
 class Trainer:
     def __init__(self, cfg: RunConfig, method: Method, data: MultiViewDataset, run_dir: str | Path,
                  ctx: DistContext | None = None, device: torch.device | None = None):
@@ -104,7 +95,7 @@ class Trainer:
         self.logger: RunLogger | None = None
         self.method.to(self.device)
         if cfg.train.channels_last:
-            self.method.to(memory_format=torch.channels_last)
+            self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
 
     # ------------------------------------------------------------------ public
     def fit(self, resume: bool = False, allow_changed: Sequence[str] = ()) -> float:
@@ -166,11 +157,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ stages
     def _run_stage(self, si: int, name: str, scfg: StageConfig, state: dict | None) -> None:
+        assert self.logger is not None   # fit() and run_stage() open it first
         stage = self.method.stage(name)
         steps = stage.steps
         owned = self._freeze_all_but(steps)
         optimizers = {s.name: make_optimizer(s, scfg) for s in steps}
-        runners = {s.name: self._wrap(s) for s in steps}
+        broadcast_state([m for s in steps for m in s.modules])   # every rank starts from rank 0's weights
         start_epoch, start_batch = 0, 0
         if state is not None:
             if state["optimizers"]:  # empty when the checkpoint marks the start of this stage
@@ -196,7 +188,7 @@ class Trainer:
             batches = self.data.batches(per_rank, shuffle=True, seed=tcfg.seed, epoch=epoch, drop_last=scfg.drop_last,
                                         rank=self.ctx.rank, world_size=world, start=start_batch)
             for b, batch in enumerate(batches, start=start_batch):
-                terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, runners, owned, scfg,
+                terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, owned, scfg,
                                          (name, epoch, b))
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -223,9 +215,11 @@ class Trainer:
             self.train_seconds += time.perf_counter() - t0
             means = mean_across_ranks({k: v / max(count, 1) for k, v in sums.items()})
             problems = stage.check_epoch(means) if stage.check_epoch is not None else []
-            self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch, "global_step": int(self.method.global_step),
+            self.logger.log({"kind": "epoch", "stage": name, "epoch": epoch,
+                             "global_step": int(self.method.global_step),
                              "lr": optimizers[steps[-1].name].param_groups[0]["lr"], **means,
-                             "train_seconds": round(self.train_seconds, 3), **({"warnings": problems} if problems else {})})
+                             "train_seconds": round(self.train_seconds, 3),
+                             **({"warnings": problems} if problems else {})})
             for msg in problems if self.ctx.is_main else []:
                 warnings.warn(f"stage {name!r}, epoch {epoch + 1}: {msg}", TrainingWarning, stacklevel=2)
             if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < scfg.epochs:
@@ -245,7 +239,10 @@ class Trainer:
                               "samples with drop_last=true; lower it or set drop_last=false")
         return scfg.batch_size // world, n_batches
 
-    def _train_step(self, batch, steps: list[Step], optimizers, runners, owned, scfg: StageConfig, where) -> dict:
+    def _train_step(self, batch: Batch, steps: list[Step], optimizers: dict[str, torch.optim.Optimizer],
+                    owned: dict[str, list[nn.Parameter]], scfg: StageConfig,
+                    where: tuple[str, int, int]) -> dict[str, float]:
+        """One training step: each optimiser step in order, its gradients averaged over DDP ranks."""
         terms: dict[str, float] = {}
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                     if self.cfg.train.precision == "bf16" else contextlib.nullcontext())
@@ -258,11 +255,12 @@ class Trainer:
                 opt = optimizers[step.name]
                 opt.zero_grad(set_to_none=True)
                 with autocast:
-                    out = runners[step.name](batch)
+                    out = step.loss(batch)
                 self._check_finite(out, step, where, batch)
-                if not out["objective"].requires_grad:   # e.g. every view of this batch was missing
+                if out["objective"].requires_grad:   # not when e.g. every view of this batch was missing
+                    out["objective"].backward()
+                if not average_gradients(params):    # no parameter has a gradient on any rank
                     continue
-                out["objective"].backward()
                 if scfg.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, scfg.grad_clip)
                 opt.step()
@@ -274,7 +272,7 @@ class Trainer:
         self.method.global_step += 1
         return terms
 
-    def _check_finite(self, out: dict[str, Tensor], step: Step, where, batch: Batch) -> None:
+    def _check_finite(self, out: dict[str, Tensor], step: Step, where: tuple[str, int, int], batch: Batch) -> None:
         """Stop on a non-finite loss, naming the component term (not the total) and, when an input view of the
         batch holds NaN, Inf or huge values, that view."""
         if "objective" not in out:
@@ -291,14 +289,16 @@ class Trainer:
         msg = (f"non-finite loss term {k!r} ({float(out[k].detach().float().mean())}) in step {step.name!r} of stage "
                f"{stage!r}, epoch {epoch + 1}, batch {b}; training stopped. The last good checkpoint is "
                f"{self.ckpt_path if self.ckpt_path.exists() else '(none yet)'}. {hint}")
+        assert self.logger is not None   # fit() and run_stage() open it first
         self.logger.log({"kind": "error", "stage": stage, "epoch": epoch, "batch": b, "term": k, "message": msg})
         raise TrainingError(msg)
 
     def _input_fault(self, batch: Batch) -> str | None:
-        """Why the batch's present inputs are unusable (NaN, Inf, huge values), naming the view; None if they are fine."""
+        """Why the batch's present inputs are unusable (NaN, Inf, huge values), naming the view; None if they
+        are fine."""
         for v, x in enumerate(batch.views):
             try:
-                check_values(x.detach(), f"input view {v} ({self.data.view_names[v]!r}) of this batch",
+                check_values(x.detach(), f"input view {v} ({list(self.data.view_names or [])[v]!r}) of this batch",
                              batch.mask[:, v])
             except DataError as err:
                 return f"The data is at fault, not the learning rate: {err}."
@@ -308,7 +308,8 @@ class Trainer:
     def _freeze_all_but(self, steps: list[Step]) -> dict[str, list[nn.Parameter]]:
         for p in self.method.parameters():
             p.requires_grad_(False)
-        owned, seen = {}, {}
+        owned: dict[str, list[nn.Parameter]] = {}
+        seen: dict[int, str] = {}
         for s in steps:
             params = s.parameters()
             for p in params:
@@ -328,15 +329,7 @@ class Trainer:
         for m in stage.train_modules:
             m.train()
 
-    def _wrap(self, step: Step) -> nn.Module:
-        module = _StepModule(step)
-        if not self.ctx.enabled:
-            return module
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(module, find_unused_parameters=True)
-
-    def _progress(self, total: int, start: int, desc: str):
+    def _progress(self, total: int, start: int, desc: str) -> Any:
         """A tqdm bar (``train.progress`` ``always``, or ``auto`` on a terminal) on the main process, else None."""
         mode = self.cfg.train.progress
         if not self.ctx.is_main or mode in ("never", "lines") or (mode == "auto" and not sys.stderr.isatty()):
@@ -389,10 +382,10 @@ class Trainer:
                               "difference with --allow-changed train.threads.")
 
 
-def _diff(a, b, prefix=()) -> list[tuple]:
+def _diff(a: Any, b: Any, prefix: tuple = ()) -> list[tuple]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), prefix + (k,))
+            out += _diff(a.get(k), b.get(k), (*prefix, k))
         return out
     return [] if a == b else [prefix]

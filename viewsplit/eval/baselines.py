@@ -9,6 +9,7 @@ k-means protocol and probes as the learned representations (:func:`~viewsplit.ev
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -21,13 +22,17 @@ from .evaluate import evaluate
 class RawViews(nn.Module):
     """A stand-in for a method whose representations are the (flattened) input views."""
 
-    name = "raw views"
+    name: ClassVar[str] = "raw views"
 
     def encode(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
         if mask is None:
             mask = torch.ones(views[0].shape[0], len(views), dtype=torch.bool, device=views[0].device)
         raw = {f"raw_{v}": x.flatten(1) * mask[:, v : v + 1].to(x.dtype) for v, x in enumerate(views)}
         return {**raw, "raw_all": torch.cat(list(raw.values()), 1)}
+
+    def posteriors(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+        """None: the raw views are no Gaussian posteriors."""
+        return {}
 
 
 def add_raw_baselines(metrics: dict, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu") -> dict:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -17,14 +18,33 @@ import torch
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
-from ..methods.base import Method
+from ..methods.base import ViewPredictor
+from .labels import CAPPED, USE, any_labelled, counts, known
+from .labels import markdown as label_rows
 from .metrics import kmeans_fit_record, kmeans_protocol
 from .probes import probe_params, run_probe
 
 log = logging.getLogger(__name__)
 
 
-def code_batches(method: Method, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
+class Encoder(Protocol):
+    """What the evaluation needs of a model: a trained :class:`~viewsplit.methods.base.Method`, or a
+    stand-in such as :class:`~viewsplit.eval.baselines.RawViews`."""
+
+    name: ClassVar[str]
+    training: bool
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def encode(self, views: list[torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]: ...
+
+    def posteriors(self, views: list[torch.Tensor],
+                   mask: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def code_batches(method: Encoder, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
                  codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]
                  ) -> Iterator[dict[str, torch.Tensor]]:
     """``codes(views, mask)`` over ``ds`` batch by batch, in data-set order: flattened float32 CPU tensors.
@@ -44,7 +64,7 @@ def code_batches(method: Method, ds: MultiViewDataset, batch_size: int, device: 
         yield out
 
 
-def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
+def _collect(method: Encoder, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
              codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
     """:func:`code_batches` gathered into float64 arrays of ``len(ds)`` rows, allocated at the first batch
     and filled in place (peak: the arrays plus one batch)."""
@@ -60,7 +80,7 @@ def _collect(method: Method, ds: MultiViewDataset, batch_size: int, device: torc
     return out
 
 
-def extract(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+def extract(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
             mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """``method.encode`` over ``ds`` in eval mode and data-set order; float64 arrays per representation.
 
@@ -79,7 +99,7 @@ def check_finite(reps: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray
     return reps
 
 
-def extract_samples(method: Method, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
+def extract_samples(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
                     seed: int = 0) -> dict[str, np.ndarray]:
     """One posterior sample μ + σ ⊙ ε (seeded) of every representation the method gives as a Gaussian posterior."""
     g = torch.Generator().manual_seed(seed)
@@ -118,18 +138,14 @@ def note(message: str) -> bool:
     return True
 
 
-def labels_of(ds: MultiViewDataset) -> np.ndarray:
-    if ds.labels is None:
-        raise DataError(f"data set {ds.name!r} has no labels: clustering and probes need them")
-    return ds.labels.numpy()
-
 
 def cap_splits(splits: DataSplits, max_samples: int) -> tuple[DataSplits, dict[str, str]]:
     """``splits`` with each split of more than ``max_samples`` samples (``eval.max_samples``, 0 = no cap)
     replaced by the subsample ``sort(default_rng(0).choice(n, max_samples, replace=False))``, and the record
     of what each split contributes.  Applied before extraction, so a 1M-sample set is evaluated at the cost
     of ``max_samples`` per split (and an on-disk split reads only the chosen rows)."""
-    out, record = {}, {}
+    out: dict[str, MultiViewDataset] = {}
+    record: dict[str, str] = {}
     for name in ("train", "test"):
         ds = getattr(splits, name)
         n = len(ds)
@@ -143,49 +159,63 @@ def cap_splits(splits: DataSplits, max_samples: int) -> tuple[DataSplits, dict[s
     return DataSplits(out["train"], out["test"], splits.cluster_on, splits.info), record
 
 
-def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
-             masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict:
+def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
+             masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict[str, Any]:
     """The full protocol on every representation; returns the ``metrics.json`` body (without timing).
 
     ``masks`` (train, test) replace the splits' availability masks; then each split goes through
-    :func:`cap_splits` (``eval.max_samples``).
+    :func:`cap_splits` (``eval.max_samples``).  Representations are extracted for every sample kept;
+    k-means scores and probes use the labelled ones among them (:mod:`~viewsplit.eval.labels`; the
+    report's label counts are of the kept samples), and are left out when none has a label.
     """
     train, test = (d if m is None else d.with_mask(m) for d, m in zip((splits.train, splits.test), masks))
     splits, evaluated = cap_splits(DataSplits(train, test, splits.cluster_on, splits.info), cfg.max_samples)
+    capped = (len(splits.train), len(splits.test)) != (len(train), len(test))
     n_views = len(splits.train.views)
     tr = select(compose(extract(method, splits.train, cfg.batch_size, device), n_views, cfg.best_view),
                 cfg.representations)
     te = select(compose(extract(method, splits.test, cfg.batch_size, device), n_views, cfg.best_view),
                 cfg.representations)
-    y_tr, y_te = labels_of(splits.train), labels_of(splits.test)
-    k = int(max(y_tr.max(), y_te.max())) + 1
+    y_tr, y_te = known(splits.train), known(splits.test)
+    on_tr, on_te = y_tr >= 0, y_te >= 0
+    k = int(max(y_tr.max(), y_te.max())) + 1 if any_labelled(splits) else 0
 
     def features(split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The labelled samples' features and labels of ``split``."""
         if split == "test":
-            return te, y_te
+            return {r: f[on_te] for r, f in te.items()}, y_te[on_te]
         if split == "train":
-            return tr, y_tr
-        return {r: np.concatenate([tr[r], te[r]]) for r in tr}, np.concatenate([y_tr, y_te])
+            return {r: f[on_tr] for r, f in tr.items()}, y_tr[on_tr]
+        return ({r: np.concatenate([tr[r][on_tr], te[r][on_te]]) for r in tr},
+                np.concatenate([y_tr[on_tr], y_te[on_te]]))
 
-    def clustering(split: str) -> dict:
+    def clustering(split: str) -> dict[str, Any]:
+        if not cfg.kmeans_seeds or not k:
+            return {}
         feats, y = features(split)
         return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init, cfg.kmeans_fit_samples)
-                for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")} \
-            if cfg.kmeans_seeds else {}
+                for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")}
+
+    def classification() -> dict[str, Any]:
+        if not (on_tr.any() and on_te.any()):
+            return {}
+        (ftr, ytr), (fte, yte) = features("train"), features("test")
+        return {r: {p: run_probe(p, ftr[r], ytr, fte[r], yte, cfg.knn_k, cfg.probe_solver)
+                    for p in cfg.probes if note(f"eval: probe {p} on {r}")} for r in tr}
 
     primary = "train+test" if splits.cluster_on == "all" else "test"
-    result = {
+    result: dict[str, Any] = {
         "dataset": splits.train.name,
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
+        "labels": counts(splits, USE + (CAPPED if capped else "")),
         "clustering": clustering(primary),
-        "classification": {r: {p: run_probe(p, tr[r], y_tr, te[r], y_te, cfg.knn_k, cfg.probe_solver)
-                               for p in cfg.probes if note(f"eval: probe {p} on {r}")} for r in tr},
+        "classification": classification(),
     }
     secondary = [s for s in cfg.secondary_splits if s != primary]
     if secondary:
         result["secondary"] = {s: {"clustering": clustering(s)} for s in secondary}
-    if splits.train.factors is not None and cfg.factors:
+    if splits.train.factors is not None and splits.test.factors is not None and cfg.factors:
         from .factors import factor_recovery
 
         f_tr = {k: f.numpy() for k, f in splits.train.factors.items()}
@@ -194,22 +224,24 @@ def evaluate(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.
     if (cfg.redundancy or cfg.mine) and "C" in te and any(r.startswith("V_") for r in te):
         from .redundancy import held_out_redundancy
 
-        samples = [extract_samples(method, d, cfg.batch_size, device, seed) for seed, d in enumerate((splits.train, splits.test))]
-        result["redundancy"] = held_out_redundancy(tr, te, *samples, mlp=cfg.readout_mlp,
+        train_samples, test_samples = (extract_samples(method, d, cfg.batch_size, device, seed)
+                                       for seed, d in enumerate((splits.train, splits.test)))
+        result["redundancy"] = held_out_redundancy(tr, te, train_samples, test_samples, mlp=cfg.readout_mlp,
                                                    mine_runs=cfg.mine_runs if cfg.mine else 0,
                                                    mine_epochs=cfg.mine_epochs)
-    if hasattr(method, "predict"):
+    if isinstance(method, ViewPredictor):
         from .prediction import prediction_report
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
     result["protocol"] = protocol_record(cfg, splits, k, evaluated)
-    sizes = {"test": len(y_te), "train": len(y_tr), "train+test": len(y_tr) + len(y_te)}
-    result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
-                                           for s in [primary, *secondary]}
+    sizes = {"test": int(on_te.sum()), "train": int(on_tr.sum()), "train+test": int(on_tr.sum() + on_te.sum())}
+    if k:
+        result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
+                                               for s in [primary, *secondary]}
     return result
 
 
-def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int, samples: dict[str, str]) -> dict:
+def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int, samples: dict[str, str]) -> dict[str, Any]:
     """The ``protocol`` section of a report; ``samples``: what each split contributes (:func:`cap_splits`)."""
     import scipy
     import sklearn
@@ -217,11 +249,12 @@ def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int, samples: dict[s
     return {
         "features": "posterior mean, eval mode, no gradients",
         "samples": {"max_samples": cfg.max_samples, **samples},
-        "kmeans": {"n_clusters": k, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
+        "kmeans": {"n_clusters": k or None, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
                    "init": "k-means++", "std": "population (ddof=0)", "fit_samples": cfg.kmeans_fit_samples},
         "probe_solver": cfg.probe_solver,
         "probes": {p: probe_params(p, cfg.probe_solver).replace("knn_k", str(cfg.knn_k)) for p in cfg.probes},
-        "probe_fit": "train split, StandardScaler fitted on train features; scored on the test split",
+        "probe_fit": "labelled train samples, StandardScaler fitted on their features; scored on the labelled test "
+                     "samples",
         "best_view": cfg.best_view,
         "model_selection": "final epoch (no checkpoint is chosen on test data)",
         "data": splits.info,
@@ -241,15 +274,17 @@ def git_commit() -> str | None:
 
 
 # ---------------------------------------------------------------------------- report
-def _pm(d: dict) -> str:
+def _pm(d: dict[str, Any]) -> str:
     return f"{d['mean']:.4f} ± {d['std']:.4f}"
 
 
-def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
+def markdown(metrics: dict[str, Any], view_names: list[str] | None = None) -> str:
     """A human-readable ``metrics.md``: one clustering table and one probe table."""
     lines = [f"# {metrics['method']} on {metrics['dataset']}", ""]
     if view_names:
         lines += ["Views: " + ", ".join(f"V_{i} = {n}" for i, n in enumerate(view_names)), ""]
+    if metrics.get("labels"):
+        lines += label_rows(metrics["labels"])
     clus = metrics.get("clustering") or {}
     if clus:
         lines += [f"## k-means clustering (split: {metrics['split']}; mean ± std over "
@@ -258,9 +293,12 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
         lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in clus.items()]
         lines.append("")
     for split, sec in (metrics.get("secondary") or {}).items():
+        if not sec["clustering"]:
+            continue
         lines += [f"### k-means on split {split} (secondary row, for comparison with reference protocols)", "",
                   "| representation | ACC | NMI | ARI |", "|---|---|---|---|"]
-        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |" for r, m in sec["clustering"].items()]
+        lines += [f"| {r} | {_pm(m['acc'])} | {_pm(m['nmi'])} | {_pm(m['ari'])} |"
+                  for r, m in sec["clustering"].items()]
         lines.append("")
     cls = metrics.get("classification") or {}
     probes = list(next(iter(cls.values()), {}))
@@ -294,7 +332,7 @@ def markdown(metrics: dict, view_names: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def protocol_lines(protocol: dict) -> list[str]:
+def protocol_lines(protocol: dict[str, Any]) -> list[str]:
     """The samples each split contributed (``eval.max_samples``) and how k-means was fitted, for a report."""
     samples = {s: r for s, r in (protocol.get("samples") or {}).items() if s != "max_samples"}
     fit = (protocol.get("kmeans") or {}).get("fit") or {}
@@ -306,4 +344,4 @@ def protocol_lines(protocol: dict) -> list[str]:
                      + "; ".join(f"{s} split: {r}" for s, r in samples.items()) + ".")
     if fit:
         lines.append("k-means: " + "; ".join(f"{s}: {r}" for s, r in fit.items()) + ".")
-    return lines + [""]
+    return [*lines, ""]

@@ -22,7 +22,8 @@ def factor_recovery(train: dict[str, np.ndarray], test: dict[str, np.ndarray], f
                               for r in train}}
     if mlp:
         out["mlp_r2"] = {r: {f: mlp_r2(train[r], f_train[f], test[r], f_test[f]) for f in f_train} for r in train}
-    if y_train is not None and y_test is not None and len(np.unique(y_train[y_train >= 0])) > 1:
+    if (y_train is not None and y_test is not None and len(np.unique(y_train[y_train >= 0])) > 1
+            and (y_test >= 0).any()):
         known_tr, known_te = y_train >= 0, y_test >= 0
         out["class_acc"] = {r: run_probe("logreg", train[r][known_tr], y_train[known_tr], test[r][known_te],
                                          y_test[known_te])["acc"] for r in train}
@@ -43,4 +44,4 @@ def markdown(result: dict) -> list[str]:
         cells = [f"{acc[r]:.3f}"] if acc else []
         cells += [f"{row[f]:.3f}" + (f" / {mlp[r][f]:.3f}" if mlp else "") for f in factors]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    return [*lines, ""]

@@ -14,6 +14,7 @@ bound reports the critic's fit as much as the information.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ def mine_estimate(c: np.ndarray, v: np.ndarray, epochs: int = 100, batch_size: i
         return float(np.mean([dv_bound(critic, et, ev, torch.randperm(m, generator=g)).item() for _ in range(n_perm)]))
 
 
-def mine_runs(c: np.ndarray, v: np.ndarray, runs: int = 10, **kw) -> dict:
+def mine_runs(c: np.ndarray, v: np.ndarray, runs: int = 10, **kw: Any) -> dict:
     """``runs`` seeded MINE estimates (seeds 0 … runs−1): mean, population std and per-run values."""
     vals = [mine_estimate(c, v, seed=s, **kw) for s in range(runs)]
     return {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "per_run": vals}

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset, subset_mask
-from ..methods.base import Method
-from .evaluate import (_pm, cap_splits, compose, extract, labels_of, note, protocol_lines, protocol_record,
-                       select)
+from ..errors import DataError
+from ..methods.base import Method, ViewPredictor
+from .evaluate import _pm, cap_splits, compose, extract, note, protocol_lines, protocol_record, select
+from .labels import CAPPED, any_labelled, counts, known, labelled_splits
+from .labels import markdown as label_rows
 from .metrics import kmeans_protocol
 from .prediction import predict_views, prediction_error
 from .probes import FittedProbe, fit_probe
@@ -76,15 +78,28 @@ class _Encoder:
 
 def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
                      seed: int = 0) -> dict:
-    """The per-combination protocol (and imputation for methods with ``predict``); the ``missing.json`` body."""
-    splits, samples = cap_splits(splits, cfg.max_samples)
+    """The per-combination protocol (and imputation for methods with ``predict``); the ``missing.json`` body.
+
+    Each split first goes through :func:`~viewsplit.eval.evaluate.cap_splits` (``eval.max_samples``).  It
+    scores against the classes, so all of it (the imputation errors too) runs on the labelled samples
+    among those kept (the label counts are of the kept samples).
+    """
+    capped, samples = cap_splits(splits, cfg.max_samples)
+    if not any_labelled(capped):
+        raise DataError(f"data set {splits.train.name!r}: no sample is labelled; the missing-view protocol scores "
+                        "k-means and probes against the classes (`viewsplit eval` without --missing reports what "
+                        "needs no labels)")
+    cut = (len(capped.train), len(capped.test)) != (len(splits.train), len(splits.test))
+    label_record = counts(capped, "the missing-view protocol (imputation included) uses the labelled samples "
+                                  "only; training used every sample" + (CAPPED if cut else ""))
+    splits = labelled_splits(capped)
     n_views = splits.train.n_views
     combos = view_combinations(n_views, cfg.missing_combinations, seed)
     encode = _Encoder(method, cfg, n_views, device)
-    y_tr, y_te = labels_of(splits.train), labels_of(splits.test)
+    y_tr, y_te = known(splits.train), known(splits.test)
     k = int(max(y_tr.max(), y_te.max())) + 1
     cluster_ds = splits.all if splits.cluster_on == "all" else splits.test
-    y_cl, n_test = labels_of(cluster_ds), len(splits.test)   # the test samples are the last ones of `all`
+    y_cl, n_test = known(cluster_ds), len(splits.test)   # the test samples are the last ones of `all`
     probes = {r: {p: fit_probe(p, f, y_tr, cfg.knn_k, cfg.probe_solver) for p in cfg.probes}
               for r, f in encode(splits.train).items()}
     rows = []
@@ -96,12 +111,14 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
                                                        cfg.kmeans_fit_samples)
                          if cfg.kmeans_seeds else {},
                          "classification": {p: fp.score(f[-n_test:], y_te) for p, fp in probes[r].items()}})
+    assert splits.train.mask is not None   # validate() sets it
     masked_training = not bool(splits.train.mask.all())
     result = {
         "dataset": splits.train.name,
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
-        "view_names": list(splits.train.view_names),
+        "view_names": list(splits.train.view_names or []),
+        "labels": label_record,
         "combinations": [list(c) for c in combos],
         "combination_seed": seed,
         "probe_train_features": (f"train split under its training mask (data.missing_rate="
@@ -110,8 +127,8 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
         "rows": rows,
         "mean": mean_over_combinations(rows, list(probes)),
     }
-    if hasattr(method, "predict"):
-        result["imputation"] = imputation(encode, splits, combos, probes, rows)
+    if isinstance(method, ViewPredictor):
+        result["imputation"] = imputation(encode, method, splits, combos, probes, rows)
     result["protocol"] = protocol_record(cfg, splits, k, samples)
     return result
 
@@ -130,22 +147,23 @@ def mean_over_combinations(rows: list[dict], representations: list[str]) -> dict
     return out
 
 
-def imputation(encode: _Encoder, splits: DataSplits, combos: list[tuple[int, ...]],
+def imputation(encode: _Encoder, predictor: ViewPredictor, splits: DataSplits, combos: list[tuple[int, ...]],
                probes: dict[str, dict[str, FittedProbe]], rows: list[dict]) -> dict:
-    """For each combination S ≠ all views: imputation error of the missing test views, and probe
-    accuracy of the completed samples against that of the masked encoding (from ``rows``)."""
+    """For each combination S ≠ all views: imputation error of the missing test views (predicted by
+    ``predictor``, the method ``encode`` evaluates), and probe accuracy of the completed samples against
+    that of the masked encoding (from ``rows``)."""
     test = splits.test
     truth, train_views = test.stack_views_float(), splits.train.stack_views_float()
     masked_acc = {(tuple(row["views"]), row["representation"]): row["classification"] for row in rows}
-    y_te = labels_of(test)
+    y_te = known(test)
     out = []
     for views in combos:
         if len(views) == test.n_views:
             continue
-        preds = predict_views(encode.method, test, list(views), encode.cfg.batch_size, encode.device)
+        preds = predict_views(predictor, test, list(views), encode.cfg.batch_size, encode.device)
         missing = [v for v in range(test.n_views) if v not in views]
         completed = MultiViewDataset([truth[v] if v in views else preds[v] for v in range(test.n_views)],
-                                     test.labels, list(test.view_names), name=test.name)
+                                     test.labels, list(test.view_names or []), name=test.name)
         imputed = encode(completed)
         out.append({"views": list(views), "imputed_views": missing,
                     "errors": {f"view_{v}": prediction_error(preds[v], truth[v], train_views[v]) for v in missing},
@@ -170,7 +188,9 @@ def markdown(result: dict) -> str:
     lines = [f"# Missing views: {result['method']} on {result['dataset']}", "",
              f"Every sample of the clustering split ({result['split']}) keeps exactly the listed views.  "
              f"Probes (accuracy) fitted on the {result['probe_train_features']}; scored on the test split.", "",
-             "| views | representation | " + " | ".join(clus + probes) + " |", "|---" * (2 + len(clus) + len(probes)) + "|"]
+             *(label_rows(result["labels"]) if result.get("labels") else []),
+             "| views | representation | " + " | ".join(clus + probes) + " |",
+             "|---" * (2 + len(clus) + len(probes)) + "|"]
     for row in result["rows"]:
         c = row["clustering"]
         cells = [_pm(c["acc"]), _pm(c["nmi"])] if c else ["–", "–"]

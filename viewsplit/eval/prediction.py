@@ -8,10 +8,11 @@ import torch
 from torch import Tensor
 
 from ..data.multiview import MultiViewDataset, subset_mask
+from ..methods.base import ViewPredictor
 
 
 @torch.no_grad()
-def predict_views(method, ds: MultiViewDataset, given: list[int], batch_size: int = 512,
+def predict_views(method: ViewPredictor, ds: MultiViewDataset, given: list[int], batch_size: int = 512,
                   device: torch.device | str = "cpu") -> list[Tensor]:
     """``method.predict`` for every sample of ``ds`` when only the views in ``given`` are available."""
     method.eval()
@@ -24,7 +25,7 @@ def predict_views(method, ds: MultiViewDataset, given: list[int], batch_size: in
 
 
 @torch.no_grad()
-def prediction_report(method, train: MultiViewDataset, test: MultiViewDataset, batch_size: int = 512,
+def prediction_report(method: ViewPredictor, train: MultiViewDataset, test: MultiViewDataset, batch_size: int = 512,
                       device: torch.device | str = "cpu") -> dict:
     """For each view v, predict it from all the other views on the test split.
 

@@ -71,24 +71,29 @@ class TorchLinearProbe:
     criterion and value.
     """
 
+    classes_: np.ndarray
+    coef_: torch.Tensor
+    intercept_: torch.Tensor
+    n_iter_: int
+
     def __init__(self, loss: str = "logistic", C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4,
                  history: int = 20):
         if loss not in ("logistic", "squared_hinge"):
             raise ValueError(f"unknown loss {loss!r}")
         self.loss, self.C, self.max_iter, self.tol, self.history = loss, C, max_iter, tol, history
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "TorchLinearProbe":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> TorchLinearProbe:
         self.classes_, yi = np.unique(np.asarray(y), return_inverse=True)
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-        n, k = x.shape[0], len(self.classes_)
+        xs = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+        n, k = xs.shape[0], len(self.classes_)
         penalise_bias = self.loss == "squared_hinge"
         if penalise_bias:
-            x = torch.cat([x, x.new_ones(n, 1)], 1)
+            xs = torch.cat([xs, xs.new_ones(n, 1)], 1)
         lam = 1.0 / (self.C * n)
-        evals, vecs = torch.linalg.eigh(x.T @ x / n)
+        evals, vecs = torch.linalg.eigh(xs.T @ xs / n)
         a = (vecs * (evals.clamp_min(0) + lam).rsqrt()) @ vecs.T
         a2 = a @ a
-        xt = (x @ a).T.contiguous()  # (d, n): both products below then run at full speed
+        xt = (xs @ a).T.contiguous()  # (d, n): both products below then run at full speed
         y_t = torch.as_tensor(yi)
         if k == 2:
             target = y_t.double()[:, None]
@@ -146,7 +151,8 @@ def _loss_and_grad(loss: str, z: torch.Tensor, target: torch.Tensor) -> tuple[to
     return (lse - (z * target).sum(1, keepdim=True)).sum() / n, (torch.exp(z - lse) - target) / n
 
 
-def make_probe(name: str, knn_k: int = 10, seed: int = 0, solver: str = "torch"):
+def make_probe(name: str, knn_k: int = 10, seed: int = 0, solver: str = "torch") -> Any:
+    """An unfitted probe (scikit-learn estimator interface: ``fit``, ``predict``)."""
     if solver not in SOLVERS:
         raise ValueError(f"unknown probe solver {solver!r}; choose one of {SOLVERS}")
     if name == "svc_rbf":

@@ -32,7 +32,7 @@ def held_out_redundancy(train: dict[str, np.ndarray], test: dict[str, np.ndarray
     result = {}
     for r in (k for k in train if k.startswith("V_")):
         row = _measures(train["C"], train[r], test["C"], test[r], mlp)
-        if train_samples and r in train_samples:
+        if train_samples and test_samples and r in train_samples:
             row["sample"] = _measures(train["C"], train_samples[r], test["C"], test_samples[r], mlp)
         if mine_runs:
             from .mine import mine_runs as run_mine
@@ -48,7 +48,8 @@ def markdown(result: dict) -> list[str]:
     lines = ["## Redundancy of C in V_v (fit on train codes, scored on test codes)", "",
              "R² of C from V_v (ridge / MLP); Gaussian NLL of standardised C given V_v and the predictive "
              "information I = NLL(C) − NLL(C | V_v), nats per sample; 'sample' uses a posterior sample of V_v.", "",
-             "| code | R² ridge | R² MLP | NLL(C given V) | I (nats) | sample: R² ridge | sample: I (nats) | MINE (nats) |",
+             "| code | R² ridge | R² MLP | NLL(C given V) | I (nats) | sample: R² ridge | sample: I (nats) "
+             "| MINE (nats) |",
              "|---|---|---|---|---|---|---|---|"]
 
     def f(x: float | None) -> str:
@@ -60,4 +61,4 @@ def markdown(result: dict) -> list[str]:
         lines.append(f"| {r} | {f(row['ridge_r2'])} | {f(row.get('mlp_r2'))} | {f(row['nll_given'])} | "
                      f"{f(row['info'])} | {f(s.get('ridge_r2'))} | {f(s.get('info'))} | "
                      + ("–" if mine is None else f"{mine['mean']:.3f} ± {mine['std']:.3f}") + " |")
-    return lines + [""]
+    return [*lines, ""]

@@ -21,8 +21,8 @@ pairs of the two-view loss.
 
 DDP: with ``gather_distributed=True`` (default) every view is gathered from all ranks with the
 autograd-aware :func:`~viewsplit.distributed.gather`, so the covariances are the global
-batch's and every rank computes the same loss; after DistributedDataParallel averages gradients
-they equal a single process on the whole batch.  With ``False`` each rank uses its own shard.
+batch's and every rank computes the same loss; after the engine averages the gradients over the
+ranks (as DDP does) they equal a single process on the whole batch.  With ``False`` each rank uses its own shard.
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ only.  Without a process group the flag has no effect.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -113,17 +113,16 @@ def _correlations(z1: Sequence[Tensor], z2: Sequence[Tensor], mask: Tensor | Non
     if mask is None:
         n1, n2 = batch_normalise(torch.stack(list(z1)), eps), batch_normalise(torch.stack(list(z2)), eps)
         n = n1.shape[1]
-        cross = torch.einsum("vnk,wnl->vwkl", n1, n1)[pairs[0], pairs[1]] / n
-        return torch.einsum("vnk,vnl->vkl", n1, n2) / n, cross
+        cross_all = torch.einsum("vnk,wnl->vwkl", n1, n1)[pairs[0], pairs[1]] / n
+        return torch.einsum("vnk,vnl->vkl", n1, n2) / n, cross_all
 
     def corr(a: Tensor, b: Tensor, keep: Tensor) -> Tensor | None:
         if bool(keep.all()):
             return cross_correlation(a, b, eps, gather_distributed=False)
         return cross_correlation(a[keep], b[keep], eps, gather_distributed=False) if int(keep.sum()) >= 2 else None
 
-    intra = [corr(z1[v], z2[v], mask[:, v]) for v in range(n_views)]
-    cross = [corr(z1[v], z1[w], mask[:, v] & mask[:, w]) for v, w in zip(*pairs)]
-    intra, cross = [c for c in intra if c is not None], [c for c in cross if c is not None]
+    intra = [c for v in range(n_views) if (c := corr(z1[v], z2[v], mask[:, v])) is not None]
+    cross = [c for v, w in zip(*pairs) if (c := corr(z1[v], z1[w], mask[:, v] & mask[:, w])) is not None]
     return (torch.stack(intra) if intra else None), (torch.stack(cross) if cross else None)
 
 

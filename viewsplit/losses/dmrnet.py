@@ -102,6 +102,12 @@ class WeakCombinationTracker(nn.Module):
     every epoch and does not penalise a rarely drawn combination that missed an epoch.
     """
 
+    sums: Tensor
+    counts: Tensor
+    score_sum: Tensor
+    score_epochs: Tensor
+    hard: Tensor
+
     def __init__(self, n_views: int):
         super().__init__()
         n = 2**n_views - 1
@@ -146,7 +152,8 @@ class WeakCombinationTracker(nn.Module):
             allowed = masks.sum(1) < self.n_views
         else:
             raise ValueError(f"candidates must be one of {HARD_CANDIDATES}, got {candidates!r}")
-        score = torch.where(allowed & (self.score_epochs > 0), self.scores(), torch.full_like(self.score_sum, -torch.inf))
+        unscored = torch.full_like(self.score_sum, -torch.inf)
+        score = torch.where(allowed & (self.score_epochs > 0), self.scores(), unscored)
         k = min(k, int(torch.isfinite(score).sum()))
         top = score.topk(k).indices
         self.hard.zero_()

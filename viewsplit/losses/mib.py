@@ -107,7 +107,7 @@ class MIBCritic(nn.Module):
         super().__init__()
         sizes = [2 * z_dim, *hidden, 1]
         self.n_pairs = n_pairs
-        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n_pairs, a, b)) for a, b in zip(sizes, sizes[1:]))
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n_pairs, a, b)) for a, b in itertools.pairwise(sizes))
         self.biases = nn.ParameterList(nn.Parameter(torch.empty(n_pairs, 1, b)) for b in sizes[1:])
         for w, b in zip(self.weights, self.biases):
             bound = 1.0 / math.sqrt(w.shape[1])

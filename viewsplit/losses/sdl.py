@@ -24,15 +24,17 @@ loss keeps no running mean or variance because it only needs the batch's correla
 DDP: with ``gather_distributed=True`` (default) Z is gathered from every rank with the
 autograd-aware :func:`~viewsplit.distributed.gather` before anything is computed, so BN,
 Σ_mini and the state use the global batch and every rank computes the same loss and buffers; after
-DistributedDataParallel averages the gradients they equal a single process on the whole batch.
+the engine averages the gradients over the ranks (as DDP does) they equal a single process on the whole batch.
 With ``False`` each rank uses its own shard and keeps its own state (per-rank mode).
 """
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
 
 from ..distributed import gather
 
@@ -50,13 +52,13 @@ class _Gram(torch.autograd.Function):
     """ZᵀZ whose backward is the single product Z (G + Gᵀ); autograd would compute two."""
 
     @staticmethod
-    def forward(ctx, z: Tensor) -> Tensor:
+    def forward(ctx: FunctionCtx, z: Tensor) -> Tensor:
         ctx.save_for_backward(z)
         return z.T @ z
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (z,) = ctx.saved_tensors
+    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:
+        (z,) = ctx.saved_tensors  # type: ignore[attr-defined]  # torch's FunctionCtx stub omits saved_tensors
         return z @ (grad + grad.T)
 
 
@@ -90,6 +92,9 @@ class StochasticDecorrelationLoss(nn.Module):
     only in training mode.  In eval mode Φ = (α Σ_acc + Σ_mini)/(α c + 1) without committing it.
     Gradients flow only through Σ_mini: ∂SDL/∂Σ_mini = sign(Φ)/c off the diagonal.
     """
+
+    cov_acc: Tensor
+    count: Tensor
 
     def __init__(self, dim: int, alpha: float = 0.2, reduction: str = "sum", eps: float = 1e-5,
                  running: bool = True, gather_distributed: bool = True):
@@ -191,6 +196,10 @@ class SoftCCALoss(nn.Module):
         self.sdl = nn.ModuleList(StochasticDecorrelationLoss(dim, alpha, reduction, eps, running, False)
                                  for _ in range(n_views))
 
+    def sdl_losses(self) -> list[StochasticDecorrelationLoss]:
+        """The per-view SDL modules (``sdl``), typed: ``nn.ModuleList`` items are plain modules to a type checker."""
+        return cast("list[StochasticDecorrelationLoss]", list(self.sdl))
+
     def alignment(self, a: Tensor, b: Tensor) -> Tensor:
         sq = (a - b).pow(2).sum()
         return sq / a.numel() if self.align == "mse" else sq
@@ -206,7 +215,7 @@ class SoftCCALoss(nn.Module):
         present = [mask[:, v] for v in range(len(zs))]
         full = [bool(p.all()) for p in present]
         # each view standardised over the samples where it is present (zeros elsewhere, never used)
-        normed = []
+        normed: list[Tensor | None] = []
         for z, p, f in zip(zs, present, full):
             if f:
                 normed.append(batch_standardize(z[:, : self.align_dim], self.eps))
@@ -219,17 +228,18 @@ class SoftCCALoss(nn.Module):
         zero = zs[0].new_zeros(())
         aligns = []
         for v, w in itertools.combinations(range(len(zs)), 2):
-            if normed[v] is None or normed[w] is None:
+            nv, nw = normed[v], normed[w]
+            if nv is None or nw is None:
                 continue
             if full[v] and full[w]:
-                aligns.append(self.alignment(normed[v], normed[w]))
+                aligns.append(self.alignment(nv, nw))
                 continue
             both = present[v] & present[w]
             if int(both.sum()) >= 2:
-                aligns.append(self.alignment(normed[v][both], normed[w][both]))
+                aligns.append(self.alignment(nv[both], nw[both]))
         align = torch.stack(aligns).mean() if aligns else zero
         sdl = zero
-        for z, p, f, module in zip(zs, present, full, self.sdl):
+        for z, p, f, module in zip(zs, present, full, self.sdl_losses()):
             if f:
                 sdl = sdl + module.global_batch_loss(z)
             elif int(p.sum()) >= 2:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from ..errors import ConfigError
 from .base import METHODS, DataSpec, Method, Stage, Step, register_method
 
-__all__ = ["DataSpec", "METHODS", "Method", "Stage", "Step", "available_methods", "build_method",
+__all__ = ["METHODS", "DataSpec", "Method", "Stage", "Step", "available_methods", "build_method",
            "get_method", "register_method"]
 
 _loaded = False
@@ -35,5 +36,6 @@ def get_method(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def build_method(method: str, cfg, spec: DataSpec) -> Method:
+def build_method(method: str, cfg: Any, spec: DataSpec) -> Method:
+    """An untrained ``method`` for data ``spec``; ``cfg`` is an instance of the method's ``Config``."""
     return get_method(method)(cfg, spec)

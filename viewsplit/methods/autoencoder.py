@@ -13,14 +13,16 @@ where v is present (every view is still decoded from c, but absent ones are not 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from ..config import check_positive
 from ..data.multiview import Batch
 from ..losses import masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder, view_encoder
-from .base import DataSpec, Method, Stage, Step, apply_each, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 
 
 @dataclass
@@ -37,7 +39,8 @@ class AutoencoderConfig:
 class MultiViewAutoencoder(Method):
     name = "autoencoder"
     Config = AutoencoderConfig
-    stage_defaults = {"train": {"epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-4}}
+    stage_defaults: ClassVar[StageDefaults] = {
+        "train": {"epochs": 30, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-4}}
 
     def __init__(self, cfg: AutoencoderConfig, spec: DataSpec):
         super().__init__(cfg, spec)
@@ -46,7 +49,7 @@ class MultiViewAutoencoder(Method):
 
     def fuse(self, views: list[Tensor], mask: Tensor) -> Tensor:
         """Mean of the available views' codes; a missing view never reaches its encoder."""
-        total = sum(apply_each(self.encoders, views, mask))
+        total = sum(apply_each(self.encoders, views, mask), torch.zeros(()))
         return total / mask.sum(1, keepdim=True).to(total.dtype)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:

@@ -16,8 +16,9 @@ engine.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,8 @@ from ..data.preprocess import Standardizer
 from ..errors import ConfigError, DataError
 
 LossFn = Callable[[Batch], dict[str, Tensor]]
+#: stage name → default StageConfig values (a method's ``stage_defaults``)
+StageDefaults = dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -41,17 +44,17 @@ class DataSpec:
     def n_views(self) -> int:
         return len(self.view_shapes)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"view_shapes": [list(s) for s in self.view_shapes], "view_names": list(self.view_names),
                 "n_classes": self.n_classes}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataSpec":
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
         return cls([tuple(s) for s in d["view_shapes"]], list(d["view_names"]), int(d["n_classes"]))
 
     @classmethod
-    def of(cls, dataset) -> "DataSpec":
-        return cls(dataset.view_shapes, list(dataset.view_names), dataset.n_classes)
+    def of(cls, dataset: MultiViewDataset) -> DataSpec:
+        return cls(dataset.view_shapes, list(dataset.view_names or []), dataset.n_classes)
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Step:
     modules: list[nn.Module]
     loss: LossFn
     repeats: int = 1
-    param_groups: Callable[[list[nn.Module]], list[dict]] | None = None
+    param_groups: Callable[[list[nn.Module]], list[dict[str, Any]]] | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         seen, out = set(), []
@@ -86,12 +89,12 @@ class Stage:
     steps: list[Step]
     #: called by the engine before the stage's first batch (also when resuming into it) with the
     #: training data and the device, e.g. to precompute a frozen model's outputs once
-    on_start: Callable[["MultiViewDataset", torch.device], None] | None = None
+    on_start: Callable[[MultiViewDataset, torch.device], None] | None = None
     #: called by the engine at the end of each epoch of this stage (e.g. DMRNet's weak-view choice)
     on_epoch_end: Callable[[int], None] | None = None
     #: called once the stage's epochs are done, before it is checkpointed as complete; must be
     #: idempotent (a resumed run may call it again)
-    on_end: Callable[["MultiViewDataset", torch.device], None] | None = None
+    on_end: Callable[[MultiViewDataset, torch.device], None] | None = None
     #: extra modules to keep in train mode although no step optimises them
     train_modules: list[nn.Module] = field(default_factory=list)
     #: called with the epoch's mean loss terms; returns warnings (e.g. an estimate that stopped
@@ -103,9 +106,10 @@ class Method(nn.Module):
     """Base class of all methods. Subclasses set ``name``, ``Config`` and ``stage_defaults``."""
 
     name: ClassVar[str] = ""
-    Config: ClassVar[type]
+    Config: ClassVar[type[Any]]   # the method's settings, a dataclass
     #: stage name → default StageConfig values, in training order
-    stage_defaults: ClassVar[dict[str, dict]] = {"train": {}}
+    stage_defaults: ClassVar[StageDefaults] = {"train": {}}
+    global_step: Tensor   # buffer: optimiser steps taken
 
     def check_views(self, views: list[Tensor], mask: Tensor | None = None) -> None:
         """Raise a :class:`DataError` unless ``views`` (and ``mask``) fit the data the model was built for:
@@ -124,10 +128,10 @@ class Method(nn.Module):
                 raise DataError(f"{tag}: shape {tuple(x.shape)}, the model expects (N, "
                                 f"{', '.join(map(str, self.spec.view_shapes[v]))}) with N = {views[0].shape[0]}")
         if mask is not None and (not isinstance(mask, Tensor) or tuple(mask.shape) != (views[0].shape[0], n)):
-            got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-            raise DataError(f"{self.name}: mask must be a ({views[0].shape[0]}, {n}) bool tensor, got {got}")
+            found = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise DataError(f"{self.name}: mask must be a ({views[0].shape[0]}, {n}) bool tensor, got {found}")
 
-    def __init__(self, cfg, spec: DataSpec):
+    def __init__(self, cfg: Any, spec: DataSpec):
         super().__init__()
         if spec.n_views < 2:
             raise ConfigError(f"method {self.name}: needs at least 2 views, the data has {spec.n_views}")
@@ -177,17 +181,31 @@ def apply_present(net: nn.Module, x: Tensor, present: Tensor) -> Tensor:
         return net(x)
     idx = present.nonzero(as_tuple=True)[0]
     sub = x[idx]
-    if net.training and idx.numel() == 1:
-        out = net(sub.expand(2, *sub.shape[1:]))[:1]
-    else:
-        out = net(sub)
+    out = net(sub.expand(2, *sub.shape[1:]))[:1] if net.training and idx.numel() == 1 else net(sub)
     full = out.new_zeros(x.shape[0], *out.shape[1:])
     return full.index_copy(0, idx, out)
 
 
-def apply_each(nets: Sequence[nn.Module], xs: Sequence[Tensor], mask: Tensor) -> list[Tensor]:
+def apply_each(nets: Iterable[nn.Module], xs: Iterable[Tensor], mask: Tensor) -> list[Tensor]:
     """``apply_present(nets[v], xs[v], mask[:, v])`` for every view v: per-view networks on present samples."""
     return [apply_present(net, x, mask[:, v]) for v, (net, x) in enumerate(zip(nets, xs))]
+
+
+# ---------------------------------------------------------------------------- capabilities
+@runtime_checkable
+class ViewPredictor(Protocol):
+    """A method that predicts every view from the available ones (it has ``predict``: MRDD, FAE)."""
+
+    def eval(self) -> Any: ...
+
+    def predict(self, views: list[Tensor], mask: Tensor | None = None) -> list[Tensor]: ...
+
+
+@runtime_checkable
+class LabelPredictor(Protocol):
+    """A supervised method: class scores from the available views (it has ``predict_logits``: Fusion, DMRNet)."""
+
+    def predict_logits(self, views: list[Tensor], mask: Tensor | None = None) -> Tensor: ...
 
 
 # ---------------------------------------------------------------------------- registry

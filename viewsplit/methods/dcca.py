@@ -18,6 +18,7 @@ both are present (:meth:`DCCALoss.forward`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +29,7 @@ from ..errors import ConfigError
 from ..losses import DCCALoss
 from ..losses.dcca import VARIANTS
 from ..models.backbones import BackboneConfig
-from .base import DataSpec, Method, Stage, Step, apply_each, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 from .softcca import normed_encoder
 
 
@@ -63,7 +64,8 @@ class DCCAConfig:
 class DCCA(Method):
     name = "dcca"
     Config = DCCAConfig
-    stage_defaults = {"train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
+    stage_defaults: ClassVar[StageDefaults] = {
+        "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
 
     def __init__(self, cfg: DCCAConfig, spec: DataSpec):
         super().__init__(cfg, spec)

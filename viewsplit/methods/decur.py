@@ -42,7 +42,9 @@ Deviations from the reference code (all deliberate):
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +55,7 @@ from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
 from ..losses import decur_loss
 from ..models.backbones import BackboneConfig, feature_encoder
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
 
 @dataclass
@@ -104,7 +106,7 @@ def projector(in_dim: int, sizes: list[int]) -> nn.Sequential:
     """[Linear(no bias) → BatchNorm1d → ReLU] per hidden width, then Linear(no bias) (reference projector)."""
     layers: list[nn.Module] = []
     dims = [in_dim, *sizes]
-    for a, b in zip(dims[:-2], dims[1:-1]):
+    for a, b in itertools.pairwise(dims[:-1]):
         layers += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
     layers.append(nn.Linear(dims[-2], dims[-1], bias=False))
     return nn.Sequential(*layers)
@@ -114,7 +116,8 @@ def weight_decay_groups(modules: list[nn.Module], bias_lr_scale: float = 1.0) ->
     """Weights (ndim > 1) keep the stage's weight decay; biases and norm parameters (ndim = 1) get none
     and lr × ``bias_lr_scale`` (the reference's two groups, without its decay on biases/BN)."""
     seen: set[int] = set()
-    weights, others = [], []
+    weights: list[nn.Parameter] = []
+    others: list[nn.Parameter] = []
     for m in modules:
         for p in m.parameters():
             if id(p) not in seen:
@@ -127,8 +130,11 @@ def weight_decay_groups(modules: list[nn.Module], bias_lr_scale: float = 1.0) ->
 class DeCUR(Method):
     name = "decur"
     Config = DeCURConfig
-    stage_defaults = {"train": {"optimizer": "adamw", "epochs": 100, "batch_size": 256, "lr": 1e-3,
-                                "weight_decay": 1e-4, "scheduler": "cosine"}}
+    stage_defaults: ClassVar[StageDefaults] = {
+        "train": {"optimizer": "adamw", "epochs": 100, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4,
+                  "scheduler": "cosine"}}
+    z_mean: Tensor
+    z_std: Tensor
 
     def __init__(self, cfg: DeCURConfig, spec: DataSpec):
         super().__init__(cfg, spec)

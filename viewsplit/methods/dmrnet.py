@@ -96,6 +96,8 @@ class ProbabilisticEmbedding(nn.Module):
 class DMRNet(Fusion):
     name = "dmrnet"
     Config = DMRNetConfig
+    embed: ProbabilisticEmbedding   # built by build_embedding below
+    epochs_done: Tensor
 
     def __init__(self, cfg: DMRNetConfig, spec: DataSpec):
         if spec.n_views > MAX_VIEWS:

@@ -21,6 +21,7 @@ an available view from its own code, a missing one from [C ; 0] (0 = the mean of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +30,7 @@ from ..config import check_positive
 from ..data.multiview import Batch
 from ..losses import SoftCCALoss, masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder
-from .base import DataSpec, Method, Stage, Step, apply_each, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 from .softcca import check_sdl_keys, normed_encoder
 
 
@@ -65,7 +66,8 @@ class FAEConfig:
 class FactorisationAE(Method):
     name = "fae"
     Config = FAEConfig
-    stage_defaults = {"train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
+    stage_defaults: ClassVar[StageDefaults] = {
+        "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
 
     def __init__(self, cfg: FAEConfig, spec: DataSpec):
         super().__init__(cfg, spec)
@@ -81,7 +83,7 @@ class FactorisationAE(Method):
 
     def shared(self, codes: list[Tensor], mask: Tensor) -> Tensor:
         """C = mean of s_v over the available views (missing codes are zeros)."""
-        total = sum(c[:, : self.cfg.shared_dim] for c in codes)
+        total = sum((c[:, : self.cfg.shared_dim] for c in codes), torch.zeros(()))
         return total / mask.sum(1, keepdim=True).to(total.dtype)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:

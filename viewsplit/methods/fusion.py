@@ -29,6 +29,7 @@ hard-combination terms.  (The reference's own ``pme = 0`` baseline classifies h 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError, DataError
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.masking import modality_drop
-from .base import DataSpec, Method, Stage, Step, apply_each, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 
 #: DMRNet's reference optimisation (CREMA-D / Kinetics-Sounds)
 REFERENCE_SCHEDULE = {"optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4, "scheduler": "step",
@@ -71,7 +72,7 @@ def embedding_layer(in_dim: int, z_dim: int) -> nn.Sequential:
 class Fusion(Method):
     name = "fusion"
     Config = FusionConfig
-    stage_defaults = {"train": REFERENCE_SCHEDULE}
+    stage_defaults: ClassVar[StageDefaults] = {"train": REFERENCE_SCHEDULE}
 
     def __init__(self, cfg: FusionConfig, spec: DataSpec):
         super().__init__(cfg, spec)
@@ -102,6 +103,8 @@ class Fusion(Method):
     # ------------------------------------------------------------------ training
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         mask = self.training_mask(batch.mask)
+        if batch.labels is None:
+            raise DataError(f"{self.name}: is supervised; its training batches need labels")
         z = self.embedding(torch.cat(self.features(batch.views, mask), 1))
         ce = F.cross_entropy(self.classifier(z), batch.labels)
         return {"objective": ce, "ce": ce.detach()}

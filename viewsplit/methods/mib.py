@@ -53,6 +53,7 @@ method's stage defaults.  No trained models or MIR-Flickr / Sketchy code exist u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +66,7 @@ from ..errors import ConfigError
 from ..losses.mib import NEGATIVES, ExponentialScheduler, MIBCritic, mib_loss, posterior_params, view_pairs
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.stochastic import GaussianSample
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
 
 def _reference_encoder() -> BackboneConfig:
@@ -128,8 +129,9 @@ class GaussianEncoder(nn.Module):
 class MIB(Method):
     name = "mib"
     Config = MIBConfig
-    stage_defaults = {"train": {"epochs": 1000, "batch_size": 64, "optimizer": "adam", "lr": 1e-4,
-                                "weight_decay": 0.0, "drop_last": False}}
+    stage_defaults: ClassVar[StageDefaults] = {
+        "train": {"epochs": 1000, "batch_size": 64, "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0,
+                  "drop_last": False}}
 
     def __init__(self, cfg: MIBConfig, spec: DataSpec):
         super().__init__(cfg, spec)
@@ -145,14 +147,18 @@ class MIB(Method):
 
     def raw(self, views: list[Tensor], mask: Tensor) -> list[Tensor]:
         """Per-view encoder outputs ``(B, 2·z_dim)``; zeros where a view is missing."""
-        return [apply_present(self.encoders[self.view_encoder[v]], x, mask[:, v]) for v, x in enumerate(views)]
+        return [apply_present(self.encoder_of(v), x, mask[:, v]) for v, x in enumerate(views)]
+
+    def encoder_of(self, v: int) -> GaussianEncoder:
+        """View v's encoder (``nn.ModuleList`` items are plain modules to a type checker)."""
+        return cast(GaussianEncoder, self.encoders[self.view_encoder[v]])
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """L_MIB of a batch, with one reparameterised sample z_v = μ_v + σ_v ⊙ ε_v per view."""
         views = batch.views if self.cfg.augment is None else [augment(x, self.cfg.augment) for x in batch.views]
         outs = self.raw(views, batch.mask)
         params = [posterior_params(o) for o in outs]
-        zs = [self.encoders[self.view_encoder[v]].sample(mu, sigma) for v, (mu, sigma) in enumerate(params)]
+        zs = [self.encoder_of(v).sample(mu, sigma) for v, (mu, sigma) in enumerate(params)]
         return self.objective([p[0] for p in params], [p[1] for p in params], zs, batch.mask)
 
     def objective(self, mus: list[Tensor], sigmas: list[Tensor], zs: list[Tensor], mask: Tensor) -> dict[str, Tensor]:

@@ -59,7 +59,9 @@ Deviations from the reference code, all deliberate (methods.md §1.5):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -71,8 +73,7 @@ from ..models.backbones import BackboneConfig, feature_encoder, view_decoder
 from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
 from ..models.stochastic import GaussianSample
-from .base import DataSpec, Method, Stage, Step, apply_present, register_method
-
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
 #: nats: an epoch-mean CLUB estimate below −CLUB_NOISE is flagged as an invalid bound
 CLUB_NOISE = 0.1
@@ -182,13 +183,13 @@ class ConsistencyAE(nn.Module):
 
     def features(self, views: list[Tensor], mask: Tensor) -> list[Tensor]:
         """Per-view features; views sharing an encoder run through it as one batch."""
-        feats: list[Tensor | None] = [None] * len(views)
+        feats: dict[int, Tensor] = {}
         for enc, group in zip(self.encoders, self.groups):
             x = torch.cat([views[v] for v in group])
             present = torch.cat([mask[:, v] for v in group])
             for v, f in zip(group, apply_present(enc, x, present).chunk(len(group))):
                 feats[v] = f
-        return feats
+        return [feats[v] for v in range(len(views))]
 
     def posterior(self, views: list[Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
         return self.fc_z(torch.cat(self.features(views, mask), 1)).chunk(2, dim=1)
@@ -212,10 +213,13 @@ class SpecificVAE(nn.Module):
 class MRDD(Method):
     name = "mrdd"
     Config = MRDDConfig
-    _optim = {"optimizer": "adamw", "lr": 5e-4, "betas": [0.9, 0.95], "weight_decay": 1e-4, "scheduler": "cosine",
-              "t_max": 20, "eta_min": 5e-7}
-    stage_defaults = {"consistency": {**_optim, "epochs": 200, "batch_size": 2048, "grad_clip": 1.0},
-                      "disentangle": {**_optim, "epochs": 200, "batch_size": 1024}}
+    _optim: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 5e-4, "betas": [0.9, 0.95],
+                                        "weight_decay": 1e-4, "scheduler": "cosine", "t_max": 20, "eta_min": 5e-7}
+    stage_defaults: ClassVar[StageDefaults] = {
+        "consistency": {**_optim, "epochs": 200, "batch_size": 2048, "grad_clip": 1.0},
+        "disentangle": {**_optim, "epochs": 200, "batch_size": 1024}}
+    c_mean: Tensor
+    c_std: Tensor
 
     def __init__(self, cfg: MRDDConfig, spec: DataSpec):
         super().__init__(cfg, spec)
@@ -231,8 +235,19 @@ class MRDD(Method):
         self.register_buffer("c_mean", torch.zeros(cfg.c_dim))
         self.register_buffer("c_std", torch.ones(cfg.c_dim))
 
+    @property
+    def vaes(self) -> list[SpecificVAE]:
+        """The views' specific VAEs (``specific``), typed: ``nn.ModuleList`` items are plain modules to a
+        type checker."""
+        return cast("list[SpecificVAE]", list(self.specific))
+
+    @property
+    def clubs(self) -> list[CLUBSample]:
+        """The views' CLUB critics (``critics``), typed like :attr:`vaes`."""
+        return cast("list[CLUBSample]", list(self.critics))
+
     # ------------------------------------------------------------------ modes
-    def train(self, mode: bool = True) -> "MRDD":
+    def train(self, mode: bool = True) -> MRDD:
         """Once stage 2 has begun, the consistency model stays in eval mode whatever is asked (D2)."""
         super().train(mode)
         if self._frozen:
@@ -284,10 +299,10 @@ class MRDD(Method):
                 batch.cache["c"] = self.consistent_code(batch.views, batch.mask)
         return batch.cache["c"]
 
-    def _per_view(self, batch: Batch):
+    def _per_view(self, batch: Batch) -> Iterator[tuple[int, Tensor, Tensor, Tensor, Tensor, Tensor]]:
         """For each view: (v, its present samples' x, their c, μ_v, logvar_v, sampled s_v)."""
         c = self._c(batch)
-        for v, vae in enumerate(self.specific):
+        for v, vae in enumerate(self.vaes):
             present = batch.mask[:, v]
             x, cv = batch.views[v], c
             if not bool(present.all()):
@@ -318,10 +333,10 @@ class MRDD(Method):
         total = batch.views[0].new_zeros(())
         out: dict[str, Tensor] = {}
         for v, mu, logvar, cv in batch.cache["critic_inputs"]:
-            s = self._club_code(self.specific[v].sample.from_logvar(mu, logvar))   # a fresh sample each repeat
-            total = total + self.critics[v].learning_loss(s, cv)
+            s = self._club_code(self.vaes[v].sample.from_logvar(mu, logvar))   # a fresh sample each repeat
+            total = total + self.clubs[v].learning_loss(s, cv)
             with torch.no_grad():
-                out[f"nll_nats_{v}"] = self.critics[v].nll(s, cv)
+                out[f"nll_nats_{v}"] = self.clubs[v].nll(s, cv)
         return {"objective": total, **out}
 
     def disentangle_loss(self, batch: Batch) -> dict[str, Tensor]:
@@ -329,7 +344,7 @@ class MRDD(Method):
         recon = kl = club = batch.views[0].new_zeros(())
         per_view: dict[str, Tensor] = {}
         for v, x, cv, mu, logvar, s in self._per_view(batch):
-            x_hat = self.specific[v].decoder(torch.cat([s, cv], 1))
+            x_hat = self.vaes[v].decoder(torch.cat([s, cv], 1))
             sse = per_sample_sse(x, x_hat)
             recon = recon + (sse.mean() if cfg.recon_reduction == "batch_mean" else sse.sum())
             kl = kl + gaussian_kl(mu, logvar).mean()
@@ -352,7 +367,7 @@ class MRDD(Method):
 
     def released_code_loss(self, batch: Batch) -> dict[str, Tensor]:
         """Defect D1 reproduced: λ·(−loglik(s_v, c)) minimised jointly by encoder and critic."""
-        nll = sum((-self.critics[v].loglik(s, cv) for v, _, cv, _, _, s in self._per_view(batch)),
+        nll = sum((-self.clubs[v].loglik(s, cv) for v, _, cv, _, _, s in self._per_view(batch)),
                   batch.views[0].new_zeros(()))
         return {"objective": self.cfg.lam * nll, "critic_nll": nll.detach()}
 
@@ -385,7 +400,7 @@ class MRDD(Method):
         """(μ_v, σ_v) of every specific code (zeros where the view is missing)."""
         mask = self.resolve_mask(views, mask)
         out = {}
-        for v, vae in enumerate(self.specific):
+        for v, vae in enumerate(self.vaes):
             mu, logvar = apply_present(vae.encoder, views[v], mask[:, v]).chunk(2, dim=1)
             out[f"V_{v}"] = (mu, (0.5 * logvar).exp() * mask[:, v : v + 1])
         return out
@@ -407,7 +422,7 @@ class MRDD(Method):
         codes = self.encode(views, mask)
         c = codes["C"]
         out = []
-        for v, vae in enumerate(self.specific):
+        for v, vae in enumerate(self.vaes):
             x_hat = vae.decoder(torch.cat([codes[f"V_{v}"], c], 1))
             if self.cfg.missing_decoder == "stage1":
                 present = mask[:, v].view(-1, *[1] * (x_hat.dim() - 1))
@@ -428,6 +443,7 @@ class MRDD(Method):
                 continue
             out[f"view{v}_reconstructions"] = [x, self.consistency.decoders[v](c), stage2[v]]
             s, n = codes[f"V_{v}"], x.shape[0]
-            swaps = [self.specific[v].decoder(torch.cat([s, c[i : i + 1].expand(n, -1)], 1)) for i in range(n)]
+            decoder = self.vaes[v].decoder
+            swaps = [decoder(torch.cat([s, c[i : i + 1].expand(n, -1)], 1)) for i in range(n)]
             out[f"view{v}_swap"] = [x, *swaps]
         return out

@@ -24,6 +24,7 @@ samples where both are (details in :class:`~viewsplit.losses.SoftCCALoss`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -34,10 +35,19 @@ from ..errors import ConfigError
 from ..losses import SoftCCALoss
 from ..losses.sdl import ALIGNMENTS, REDUCTIONS
 from ..models.backbones import BackboneConfig, view_encoder
-from .base import DataSpec, Method, Stage, Step, apply_each, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 
 
-def check_sdl_keys(cfg, prefix: str = "model") -> None:
+class SDLKeys(Protocol):
+    """The SDL settings Soft CCA's and the factorisation autoencoder's configs share."""
+
+    alpha: float
+    reduction: str
+    align: str
+    eps: float
+
+
+def check_sdl_keys(cfg: SDLKeys, prefix: str = "model") -> None:
     """Validate the SDL keys shared by Soft CCA and the factorisation autoencoder."""
     if not 0.0 <= cfg.alpha < 1.0:
         raise ConfigError(f"{prefix}.alpha: must lie in [0, 1), got {cfg.alpha}")
@@ -86,7 +96,8 @@ class SoftCCAConfig:
 class SoftCCA(Method):
     name = "softcca"
     Config = SoftCCAConfig
-    stage_defaults = {"train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
+    stage_defaults: ClassVar[StageDefaults] = {
+        "train": {"optimizer": "adam", "lr": 1e-3, "epochs": 50, "batch_size": 256}}
 
     def __init__(self, cfg: SoftCCAConfig, spec: DataSpec):
         super().__init__(cfg, spec)

@@ -107,7 +107,7 @@ class ConvDecoder(nn.Module):
         rev = list(reversed(channels))
         self.start = (rev[0], *self.sizes[0])
         self.fc = nn.Linear(in_dim, rev[0] * self.sizes[0][0] * self.sizes[0][1])
-        outs = rev[1:] + [c]
+        outs = [*rev[1:], c]
         self.stages = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=i == len(rev) - 1)
                                     for i, (a, b) in enumerate(zip(rev, outs)))
         self.norms = nn.ModuleList(_norm2d(norm, b) for b in outs[:-1])

@@ -1,7 +1,7 @@
 """BatchNorm re-calibration: recompute running statistics on the data a model will see."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn

@@ -1,0 +1,84 @@
+"""``viewsplit datasets``, ``methods`` and ``bench``: what is available, and methods × data sets over seeds."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from ..data import DATASETS, DataConfig
+
+    rows = []
+    for name, info in sorted(DATASETS.items()):
+        cfg = DataConfig(name=name, root=args.root)
+        found, where = info.locate(cfg)
+        rows.append((name, info.shape, "yes" if found else "no", where, info.summary))
+    print("| name | views, shapes, samples, classes | found | where | description |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..config import StageConfig, _plain
+    from ..methods import available_methods, get_method
+
+    names = args.names or available_methods()
+    defaults = _plain(StageConfig())
+    print("Stage keys (stages.<stage>.<key>) and their defaults: "
+          + ", ".join(f"{k}={v}" for k, v in defaults.items()) + "\n")
+    for name in names:
+        cls = get_method(name)
+        doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip().splitlines()
+        print(f"{name}: {doc[0] if doc else ''}")
+        for stage, over in cls.stage_defaults.items():
+            print(f"  stage {stage}: " + (", ".join(f"{k}={v}" for k, v in over.items()) or "the defaults above"))
+        model = _flat(_plain(cls.Config())) if dataclasses.is_dataclass(cls.Config) else {}
+        print("  model keys: " + (", ".join(f"{k}={v}" for k, v in model.items()) or "none") + "\n")
+    return 0
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Nested keys as dotted paths: ``{"backbone": {"hidden": [64]}}`` → ``{"backbone.hidden": [64]}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..bench import bench, markdown
+
+    table = bench(args.methods.split(","), args.datasets.split(","), args.seeds, args.out, args.overrides)
+    print(markdown(table, args.seeds))
+    print(f"tables: {args.out / 'bench.md'}, {args.out / 'bench.json'}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """The ``datasets``, ``methods`` and ``bench`` sub-commands."""
+    d = sub.add_parser("datasets", help="list the built-in data sets and whether their files were found",
+                       formatter_class=fmt)
+    d.add_argument("--root", help="also look for data files in this folder")
+    d.set_defaults(fn=cmd_datasets)
+
+    me = sub.add_parser("methods", help="list each method's stages and config keys with their defaults",
+                        formatter_class=fmt)
+    me.add_argument("names", nargs="*", help="methods to show (default: all of them)")
+    me.set_defaults(fn=cmd_methods)
+
+    b = sub.add_parser("bench", help="train and evaluate methods × data sets over seeds; write a results table",
+                       formatter_class=fmt)
+    b.add_argument("--methods", default="mrdd,mib,decur,softcca,fae,dcca,autoencoder",
+                   help="comma-separated methods (each needs configs/<data set>/<method>.yaml)")
+    b.add_argument("--datasets", default="handwritten", help="comma-separated data sets")
+    b.add_argument("--seeds", type=int, default=3, help="training seeds per method (train.seed = 0 … seeds-1)")
+    b.add_argument("--out", type=Path, default=Path("runs") / "bench", help="benchmark folder")
+    b.add_argument("overrides", nargs="*", help="key=value overrides applied to every run; METHOD:key=value "
+                                                "applies to one method only, e.g. mib:model.beta=1")
+    b.set_defaults(fn=cmd_bench)

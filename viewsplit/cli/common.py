@@ -1,0 +1,43 @@
+"""What the command modules share: the help formatter, config look-up and the report summary.
+
+Nothing here imports torch, so that ``viewsplit --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help text states it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        positional = not action.option_strings and action.nargs not in ("*", "?")
+        if "default" in text or action.default is argparse.SUPPRESS or positional or action.required:
+            return text
+        default = action.default
+        if isinstance(default, list):
+            value = ", ".join(default) or "none"
+        else:  # by identity: 0 == False, and a default of 0 is not "off"
+            value = "none" if default is None else "off" if default is False else "on" if default is True else default
+        return f"{text} (default: {value})"
+
+
+def config_path(name: str) -> Path:
+    """A YAML path, or a shipped config named like ``handwritten/mrdd``."""
+    from ..config import CONFIG_DIR
+
+    p = Path(name)
+    if p.exists() or p.suffix in (".yaml", ".yml"):
+        return p
+    shipped = CONFIG_DIR / f"{name}.yaml"
+    return shipped if shipped.exists() else p
+
+
+def print_summary(metrics: dict, folder: Path, label: str = "run folder") -> None:
+    """The report's tables (:func:`viewsplit.eval.evaluate.markdown`) and where it was written."""
+    from ..eval.evaluate import markdown
+
+    print(markdown(metrics))
+    print(f"{label}: {folder}")

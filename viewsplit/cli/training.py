@@ -1,0 +1,107 @@
+"""``viewsplit train``, ``run``, ``eval`` and ``demo``: train a method into a run folder, evaluate it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import config_path, print_summary
+
+DEMO_CONFIG = "handwritten/mrdd"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..engine.run import train
+
+    run = train(load_config(config_path(args.config), args.overrides), args.out, args.resume, args.allow_changed)
+    if run.is_main:
+        print(f"trained: {run.run_dir}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..engine.run import run_all
+
+    run, metrics = run_all(load_config(config_path(args.config), args.overrides), args.out, args.resume,
+                           args.allow_changed)
+    if metrics is not None:
+        print_summary(metrics, run.run_dir)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..config import build_config, merge, parse_override
+    from ..engine.run import evaluate_missing_run, evaluate_run, load_run
+    from ..errors import ConfigError
+
+    run = load_run(args.run_dir, device=args.device, checkpoint=args.checkpoint)
+    if args.mine:
+        args.overrides = [*args.overrides, "eval.mine=true"]
+    if args.overrides:
+        raw = run.cfg.to_dict()
+        for item in args.overrides:
+            if not item.startswith("eval."):
+                raise ConfigError(f"{item!r}: viewsplit eval only takes eval.* overrides")
+            raw = merge(raw, parse_override(item))
+        run.cfg = build_config(raw)
+    out = args.out or run.run_dir
+    if args.missing:
+        from ..eval.missing import markdown
+
+        print(markdown(evaluate_missing_run(run, out)))
+        print(f"missing-view report: {out / 'missing.md'}, {out / 'missing.json'}")
+        return 0
+    print_summary(evaluate_run(run, out), out, "report folder")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from ..config import load_config
+    from ..engine.run import run_all
+
+    out = args.out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    run, metrics = run_all(load_config(config_path(DEMO_CONFIG), args.overrides), out)
+    if metrics is not None:
+        print_summary(metrics, run.run_dir)
+    return 0
+
+
+def _allow_changed(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """The ``train``, ``run``, ``eval`` and ``demo`` sub-commands."""
+    for name, fn, help_ in (("train", cmd_train, "train every stage of a method"),
+                            ("run", cmd_run, "train every stage, evaluate and write the report")):
+        s = sub.add_parser(name, help=help_, formatter_class=fmt)
+        s.add_argument("config", help="YAML run config (or a shipped one, e.g. handwritten/autoencoder)")
+        s.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stages.train.epochs=5")
+        s.add_argument("--out", type=Path, help="run folder (default: runs/<data>-<method>-<time>)")
+        s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+        s.add_argument("--allow-changed", type=_allow_changed, default=[], metavar="KEY[,KEY]",
+                       help="with --resume: config keys that may differ from the saved run, e.g. stages.train.lr "
+                            "or train.threads (stages.* and train.* only; wildcards like stages.*.lr allowed)")
+        s.set_defaults(fn=fn)
+
+    e = sub.add_parser("eval", help="evaluate a trained run and write metrics.json / metrics.md", formatter_class=fmt)
+    e.add_argument("run_dir", type=Path, help="the run folder")
+    e.add_argument("overrides", nargs="*", help="eval.* overrides, e.g. eval.secondary_splits=[train]")
+    e.add_argument("--device", help="evaluate on this device (default: the run's train.device)")
+    e.add_argument("--checkpoint", default="final", help="checkpoint name in RUN_DIR/checkpoints")
+    e.add_argument("--out", type=Path, help="write the report to this folder instead of RUN_DIR "
+                                            "(keeps the run's own metrics.json / metrics.md)")
+    what = e.add_mutually_exclusive_group()
+    what.add_argument("--mine", action="store_true", help="also estimate I(C; V_v) with MINE (redundancy)")
+    what.add_argument("--missing", action="store_true",
+                      help="instead of the standard report, evaluate every view combination (and imputation for "
+                           "methods that predict views); writes missing.json / missing.md")
+    e.set_defaults(fn=cmd_eval)
+
+    m = sub.add_parser("demo", help="run the main method on the embedded Handwritten data", formatter_class=fmt)
+    m.add_argument("overrides", nargs="*", help="key=value overrides of the demo config (handwritten/mrdd)")
+    m.add_argument("--out", type=Path, help="run folder (default: runs/demo-<time>)")
+    m.set_defaults(fn=cmd_demo)
