@@ -42,3 +42,47 @@ def test_reports_hold_raw_view_rows(tmp_path, digits_npz):
     md = (tmp_path / "run" / "metrics.md").read_text()
     assert "| raw_all |" in md and "| raw_0 |" in md
     assert "raw_all" in json.loads((tmp_path / "run" / "metrics.json").read_text())["classification"]
+
+
+def test_max_samples_caps_each_split_before_extraction_raw_baselines_included(digits_npz):
+    """eval.max_samples: each split larger than the cap is replaced by the documented seeded subsample before
+    extraction; the report equals the uncapped protocol on that subsample and says what was evaluated."""
+    import dataclasses
+
+    from viewsplit.config import EvalConfig
+    from viewsplit.data import DataConfig, load_dataset
+    from viewsplit.data.multiview import DataSplits
+    from viewsplit.eval.baselines import RawViews, add_raw_baselines
+    from viewsplit.eval.evaluate import cap_splits, evaluate, markdown
+
+    splits = load_dataset(DataConfig(name="npz", path=str(digits_npz)))
+    n = {s: len(getattr(splits, s)) for s in ("train", "test")}
+    assert min(n.values()) > 100
+    capped, record = cap_splits(splits, 100)
+    for s in ("train", "test"):
+        idx = np.sort(np.random.default_rng(0).choice(n[s], size=100, replace=False))
+        full, part = getattr(splits, s), getattr(capped, s)
+        assert torch.equal(part.views[1], full.views[1][idx]) and torch.equal(part.labels, full.labels[idx])
+        assert record[s] == (f"a seeded subsample of 100 of {n[s]} samples (numpy default_rng(0), without "
+                             "replacement, in data-set order)")
+    for cap in (0, 10_000):   # no cap, or a cap above the sizes: the same data sets, untouched
+        same, rec = cap_splits(splits, cap)
+        assert same.train is splits.train and same.test is splits.test and rec["test"] == f"all {n['test']} samples"
+
+    cfg = EvalConfig(kmeans_seeds=2, probes=["logreg", "knn"], secondary_splits=["train"], max_samples=100,
+                     redundancy=False, figures=False)
+    got = evaluate(RawViews(), splits, cfg)
+    ref = evaluate(RawViews(), DataSplits(capped.train, capped.test, splits.cluster_on, splits.info),
+                   dataclasses.replace(cfg, max_samples=0))
+    for key in ("clustering", "classification", "secondary"):
+        assert got[key] == ref[key], key
+    assert got["protocol"]["samples"] == {"max_samples": 100, **record}
+    assert ref["protocol"]["samples"] == {"max_samples": 0, "train": "all 100 samples", "test": "all 100 samples"}
+    assert got["protocol"]["kmeans"]["fit"] == {"test": "fitted on all 100 points", "train": "fitted on all 100 points"}
+    md = markdown(got)
+    assert f"Evaluated (eval.max_samples = 100): train split: a seeded subsample of 100 of {n['train']} samples" in md
+    assert "k-means: test: fitted on all 100 points; train: fitted on all 100 points." in md
+    # the raw-baseline rows of a report go through the same cap
+    raw = add_raw_baselines({"secondary": {"train": {"clustering": {}}}}, splits, cfg)
+    assert raw["clustering"]["raw_all"] == ref["clustering"]["raw_all"]
+    assert raw["classification"]["raw_0"] == ref["classification"]["raw_0"]

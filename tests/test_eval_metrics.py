@@ -64,3 +64,38 @@ def test_report_omits_probe_table_when_no_probe_ran():
                "clustering": {"C": {"acc": score, "nmi": score, "ari": score}}}
     text = markdown(metrics)
     assert "k-means" in text and "Probes" not in text
+
+
+def test_extraction_fills_float64_arrays_in_data_set_order_in_eval_mode():
+    """``extract`` gives every sample's code once, in order, as float64 (the float32 values widened), whatever the
+    batch size; codes are computed in eval mode and the module's training mode is restored afterwards."""
+    import torch
+    from torch import nn
+
+    from viewsplit.data.multiview import MultiViewDataset
+    from viewsplit.eval.evaluate import _collect, code_batches, extract
+
+    class Codes(nn.Module):   # dropout with p=1 zeroes everything in training mode: a test of eval mode
+        name = "codes"
+
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(1.0)
+
+        def encode(self, views, mask=None):
+            return {"a": self.drop(views[0]), "b": views[1].flatten(1) * 3}
+
+    rng = np.random.default_rng(0)
+    x0 = torch.from_numpy(rng.normal(size=(103, 4)).astype(np.float32))
+    x1 = torch.from_numpy(rng.integers(0, 256, (103, 1, 2, 3)).astype(np.uint8))
+    ds = MultiViewDataset([x0, x1])
+    m = Codes().train()
+    for bs in (10, 103, 500):
+        out = extract(m, ds, bs)
+        assert m.training and set(out) == {"a", "b"}
+        assert out["a"].dtype == out["b"].dtype == np.float64 and out["b"].shape == (103, 6)
+        assert np.array_equal(out["a"], x0.numpy().astype(np.float64))
+        assert np.array_equal(out["b"], (x1.float() / 255).flatten(1).mul(3).numpy().astype(np.float64))
+    first = next(code_batches(m, ds, 10, "cpu", m.encode))   # an abandoned iteration leaves the mode alone
+    assert m.training and first["a"].shape == (10, 4) and first["a"].dtype == torch.float32
+    assert _collect(m, ds, 10, "cpu", lambda views, mask: {}) == {}   # no codes (e.g. no Gaussian posteriors)

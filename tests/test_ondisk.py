@@ -220,6 +220,21 @@ def test_two_process_ddp_over_the_streamed_folder_equals_one_process(tmp_path):
     assert all(torch.allclose(single[k].float(), ddp[k].float(), atol=1e-5) for k in single)
 
 
+def test_the_evaluation_cap_reads_the_same_rows_from_disk(tmp_path):
+    """eval.max_samples on a streamed folder subsamples the mapped views (no read of the whole split) and gives
+    the same batches as on the folder read into memory."""
+    from viewsplit.eval.evaluate import cap_splits
+
+    folder = _folder(tmp_path, _arrays())
+    mem = load_dataset(DataConfig(name="folder", path=str(folder), stream=False))
+    disk = load_dataset(DataConfig(name="folder", path=str(folder), stream=True))
+    (a, rec_a), (b, rec_b) = cap_splits(mem, 50), cap_splits(disk, 50)
+    assert isinstance(b.train, OnDiskDataset) and isinstance(b.test, OnDiskDataset) and rec_a == rec_b
+    for split in ("train", "test"):
+        assert len(getattr(b, split)) == 50
+        _same_batches(getattr(a, split), getattr(b, split))
+
+
 def test_a_rank_reads_only_its_shard(tmp_path, monkeypatch):
     disk = load_dataset(DataConfig(name="folder", path=str(_folder(tmp_path, _arrays(101))), stream=True))
     read: list[int] = []

@@ -168,6 +168,10 @@ class EvalConfig:
     probe_solver: str = "torch"
     #: k-means on more points than this fits on a seeded subsample of this many and assigns all (0 = never)
     kmeans_fit_samples: int = 20000
+    #: each split contributes at most this many samples to the evaluation: a larger split is replaced, before
+    #: its features are extracted, by a seeded subsample (numpy default_rng(0), without replacement, kept in
+    #: data-set order), for every measure and the raw baselines (0 = never; eval/evaluate.py cap_splits)
+    max_samples: int = 100000
 
     def validate(self, key: str = "eval") -> None:
         check_positive(self.kmeans_seeds, f"{key}.kmeans_seeds", allow_zero=True)
@@ -180,6 +184,7 @@ class EvalConfig:
         check_positive(self.plot_points, f"{key}.plot_points")
         check_choice(self.probe_solver, ("torch", "sklearn"), f"{key}.probe_solver")
         check_positive(self.kmeans_fit_samples, f"{key}.kmeans_fit_samples", allow_zero=True)
+        check_positive(self.max_samples, f"{key}.max_samples", allow_zero=True)
         for p in self.probes:
             check_choice(p, PROBES, f"{key}.probes")
         for s in self.secondary_splits:

@@ -39,7 +39,7 @@ from .engine import checkpoint as ckpt
 from .engine.run import build, load_model
 from .engine.trainer import Trainer
 from .errors import DataError
-from .eval.evaluate import compose, extract
+from .eval.evaluate import check_finite, code_batches, compose, extract
 from .methods import get_method
 from .methods.base import LabelPredictor, Method, ViewPredictor
 
@@ -133,13 +133,25 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         return hasattr(get_method(cls.method_name), "predict_logits")
 
     # ------------------------------------------------------------------ features
-    def encode(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> dict[str, np.ndarray]:
+    def encode(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None = None
+               ) -> dict[str, np.ndarray]:
         """Every representation (posterior means, eval mode), float64, one row per sample: the method's
         own ones plus ``C+V_best`` / ``C+V_all`` for methods with C and V codes."""
         ds = self._dataset(Xs, mask)
         cfg = self.config_
         reps = extract(self.method_, ds, cfg.eval.batch_size, self._device())
         return compose(reps, self.n_views_, cfg.eval.best_view)
+
+    def encode_batches(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None = None
+                       ) -> Iterator[dict[str, np.ndarray]]:
+        """:meth:`encode` one ``eval.batch_size`` batch at a time, in order, as float32 (the values :meth:`encode`
+        widens to float64), so memory does not grow with N.  ``Xs`` (here and in :meth:`encode`) may also be a
+        data set, e.g. an on-disk folder read in batches: ``folder_dataset(open_folder(path), stream=True)``."""
+        ds = self._dataset(Xs, mask)
+        cfg = self.config_
+        for part in code_batches(self.method_, ds, cfg.eval.batch_size, self._device(), self.method_.encode):
+            yield check_finite(compose({k: v.numpy() for k, v in part.items()}, self.n_views_, cfg.eval.best_view),
+                               ds.name)
 
     def transform(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None,
                   representation: str | None = None) -> np.ndarray:
@@ -195,10 +207,15 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     def _device(self) -> torch.device:
         return next(iter(self.method_.state_dict().values())).device
 
-    def _dataset(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None) -> MultiViewDataset:
+    def _dataset(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None) -> MultiViewDataset:
         """New data checked against the fitted views, standardised like the training data."""
         check_is_fitted(self, "method_")
-        return self.method_.preprocess.transform(as_dataset(Xs, None, mask, self.view_shapes_))
+        if isinstance(Xs, MultiViewDataset):
+            _check_shapes([v.shape for v in Xs.views], self.view_shapes_)
+            ds = Xs if mask is None else Xs.with_mask(torch.from_numpy(_as_mask(mask)))
+        else:
+            ds = as_dataset(Xs, None, mask, self.view_shapes_)
+        return self.method_.preprocess.transform(ds)
 
     @torch.no_grad()
     def _batched(self, ds: MultiViewDataset, fn: Callable[[list[torch.Tensor], torch.Tensor], Any]) -> Iterator[Any]:
@@ -218,28 +235,38 @@ def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask
     if isinstance(Xs, (np.ndarray, torch.Tensor)) or not isinstance(Xs, Sequence):
         raise DataError(f"Xs: expected a list of per-view arrays, got {type(Xs).__name__}; "
                         "a single matrix is cut into views by SplitViews")
-    if shapes is not None and len(Xs) != len(shapes):
-        raise DataError(f"Xs: got {len(Xs)} views, the model was fitted on {len(shapes)}")
     arrays = [_numpy(x, f"view {v}") for v, x in enumerate(Xs)]
     if mask is not None:
-        m = _numpy(mask, "mask")
-        if m.dtype != bool and not np.isin(m, (0, 1)).all():
-            raise DataError(f"mask: must be boolean (True = view present), got dtype {m.dtype}")
-        mask = torch.from_numpy(m.astype(bool))
+        m = _as_mask(mask)
+        mask = torch.from_numpy(m)
         if m.ndim == 2 and m.shape[1] == len(arrays):
             for v, a in enumerate(arrays):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
                 absent = ~m[:, v].astype(bool)
                 if a.shape[0] == m.shape[0] and absent.any() and np.issubdtype(a.dtype, np.number):
                     arrays[v] = np.where(absent.reshape(-1, *[1] * (a.ndim - 1)), 0, a).astype(a.dtype)
     views = [_as_view(x, f"view {v}") for v, x in enumerate(arrays)]
-    for v, x in enumerate(views):
-        if x.dim() not in (2, 4):
-            raise DataError(f"view {v}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
-                            f"got {tuple(x.shape)}")
-        if shapes is not None and tuple(x.shape[1:]) != tuple(shapes[v]):
-            raise DataError(f"view {v}: samples of shape {tuple(x.shape[1:])}, the model was fitted on "
-                            f"{tuple(shapes[v])}")
+    _check_shapes([x.shape for x in views], shapes)
     return MultiViewDataset(views, labels, mask=mask, name="arrays")
+
+
+def _check_shapes(got: Sequence[Sequence[int]], shapes: Sequence[tuple[int, ...]] | None) -> None:
+    """Views of shapes ``got`` are (N, D) or (N, C, H, W) and, given ``shapes``, have those per-sample shapes."""
+    if shapes is not None and len(got) != len(shapes):
+        raise DataError(f"Xs: got {len(got)} views, the model was fitted on {len(shapes)}")
+    for v, shape in enumerate(got):
+        if len(shape) not in (2, 4):
+            raise DataError(f"view {v}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
+                            f"got {tuple(shape)}")
+        if shapes is not None and tuple(shape[1:]) != tuple(shapes[v]):
+            raise DataError(f"view {v}: samples of shape {tuple(shape[1:])}, the model was fitted on "
+                            f"{tuple(shapes[v])}")
+
+
+def _as_mask(mask: ArrayLike) -> np.ndarray:
+    m = _numpy(mask, "mask")
+    if m.dtype != bool and not np.isin(m, (0, 1)).all():
+        raise DataError(f"mask: must be boolean (True = view present), got dtype {m.dtype}")
+    return m.astype(bool)
 
 
 def _numpy(x: ArrayLike, where: str) -> np.ndarray:

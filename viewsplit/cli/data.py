@@ -22,13 +22,24 @@ def _view_indices(spec: str, names: list[str]) -> list[int]:
     return given
 
 
-def _new_data(paths: list[Path], mask_path: Path | None = None) -> tuple[list, object]:
-    """``--data`` (one .npz or a CSV per view) and the optional ``--mask`` file (.npy or CSV of 0/1)."""
+def _new_data(paths: list[Path], mask_path: Path | None = None, folder: bool = False) -> tuple[Any, Any]:
+    """``--data`` (one .npz or a CSV per view; with ``folder``, also an on-disk folder, memory-mapped and read
+    in batches, its mask.npy in the data set) and the optional ``--mask`` file (.npy or CSV of 0/1)."""
     import numpy as np
 
     from ..data.user import _read_csv, read_views
 
-    views, mask = read_views(paths)
+    views: Any
+    mask: Any
+    if folder and len(paths) == 1 and paths[0].suffix != ".npz" and not paths[0].is_file():
+        from ..data.ondisk import folder_dataset, open_folder
+        from ..errors import DataError
+
+        if not paths[0].is_dir():
+            raise DataError(f"{paths[0]}: no such folder or file (--data)")
+        views, mask = folder_dataset(open_folder(paths[0]), stream=True), None
+    else:
+        views, mask = read_views(paths)
     if mask_path is not None:
         mask = np.load(mask_path, allow_pickle=False) if mask_path.suffix == ".npy" else _read_csv(mask_path)
     return views, mask
@@ -37,26 +48,38 @@ def _new_data(paths: list[Path], mask_path: Path | None = None) -> tuple[list, o
 def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..errors import ConfigError
     from ..estimators import load
 
+    out: Path = args.out
+    if out.suffix != ".npz" and (out.suffix == ".npy" or out.is_file()):
+        raise ConfigError(f"--out {out}: give an .npz file, or a folder for one .npy per representation")
     est = load(args.model, device=args.device)
     if args.batch_size:
         est.config_.eval.batch_size = args.batch_size
-    views, mask = _new_data(args.data, args.mask)
-    reps = est.encode(views, mask)
-    if args.representation:
-        wanted = [r.strip() for r in args.representation.split(",")]
+    data, mask = _new_data(args.data, args.mask, folder=True)
+    wanted = [r.strip() for r in args.representation.split(",")] if args.representation else []
+
+    def pick(reps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         unknown = [r for r in wanted if r not in reps]
         if unknown:
-            from ..errors import ConfigError
-
             raise ConfigError(f"--representation: {unknown} not available; this model gives {list(reps)}")
-        reps = {r: reps[r] for r in wanted}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, Any] = reps   # Any: mypy would match **arrays against savez's allow_pickle flag
-    np.savez(args.out, **arrays)
-    n = len(next(iter(reps.values())))
-    print(f"features of {n} samples ({', '.join(f'{k} {v.shape[1]}' for k, v in reps.items())}): {args.out}")
+        return {r: reps[r] for r in wanted} if wanted else reps
+
+    shapes: dict[str, tuple[int, ...]]
+    if out.suffix == ".npz":
+        reps = pick(est.encode(data, mask))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = reps   # Any: mypy would match **arrays against savez's allow_pickle flag
+        np.savez(out, **arrays)
+        shapes = {k: v.shape for k, v in reps.items()}
+    else:   # streamed: each batch's rows appended to OUT/<representation>.npy (float32), memory one batch
+        from ..data.convert import write_npy_rows
+
+        n = len(data[0]) if isinstance(data, list) else len(data)
+        shapes = write_npy_rows(out, n, (pick(r) for r in est.encode_batches(data, mask)))
+    n = next(iter(shapes.values()))[0]
+    print(f"features of {n} samples ({', '.join(f'{k} {s[1]}' for k, s in shapes.items())}): {out}")
     return 0
 
 
@@ -148,11 +171,16 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
                         formatter_class=fmt)
     en.add_argument("model", type=Path, help="a run folder (its checkpoints/final.pt) or a model file (est.save)")
     en.add_argument("--data", type=Path, nargs="+", required=True,
-                    help="one .npz (view0, view1, …, optional mask) or one CSV per view, raw as in training")
-    en.add_argument("--out", type=Path, required=True, help="output .npz: one array per representation")
+                    help="one .npz (view0, view1, …, optional mask), one CSV per view, raw as in training, or a "
+                         "folder of the on-disk format (viewsplit convert; memory-mapped, read in batches)")
+    en.add_argument("--out", type=Path, required=True,
+                    help="an .npz (one float64 array per representation, all held in memory), or a folder: one "
+                         "float32 <representation>.npy each (same values), written batch by batch, so memory does "
+                         "not grow with the number of samples; files of the same name are replaced")
     en.add_argument("--representation", help="only these representations, comma-separated (default: every one)")
-    en.add_argument("--mask", type=Path, help="(N, V) availability of each view (.npy or CSV of 0/1; "
-                                               "default: the npz's mask array, else every view present)")
+    en.add_argument("--mask", type=Path, help="(N, V) availability of each view (.npy or CSV of 0/1; default: "
+                                               "the npz's mask array or the folder's mask.npy, else every view "
+                                               "present)")
     en.add_argument("--batch-size", type=int, help="samples per batch (default: the run's eval.batch_size)")
     en.add_argument("--device", help="encode on this device instead of the run's")
     en.set_defaults(fn=cmd_encode)

@@ -17,6 +17,7 @@ import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,27 +29,99 @@ if TYPE_CHECKING:
 
 #: an array to write: its shape, dtype, and a function returning its row chunks
 Source = tuple[tuple[int, ...], np.dtype, Callable[[], Iterable[np.ndarray]]]
+#: the dtype write_npy_rows stores by default
+FLOAT32 = np.dtype(np.float32)
+
+
+class NpyWriter:
+    """One C-order ``.npy`` file written row chunk by row chunk through a plain file handle.
+
+    The header for the final ``shape`` is written first, then each chunk's bytes are appended (no memory
+    map, so the writer holds one chunk whatever the file size).  The file is ``NAME.npy.tmp`` until
+    :meth:`close` checks the row count and renames it, so a failed write leaves no half-written ``NAME.npy``
+    (and an existing one is replaced only by a complete file).  A context manager: an exception aborts.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: np.dtype):
+        self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.rows = 0
+        self._fh = open(self.tmp, "wb")  # noqa: SIM115  (held across write() calls; closed by close/abort)
+        np.lib.format.write_array_header_1_0(
+            self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape})
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Append the rows of ``chunk`` (cast to the file's dtype)."""
+        chunk = np.asarray(chunk)
+        if chunk.shape[1:] != self.shape[1:]:
+            self.abort()
+            raise DataError(f"{self.path.name}: a chunk has rows of shape {chunk.shape[1:]}, expected {self.shape[1:]}")
+        if self.rows + len(chunk) > self.shape[0]:
+            self.abort()
+            raise DataError(f"{self.path.name}: more than the {self.shape[0]} rows announced")
+        np.ascontiguousarray(chunk, dtype=self.dtype).tofile(self._fh)
+        self.rows += len(chunk)
+
+    def close(self) -> Path:
+        """Finish the file: check that every row was written and rename it into place."""
+        self._fh.close()
+        if self.rows != self.shape[0]:
+            self.tmp.unlink(missing_ok=True)
+            raise DataError(f"{self.path.name}: wrote {self.rows} rows, expected {self.shape[0]}")
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._fh.closed:
+            self.close()
 
 
 def write_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: Iterable[np.ndarray]) -> None:
     """Write row chunks as one C-order ``.npy`` file (atomically); check every chunk's shape and the row count."""
-    dtype = np.dtype(dtype)
-    tmp = path.with_name(path.name + ".tmp")
-    rows = 0
-    with open(tmp, "wb") as fh:
-        np.lib.format.write_array_header_1_0(
-            fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)})
+    with NpyWriter(path, shape, dtype) as out:
         for chunk in chunks:
-            chunk = np.asarray(chunk)
-            if chunk.shape[1:] != tuple(shape[1:]):
-                tmp.unlink()
-                raise DataError(f"{path.name}: a chunk has rows of shape {chunk.shape[1:]}, expected {shape[1:]}")
-            np.ascontiguousarray(chunk, dtype=dtype).tofile(fh)
-            rows += len(chunk)
-    if rows != shape[0]:
-        tmp.unlink()
-        raise DataError(f"{path.name}: wrote {rows} rows, expected {shape[0]}")
-    os.replace(tmp, path)
+            out.write(chunk)
+
+
+def write_npy_rows(folder: str | Path, n: int, batches: Iterable[dict[str, np.ndarray]],
+                   dtype: np.dtype = FLOAT32) -> dict[str, tuple[int, ...]]:
+    """Stream row batches of several arrays (name → ``(B, ...)`` rows, the same names in every batch) into
+    ``folder/NAME.npy``, ``n`` rows each, with one :class:`NpyWriter` per name: memory holds one batch.
+
+    The folder is created at the first batch; a file of the same name is replaced when its new content
+    is complete.  Returns each array's shape.
+    """
+    folder = Path(folder).expanduser()
+    writers: dict[str, NpyWriter] = {}
+    try:
+        for batch in batches:
+            if not writers:
+                folder.mkdir(parents=True, exist_ok=True)
+                writers = {k: NpyWriter(folder / f"{k}.npy", (n, *np.shape(v)[1:]), dtype) for k, v in batch.items()}
+            if batch.keys() != writers.keys():
+                raise DataError(f"{folder}: a batch holds arrays {sorted(batch)}, the first held {sorted(writers)}")
+            for k, v in batch.items():
+                writers[k].write(v)
+        short = {k: w.rows for k, w in writers.items() if w.rows != n}
+        if short:
+            raise DataError(f"{folder}: wrote {short} rows, expected {n} each")
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    for w in writers.values():
+        w.close()
+    return {k: w.shape for k, w in writers.items()}
 
 
 def write_folder(out: str | Path, arrays: dict[str, Source]) -> Path:

@@ -151,10 +151,14 @@ class OnDiskDataset(MultiViewDataset):
         n = self.views[0].shape[0]
         if self.mask is None:
             self.mask = torch.ones(n, len(self.views), dtype=torch.bool)
-        if any(v.shape[0] != n for v in self.views) or tuple(self.mask.shape) != (n, len(self.views)) or (
-                self.labels is not None and len(self.labels) != n):
-            raise DataError(f"data set {self.name!r}: views, labels and mask disagree in length")
-        empty = (~self.mask.any(1)).nonzero()[:5, 0].tolist()
+        if any(v.shape[0] != n for v in self.views) or (self.labels is not None and len(self.labels) != n):
+            raise DataError(f"data set {self.name!r}: views and labels disagree in length")
+        m = self.mask
+        if not isinstance(m, Tensor) or m.dtype != torch.bool or tuple(m.shape) != (n, len(self.views)):
+            got = f"{m.dtype} {tuple(m.shape)}" if isinstance(m, Tensor) else type(m).__name__
+            raise DataError(f"data set {self.name!r}: mask must be a bool tensor of shape ({n}, {len(self.views)}), "
+                            f"got {got}")
+        empty = (~m.any(1)).nonzero()[:5, 0].tolist()
         if empty:   # as validate() refuses them in memory
             raise DataError(f"data set {self.name!r}: mask rows with no view present (every sample needs >= 1 view): "
                             f"{empty}")

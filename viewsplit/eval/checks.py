@@ -8,7 +8,7 @@ from ..config import EvalConfig
 from ..data.multiview import DataSplits
 from ..errors import ConfigError, DataError
 from ..methods.base import Method
-from .evaluate import compose, extract, select
+from .evaluate import cap_splits, compose, extract, select
 from .labels import any_labelled, known
 
 
@@ -24,23 +24,26 @@ def check_evaluable(method: Method, splits: DataSplits, cfg: EvalConfig, device:
     few = splits.test.subset(np.arange(min(2, len(splits.test))))
     select(compose(extract(method, few, cfg.batch_size, device), splits.train.n_views, cfg.best_view),
            cfg.representations)
+    n = len(splits.train), len(splits.test)
+    splits, _ = cap_splits(splits, cfg.max_samples)   # the checks see the samples the evaluation will
+    cut = " (of those eval.max_samples keeps)" if (len(splits.train), len(splits.test)) != n else ""
     y_tr, y_te = known(splits.train), known(splits.test)
     y_tr, y_te = y_tr[y_tr >= 0], y_te[y_te >= 0]
     name = splits.train.name
     if "knn" in cfg.probes and 0 < y_tr.size < cfg.knn_k:
         raise ConfigError(f"eval.knn_k: {cfg.knn_k} neighbours, but the train split has only {y_tr.size} labelled "
-                          "samples")
+                          f"samples{cut}")
     if not any_labelled(splits) or (not cfg.probes and not cfg.kmeans_seeds):
         return
     skip = "label some of them, or leave this part out with"
     if cfg.probes:
         for y, split in ((y_tr, "train"), (y_te, "test")):
             if not y.size:
-                raise DataError(f"data set {name!r}: none of the {split} samples is labelled, so the probes cannot "
-                                f"be {'fitted' if split == 'train' else 'scored'}; {skip} eval.probes=[]")
+                raise DataError(f"data set {name!r}: none of the {split} samples{cut} is labelled, so the probes "
+                                f"cannot be {'fitted' if split == 'train' else 'scored'}; {skip} eval.probes=[]")
     clustered = np.concatenate([y_tr, y_te]) if splits.cluster_on == "all" else y_te
     if cfg.kmeans_seeds and not clustered.size:
-        raise DataError(f"data set {name!r}: none of the test samples is labelled, so k-means cannot be scored; "
+        raise DataError(f"data set {name!r}: none of the test samples{cut} is labelled, so k-means cannot be scored; "
                         f"{skip} eval.kmeans_seeds=0")
     for y, what in ((y_tr, "train split"), (np.concatenate([y_tr, y_te]), "data set")):
         classes = np.unique(y).tolist()
@@ -49,5 +52,5 @@ def check_evaluable(method: Method, splits: DataSplits, cfg: EvalConfig, device:
                             "clustering and probes need at least 2 classes")
     k = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
     if cfg.kmeans_seeds and k > clustered.size:
-        raise DataError(f"data set {name!r}: {k} classes but only {clustered.size} labelled samples to cluster; "
-                        "k-means needs at least one sample per cluster")
+        raise DataError(f"data set {name!r}: {k} classes but only {clustered.size} labelled samples{cut} to "
+                        "cluster; k-means needs at least one sample per cluster")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -19,7 +19,7 @@ from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
 from ..methods.base import ViewPredictor
-from .labels import any_labelled, counts, known
+from .labels import CAPPED, USE, any_labelled, counts, known
 from .labels import markdown as label_rows
 from .metrics import kmeans_fit_record, kmeans_protocol
 from .probes import probe_params, run_probe
@@ -44,21 +44,40 @@ class Encoder(Protocol):
                    mask: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]: ...
 
 
+def code_batches(method: Encoder, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
+                 codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]
+                 ) -> Iterator[dict[str, torch.Tensor]]:
+    """``codes(views, mask)`` over ``ds`` batch by batch, in data-set order: flattened float32 CPU tensors.
+
+    Each batch runs in eval mode without gradients, and the method's mode is restored before the batch
+    is yielded, so a consumer that stops early leaves no state behind.
+    """
+    for batch in ds.batches(batch_size):
+        was_training = method.training
+        method.eval()
+        try:
+            with torch.no_grad():
+                batch = batch.to(device)
+                out = {k: v.detach().float().cpu().flatten(1) for k, v in codes(batch.views, batch.mask).items()}
+        finally:
+            method.train(was_training)
+        yield out
+
+
 def _collect(method: Encoder, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
              codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
-    """``codes(views, mask)`` over ``ds`` with the method in eval mode, in data-set order; float64 arrays."""
-    was_training = method.training
-    method.eval()
-    parts: dict[str, list[torch.Tensor]] = {}
-    try:
-        with torch.no_grad():
-            for batch in ds.batches(batch_size):
-                batch = batch.to(device)
-                for k, v in codes(batch.views, batch.mask).items():
-                    parts.setdefault(k, []).append(v.detach().float().cpu())
-    finally:
-        method.train(was_training)
-    return {k: torch.cat(chunks).flatten(1).numpy().astype(np.float64) for k, chunks in parts.items()}
+    """:func:`code_batches` gathered into float64 arrays of ``len(ds)`` rows, allocated at the first batch
+    and filled in place (peak: the arrays plus one batch)."""
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for part in code_batches(method, ds, batch_size, device, codes):
+        stop = start + next((len(v) for v in part.values()), 0)
+        for k, v in part.items():
+            if k not in out:
+                out[k] = np.empty((len(ds), v.shape[1]), dtype=np.float64)
+            out[k][start:stop] = v.numpy()
+        start = stop
+    return out
 
 
 def extract(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
@@ -69,11 +88,15 @@ def extract(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, devic
     """
     if mask is not None:
         ds = ds.with_mask(mask)
-    out = _collect(method, ds, batch_size, device, method.encode)
-    for k, arr in out.items():
+    return check_finite(_collect(method, ds, batch_size, device, method.encode), ds.name)
+
+
+def check_finite(reps: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """``reps``, after a :class:`DataError` naming a representation with NaN or Inf values on data set ``name``."""
+    for k, arr in reps.items():
         if not np.isfinite(arr).all():
-            raise DataError(f"representation {k!r} has non-finite values on data set {ds.name!r}")
-    return out
+            raise DataError(f"representation {k!r} has non-finite values on data set {name!r}")
+    return reps
 
 
 def extract_samples(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
@@ -115,17 +138,43 @@ def note(message: str) -> bool:
     return True
 
 
+
+def cap_splits(splits: DataSplits, max_samples: int) -> tuple[DataSplits, dict[str, str]]:
+    """``splits`` with each split of more than ``max_samples`` samples (``eval.max_samples``, 0 = no cap)
+    replaced by the subsample ``sort(default_rng(0).choice(n, max_samples, replace=False))``, and the record
+    of what each split contributes.  Applied before extraction, so a 1M-sample set is evaluated at the cost
+    of ``max_samples`` per split (and an on-disk split reads only the chosen rows)."""
+    out: dict[str, MultiViewDataset] = {}
+    record: dict[str, str] = {}
+    for name in ("train", "test"):
+        ds = getattr(splits, name)
+        n = len(ds)
+        if 0 < max_samples < n:
+            ds = ds.subset(np.sort(np.random.default_rng(0).choice(n, size=max_samples, replace=False)))
+            record[name] = (f"a seeded subsample of {max_samples} of {n} samples (numpy default_rng(0), without "
+                            "replacement, in data-set order)")
+        else:
+            record[name] = f"all {n} samples"
+        out[name] = ds
+    return DataSplits(out["train"], out["test"], splits.cluster_on, splits.info), record
+
+
 def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu",
              masks: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict[str, Any]:
     """The full protocol on every representation; returns the ``metrics.json`` body (without timing).
 
-    Representations are extracted for every sample; k-means scores and probes use the labelled ones
-    (:mod:`~viewsplit.eval.labels`), and are left out when no sample has a label.
+    ``masks`` (train, test) replace the splits' availability masks; then each split goes through
+    :func:`cap_splits` (``eval.max_samples``).  Representations are extracted for every sample kept;
+    k-means scores and probes use the labelled ones among them (:mod:`~viewsplit.eval.labels`; the
+    report's label counts are of the kept samples), and are left out when none has a label.
     """
+    train, test = (d if m is None else d.with_mask(m) for d, m in zip((splits.train, splits.test), masks))
+    splits, evaluated = cap_splits(DataSplits(train, test, splits.cluster_on, splits.info), cfg.max_samples)
+    capped = (len(splits.train), len(splits.test)) != (len(train), len(test))
     n_views = len(splits.train.views)
-    tr = select(compose(extract(method, splits.train, cfg.batch_size, device, masks[0]), n_views, cfg.best_view),
+    tr = select(compose(extract(method, splits.train, cfg.batch_size, device), n_views, cfg.best_view),
                 cfg.representations)
-    te = select(compose(extract(method, splits.test, cfg.batch_size, device, masks[1]), n_views, cfg.best_view),
+    te = select(compose(extract(method, splits.test, cfg.batch_size, device), n_views, cfg.best_view),
                 cfg.representations)
     y_tr, y_te = known(splits.train), known(splits.test)
     on_tr, on_te = y_tr >= 0, y_te >= 0
@@ -159,7 +208,7 @@ def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch
         "dataset": splits.train.name,
         "method": type(method).name,
         "split": "all" if splits.cluster_on == "all" else "test",
-        "labels": counts(splits),
+        "labels": counts(splits, USE + (CAPPED if capped else "")),
         "clustering": clustering(primary),
         "classification": classification(),
     }
@@ -184,7 +233,7 @@ def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch
         from .prediction import prediction_report
 
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
-    result["protocol"] = protocol_record(cfg, splits, k)
+    result["protocol"] = protocol_record(cfg, splits, k, evaluated)
     sizes = {"test": int(on_te.sum()), "train": int(on_tr.sum()), "train+test": int(on_tr.sum() + on_te.sum())}
     if k:
         result["protocol"]["kmeans"]["fit"] = {s: kmeans_fit_record(sizes[s], cfg.kmeans_fit_samples)
@@ -192,12 +241,14 @@ def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch
     return result
 
 
-def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int) -> dict[str, Any]:
+def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int, samples: dict[str, str]) -> dict[str, Any]:
+    """The ``protocol`` section of a report; ``samples``: what each split contributes (:func:`cap_splits`)."""
     import scipy
     import sklearn
 
     return {
         "features": "posterior mean, eval mode, no gradients",
+        "samples": {"max_samples": cfg.max_samples, **samples},
         "kmeans": {"n_clusters": k or None, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
                    "init": "k-means++", "std": "population (ddof=0)", "fit_samples": cfg.kmeans_fit_samples},
         "probe_solver": cfg.probe_solver,
@@ -274,7 +325,23 @@ def markdown(metrics: dict[str, Any], view_names: list[str] | None = None) -> st
         lines += [f"| {v} | {p['from_views']} | {p['mse']:.5f} | {p['mean_baseline_mse']:.5f} | {p['ratio']:.3f} |"
                   for v, p in pred.items()]
         lines.append("")
+    lines += protocol_lines(metrics.get("protocol") or {})
     t = metrics.get("timing")
     if t:
         lines += ["## Timing", "", ", ".join(f"{k}: {v:.1f}" for k, v in t.items()), ""]
     return "\n".join(lines)
+
+
+def protocol_lines(protocol: dict[str, Any]) -> list[str]:
+    """The samples each split contributed (``eval.max_samples``) and how k-means was fitted, for a report."""
+    samples = {s: r for s, r in (protocol.get("samples") or {}).items() if s != "max_samples"}
+    fit = (protocol.get("kmeans") or {}).get("fit") or {}
+    if not samples and not fit:
+        return []
+    lines = ["## Samples", ""]
+    if samples:
+        lines.append(f"Evaluated (eval.max_samples = {protocol['samples']['max_samples']}): "
+                     + "; ".join(f"{s} split: {r}" for s, r in samples.items()) + ".")
+    if fit:
+        lines.append("k-means: " + "; ".join(f"{s}: {r}" for s, r in fit.items()) + ".")
+    return [*lines, ""]

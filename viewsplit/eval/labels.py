@@ -13,6 +13,8 @@ from ..data.multiview import DataSplits, MultiViewDataset
 
 #: what the report says the labelled samples are used for
 USE = "k-means scores, probes and raw-view baselines use the labelled samples only; training used every sample"
+#: appended to it when ``eval.max_samples`` subsampled a split: the counts are of the evaluated samples
+CAPPED = "; the counts are of the seeded subsample of each split that eval.max_samples keeps"
 
 
 def known(ds: MultiViewDataset) -> np.ndarray:

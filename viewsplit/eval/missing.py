@@ -30,8 +30,8 @@ from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset, subset_mask
 from ..errors import DataError
 from ..methods.base import Method, ViewPredictor
-from .evaluate import _pm, compose, extract, note, protocol_record, select
-from .labels import any_labelled, counts, known, labelled_splits
+from .evaluate import _pm, cap_splits, compose, extract, note, protocol_lines, protocol_record, select
+from .labels import CAPPED, any_labelled, counts, known, labelled_splits
 from .labels import markdown as label_rows
 from .metrics import kmeans_protocol
 from .prediction import predict_views, prediction_error
@@ -80,15 +80,19 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
                      seed: int = 0) -> dict:
     """The per-combination protocol (and imputation for methods with ``predict``); the ``missing.json`` body.
 
-    It scores against the classes, so all of it (the imputation errors too) runs on the labelled samples.
+    Each split first goes through :func:`~viewsplit.eval.evaluate.cap_splits` (``eval.max_samples``).  It
+    scores against the classes, so all of it (the imputation errors too) runs on the labelled samples
+    among those kept (the label counts are of the kept samples).
     """
-    if not any_labelled(splits):
+    capped, samples = cap_splits(splits, cfg.max_samples)
+    if not any_labelled(capped):
         raise DataError(f"data set {splits.train.name!r}: no sample is labelled; the missing-view protocol scores "
                         "k-means and probes against the classes (`viewsplit eval` without --missing reports what "
                         "needs no labels)")
-    label_record = counts(splits, "the missing-view protocol (imputation included) uses the labelled samples "
-                                  "only; training used every sample")
-    splits = labelled_splits(splits)
+    cut = (len(capped.train), len(capped.test)) != (len(splits.train), len(splits.test))
+    label_record = counts(capped, "the missing-view protocol (imputation included) uses the labelled samples "
+                                  "only; training used every sample" + (CAPPED if cut else ""))
+    splits = labelled_splits(capped)
     n_views = splits.train.n_views
     combos = view_combinations(n_views, cfg.missing_combinations, seed)
     encode = _Encoder(method, cfg, n_views, device)
@@ -125,7 +129,7 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
     }
     if isinstance(method, ViewPredictor):
         result["imputation"] = imputation(encode, method, splits, combos, probes, rows)
-    result["protocol"] = protocol_record(cfg, splits, k)
+    result["protocol"] = protocol_record(cfg, splits, k, samples)
     return result
 
 
@@ -215,7 +219,8 @@ def markdown(result: dict) -> str:
             for r, accs in c["classification"].items():
                 lines.append(f"| {label(c['views'])} | {r} | "
                              + " | ".join(f"{accs[p]['masked']:.4f} → {accs[p]['imputed']:.4f}" for p in probes) + " |")
+    lines += ["", *protocol_lines(result.get("protocol") or {})]
     t = result.get("timing")
     if t:
-        lines += ["", ", ".join(f"{k}: {v:.1f}" for k, v in t.items())]
+        lines += [", ".join(f"{k}: {v:.1f}" for k, v in t.items())]
     return "\n".join(lines) + "\n"
