@@ -125,16 +125,16 @@ def test_cosine_schedule_matches_reference_table():
     table = {0: 5.0e-4, 5: 4.268499e-4, 10: 2.502500e-4, 15: 7.365008e-5, 20: 5.0e-7, 30: 2.5025e-4,
              40: 5.0e-4, 100: 5.0e-7, 199: 4.969252e-4}
     for epoch, lr in table.items():
-        assert s.lr * lr_factor(s, epoch) == pytest.approx(lr, rel=1e-6)
+        assert s.lr * lr_factor(s, epoch, 200) == pytest.approx(lr, rel=1e-6)
     # and PyTorch's own scheduler agrees
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20, eta_min=5e-7)
     for epoch in range(45):
-        assert opt.param_groups[0]["lr"] == pytest.approx(s.lr * lr_factor(s, epoch), rel=1e-6)
+        assert opt.param_groups[0]["lr"] == pytest.approx(s.lr * lr_factor(s, epoch, 200), rel=1e-6)
         opt.step()
         sched.step()
     step = StageConfig(lr=1.0, scheduler="step", step_size=3, gamma=0.5)
-    assert [lr_factor(step, e) for e in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    assert [lr_factor(step, e, 10) for e in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
 
 
 def test_nan_loss_stops_and_names_the_term(tmp_path):
@@ -180,6 +180,60 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatc
         train(toy_cfg(**over, **{"stages.first.lr": 0.5}), tmp_path / "cut", resume=True)
     with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
         train(toy_cfg(**over), tmp_path / "cut")
+
+
+def _rows(run_dir):
+    return [yaml.safe_load(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_length_in_steps_or_raised_by_min_steps(tmp_path, caplog):
+    """32 training samples in batches of 8 = 4 steps per epoch.  ``steps: 10`` runs epochs of 4, 4 and 2 steps
+    (cosine over the 3 epochs run); ``epochs: 1, min_steps: 6`` runs 2 whole epochs; the ETA counts the cut."""
+    over = {"stages.first.steps": 10, "stages.first.scheduler": "cosine", "stages.first.lr": 0.1,
+            "stages.second.epochs": 1, "stages.second.min_steps": 6, "train.progress": "lines",
+            "train.progress_every": 0}
+    with caplog.at_level("INFO", logger="viewsplit"):
+        run = train(toy_cfg(**over), tmp_path / "r")
+    assert int(run.method.global_step) == 10 + 8
+    rows = _rows(tmp_path / "r")
+    plan = {r["stage"]: (r["epochs"], r["steps"], r["batches_per_epoch"]) for r in rows if r["kind"] == "stage"}
+    assert plan == {"first": (3, 10, 4), "second": (2, 8, 4)}
+    first = [r for r in rows if r["kind"] == "epoch" and r["stage"] == "first"]
+    assert [r["global_step"] for r in first] == [4, 8, 10]
+    assert [r["lr"] for r in first] == pytest.approx([0.1, 0.075, 0.025])   # t_max = the 3 epochs run
+    assert [r["global_step"] for r in rows if r["kind"] == "epoch" and r["stage"] == "second"] == [14, 18]
+    assert "first: epoch 3/3, step 2/2" in caplog.text and "first: epoch 3/3, step 3/" not in caplog.text
+    assert "second: epoch 2/2, step 4/4" in caplog.text
+    assert all("stage ETA 0s" in m for m in caplog.messages if "epoch 3/3, step 2/2" in m)
+    # on twice the data (8 steps per epoch) the same settings give 10 steps in 2 epochs and 1 epoch of 8 steps
+    big = train(toy_cfg(**over, **{"data.n_samples": 80}), tmp_path / "big")
+    assert int(big.method.global_step) == 10 + 8
+    plan = {r["stage"]: (r["epochs"], r["steps"]) for r in _rows(tmp_path / "big") if r["kind"] == "stage"}
+    assert plan == {"first": (2, 10), "second": (1, 8)}
+
+
+def test_resume_inside_a_cut_short_epoch_equals_uninterrupted_run(tmp_path, monkeypatch):
+    over = {"stages.first.steps": 10, "stages.first.scheduler": "cosine", "stages.second.steps": 6,
+            "train.checkpoint_every_steps": 1}
+    full = train(toy_cfg(**over), tmp_path / "full").method.state_dict()
+    original = Trainer._train_step
+    calls = {"n": 0}
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 10:          # the second step of the first stage's cut-short last epoch
+            raise _Kill
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_train_step", dying)
+    with pytest.raises(_Kill):
+        train(toy_cfg(**over), tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    state = ckpt.load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert (state["stage_index"], state["epoch"], state["batch"]) == (0, 2, 1)
+    resumed = train(toy_cfg(**over), tmp_path / "cut", resume=True)
+    assert int(resumed.method.global_step) == 16
+    assert all(torch.equal(full[k], v) for k, v in resumed.method.state_dict().items())
 
 
 def _cli(*args, **kw):

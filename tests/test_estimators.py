@@ -148,6 +148,22 @@ def test_sklearn_contract_checks_that_apply():
         MRDD(stages={"train": {}}).run_config()
 
 
+def test_training_length_in_steps():
+    """``steps=`` sets every stage's length in optimiser steps; per-stage settings come last; both units at once
+    is an error.  160 samples in batches of 64 = 2 steps per epoch: 5 steps = 3 epochs, the last cut short."""
+    assert [(s.epochs, s.steps) for s in MRDD(steps=50).run_config().stages.values()] == [(None, 50)] * 2
+    cfg = MRDD(epochs=3, stages={"disentangle": {"steps": 7}}).run_config()
+    assert [(s.epochs, s.steps) for s in cfg.stages.values()] == [(3, None), (None, 7)]
+    with pytest.raises(ConfigError, match=r"stages\.consistency: give the stage's length as epochs or as steps, "
+                                          "not both"):
+        MRDD(epochs=3, steps=5).run_config()
+    Xs, _ = two_views()
+    est = MRDD(**{**SMALL_MRDD, "epochs": None, "steps": 5}).fit(Xs)
+    rows = [(r["stage"], r["epoch"], r["global_step"]) for r in est.history_]
+    assert rows == [("consistency", 0, 2), ("consistency", 1, 4), ("consistency", 2, 5),
+                    ("disentangle", 0, 7), ("disentangle", 1, 9), ("disentangle", 2, 10)]
+
+
 def test_pipeline_and_grid_search_over_one_matrix():
     Xs, y = two_views(120)
     X = np.concatenate(Xs, 1)

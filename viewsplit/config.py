@@ -42,9 +42,28 @@ PROBES = ("logreg", "linear_svm", "knn", "svc_rbf")
 
 @dataclass
 class StageConfig:
-    """Optimisation of one training stage (``stages.<name>.*``)."""
+    """Optimisation of one training stage (``stages.<name>.*``).
 
-    epochs: int = 10
+    Length: ``epochs`` (passes over the training data), optionally raised on small data by
+    ``min_steps``, or ``steps`` (optimiser steps, whatever the data's size); give ``epochs`` or
+    ``steps``, not both.  With ``n`` batches per epoch a stage runs::
+
+        epochs:            max(epochs, ⌈min_steps / n⌉) whole epochs
+        steps:             ⌈steps / n⌉ epochs, the last one cut short after exactly ``steps`` steps
+
+    Config layers (the method's defaults → the YAML file → ``key=value`` overrides → estimator
+    arguments) each state a stage's length in their own unit: a layer that gives ``epochs`` or
+    ``steps`` replaces the length the layers before it gave, ``min_steps`` included (see :func:`merge`).
+    The schedules (``t_max``, ``step_size``) count epochs; ``t_max: null`` = the stage's epochs as run.
+    """
+
+    #: passes over the training data; null when ``steps`` sets the length
+    epochs: int | None = 10
+    #: optimiser steps (batches) of the stage instead of ``epochs``; null = use ``epochs``
+    steps: int | None = None
+    #: with ``epochs``: at least this many optimiser steps, reached by adding whole epochs (0 = off), so a
+    #: small data set trains as long as it needs while a large one keeps its ``epochs``
+    min_steps: int = 0
     #: global batch size (split evenly over DDP ranks)
     batch_size: int = 256
     optimizer: str = "adamw"
@@ -54,7 +73,8 @@ class StageConfig:
     momentum: float = 0.9
     #: learning-rate schedule, stepped once per epoch
     scheduler: str = "none"
-    #: cosine half-period in epochs; None = the stage's epochs (the MRDD preset uses 20, periodic)
+    #: cosine half-period in epochs; None = the stage's epochs as run (after ``steps`` / ``min_steps``;
+    #: the MRDD reference presets use 20, periodic)
     t_max: int | None = None
     eta_min: float = 0.0
     #: ``step`` schedule: multiply the lr by ``gamma`` every ``step_size`` epochs
@@ -65,7 +85,18 @@ class StageConfig:
     drop_last: bool = True
 
     def validate(self, key: str) -> None:
-        check_positive(self.epochs, f"{key}.epochs", allow_zero=True)
+        if (self.epochs is None) == (self.steps is None):
+            raise ConfigError(f"{key}: give the stage's length as epochs or as steps, not "
+                              f"{'both' if self.steps is not None else 'neither'} (epochs={self.epochs}, "
+                              f"steps={self.steps}); set the other to null")
+        if self.epochs is not None:
+            check_positive(self.epochs, f"{key}.epochs", allow_zero=True)
+        if self.steps is not None:
+            check_positive(self.steps, f"{key}.steps", allow_zero=True)
+            if self.min_steps:
+                raise ConfigError(f"{key}.min_steps: only raises epochs; with steps={self.steps} the length is "
+                                  "already in steps (set min_steps=0)")
+        check_positive(self.min_steps, f"{key}.min_steps", allow_zero=True)
         check_positive(self.batch_size, f"{key}.batch_size")
         check_positive(self.lr, f"{key}.lr")
         check_choice(self.optimizer, OPTIMIZERS, f"{key}.optimizer")
@@ -81,6 +112,15 @@ class StageConfig:
             check_positive(self.grad_clip, f"{key}.grad_clip")
         if not 0 <= self.eta_min <= self.lr:
             raise ConfigError(f"{key}.eta_min: must lie in [0, lr], got {self.eta_min}")
+
+    def length(self, batches_per_epoch: int) -> tuple[int, int]:
+        """``(epochs, steps)`` the stage runs with ``batches_per_epoch`` optimiser steps per epoch (see the class)."""
+        n = max(batches_per_epoch, 1)
+        if self.steps is not None:
+            return -(-self.steps // n), self.steps
+        assert self.epochs is not None   # validate(): exactly one of epochs and steps is set
+        epochs = max(self.epochs, -(-self.min_steps // n))
+        return epochs, epochs * batches_per_epoch
 
 
 @dataclass
@@ -308,9 +348,20 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return val
 
 
+#: the keys of a stage's length (:class:`StageConfig`)
+LENGTH_KEYS: dict[str, int | None] = {"epochs": None, "steps": None, "min_steps": 0}
+
+
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge mapping ``b`` over ``a`` (a new dict)."""
+    """Recursively merge mapping ``b`` over ``a`` (a new dict).
+
+    A stage's length is one setting: when ``b`` gives ``epochs`` or ``steps`` (not null), the length
+    keys ``a`` gave (``epochs``, ``steps``, ``min_steps``) are reset first, so a later layer's
+    ``epochs=5`` means five epochs even over a preset's ``steps`` or ``min_steps``.
+    """
     out = dict(a)
+    if any(b.get(k) is not None for k in ("epochs", "steps")):
+        out.update(LENGTH_KEYS)
     for k, v in b.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out

@@ -48,6 +48,7 @@ ArrayLike = Any  # a numpy array or a torch tensor
 #: training settings shared by every estimator, with their defaults
 TRAINING = {
     "epochs": None,          # epochs of every stage; None = each stage's default
+    "steps": None,           # optimiser steps of every stage instead of epochs; None = each stage's default
     "batch_size": None,      # batch size of every stage; None = each stage's default (at most the data's size)
     "lr": None,              # learning rate of every stage; None = each stage's default
     "stages": None,          # {stage: {StageConfig key: value}}, applied last (e.g. per-stage epochs)
@@ -89,7 +90,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
             if isinstance(defaults[k], dict):  # a nested section: a dict of overrides of its defaults
                 v = merge(defaults[k], v or {})
             model[k] = list(v) if isinstance(v, tuple) else v
-        every = {k: p[k] for k in ("epochs", "batch_size", "lr") if p[k] is not None}
+        every = {k: p[k] for k in ("epochs", "steps", "batch_size", "lr") if p[k] is not None}
         stages = merge({name: dict(every) for name in cls.stage_defaults}, p["stages"] or {})
         for name, st in stages.items():
             default = cls.stage_defaults.get(name, {}).get("batch_size", StageConfig.batch_size)

@@ -63,8 +63,10 @@ class ProgressLines:
     """Plain progress lines for logs, pipes and CI: stage, epoch, step, loss terms, elapsed time and the stage's
     ETA, after the first step, then at most one per ``every`` seconds, and after the stage's last step."""
 
-    def __init__(self, stage: str, epochs: int, n_batches: int, every: float):
-        self.stage, self.epochs, self.n_batches, self.every = stage, epochs, n_batches, every
+    def __init__(self, stage: str, epochs: int, n_batches: int, total: int, every: float):
+        """``total``: the stage's optimiser steps (``epochs × n_batches``, or fewer when a ``steps`` budget
+        cuts the last epoch short)."""
+        self.stage, self.epochs, self.n_batches, self.total, self.every = stage, epochs, n_batches, total, every
         self.t0 = time.perf_counter()
         self.last = float("-inf")
         self.steps = 0
@@ -72,11 +74,12 @@ class ProgressLines:
     def update(self, epoch: int, batch: int, terms: dict[str, float]) -> None:
         self.steps += 1
         now = time.perf_counter()
-        left = (self.epochs - epoch - 1) * self.n_batches + self.n_batches - batch - 1
-        if now - self.last < self.every and left:
+        left = self.total - (epoch * self.n_batches + batch + 1)
+        if now - self.last < self.every and left > 0:
             return
         self.last = now
         elapsed = now - self.t0
         loss = ", ".join(f"{k} {v:.4g}" for k, v in list(terms.items())[:6])
-        log.info(f"{self.stage}: epoch {epoch + 1}/{self.epochs}, step {batch + 1}/{self.n_batches} | {loss} | "
+        in_epoch = min(self.n_batches, self.total - epoch * self.n_batches)
+        log.info(f"{self.stage}: epoch {epoch + 1}/{self.epochs}, step {batch + 1}/{in_epoch} | {loss} | "
                  f"elapsed {duration(elapsed)}, stage ETA {duration(elapsed / self.steps * left)}")

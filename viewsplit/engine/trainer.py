@@ -7,6 +7,9 @@ over the ranks → clip → optimiser step.
 While a step runs, the parameters of the stage's other steps do not require gradients, so a
 critic step cannot move the encoder and vice versa.
 
+A stage runs the epochs and steps :meth:`StageConfig.length` gives for its batches per epoch
+(``epochs``, raised by ``min_steps`` on small data, or exactly ``steps``, the last epoch cut short).
+
 Checkpoints (``checkpoints/last.pt``) are written atomically at the end of every
 ``train.checkpoint_every`` epochs (and every ``train.checkpoint_every_steps`` steps when set);
 ``resume`` restores weights, optimisers, RNG states and the position in the epoch, so a killed
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import itertools
 import math
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +52,12 @@ def resolve_device(name: str, ctx: DistContext) -> torch.device:
     return torch.device(name)
 
 
-def lr_factor(scfg: StageConfig, epoch: int) -> float:
-    """Learning-rate multiplier for ``epoch`` (0-based); cosine follows CosineAnnealingLR's closed form."""
+def lr_factor(scfg: StageConfig, epoch: int, epochs: int) -> float:
+    """Learning-rate multiplier for ``epoch`` (0-based) of a stage that runs ``epochs`` epochs (as
+    :meth:`StageConfig.length` resolves ``epochs`` / ``steps`` / ``min_steps``); cosine follows
+    CosineAnnealingLR's closed form with ``t_max`` (None = ``epochs``)."""
     if scfg.scheduler == "cosine":
-        t_max = scfg.t_max or max(scfg.epochs, 1)
+        t_max = scfg.t_max or max(epochs, 1)
         lo = scfg.eta_min / scfg.lr
         return lo + (1.0 - lo) * (1.0 + math.cos(math.pi * epoch / t_max)) / 2.0
     if scfg.scheduler == "step":
@@ -170,24 +176,26 @@ class Trainer:
                     load_optimizer(optimizers[s.name], state["optimizers"][s.name])
             ckpt.set_rng_state(state["rng"])
             start_epoch, start_batch = state["epoch"], state["batch"]
-        world = self.ctx.world_size
         per_rank, n_batches = self._batching(name, scfg)
+        epochs, total = scfg.length(n_batches)
+        if start_epoch == 0 and start_batch == 0:
+            self.logger.log({"kind": "stage", "stage": name, "epochs": epochs, "steps": total,
+                             "batches_per_epoch": n_batches})
         tcfg = self.cfg.train
-        if stage.on_start is not None and start_epoch < scfg.epochs:
+        if stage.on_start is not None and start_epoch < epochs:
             stage.on_start(self.data, self.device)
-        lines = ProgressLines(name, scfg.epochs, n_batches, tcfg.progress_every) if self._plain_progress() else None
-        for epoch in range(start_epoch, scfg.epochs):
+        lines = ProgressLines(name, epochs, n_batches, total, tcfg.progress_every) if self._plain_progress() else None
+        for epoch in range(start_epoch, epochs):
             for opt in optimizers.values():
                 for g in opt.param_groups:
-                    g["lr"] = scfg.lr * g["lr_scale"] * lr_factor(scfg, epoch)
+                    g["lr"] = scfg.lr * g["lr_scale"] * lr_factor(scfg, epoch, epochs)
             self._set_modes(stage)
             sums: dict[str, float] = {}
             count = 0
             t0 = time.perf_counter()
-            bar = self._progress(n_batches, start_batch, f"{name} {epoch + 1}/{scfg.epochs}")
-            batches = self.data.batches(per_rank, shuffle=True, seed=tcfg.seed, epoch=epoch, drop_last=scfg.drop_last,
-                                        rank=self.ctx.rank, world_size=world, start=start_batch)
-            for b, batch in enumerate(batches, start=start_batch):
+            stop = min(n_batches, total - epoch * n_batches)   # the last epoch of a ``steps`` stage is cut short
+            bar = self._progress(stop, start_batch, f"{name} {epoch + 1}/{epochs}")
+            for b, batch in enumerate(self._epoch_batches(per_rank, scfg, epoch, start_batch, stop), start=start_batch):
                 terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, owned, scfg,
                                          (name, epoch, b))
                 for k, v in terms.items():
@@ -203,7 +211,7 @@ class Trainer:
                     bar.update(1)
                     if b % 10 == 0:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in list(terms.items())[:4]}, refresh=False)
-                if tcfg.checkpoint_every_steps and (b + 1) % tcfg.checkpoint_every_steps == 0 and b + 1 < n_batches:
+                if tcfg.checkpoint_every_steps and (b + 1) % tcfg.checkpoint_every_steps == 0 and b + 1 < stop:
                     self.train_seconds += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     self._save(si, epoch, b + 1, optimizers)
@@ -222,11 +230,25 @@ class Trainer:
                              **({"warnings": problems} if problems else {})})
             for msg in problems if self.ctx.is_main else []:
                 warnings.warn(f"stage {name!r}, epoch {epoch + 1}: {msg}", TrainingWarning, stacklevel=2)
-            if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < scfg.epochs:
+            if (epoch + 1) % tcfg.checkpoint_every == 0 and epoch + 1 < epochs:
                 self._save(si, epoch + 1, 0, optimizers)
         if stage.on_end is not None:
             stage.on_end(self.data, self.device)
         self._save(si + 1, 0, 0, {})  # the stage is complete
+
+    def _epoch_batches(self, per_rank: int, scfg: StageConfig, epoch: int, start: int,
+                       stop: int) -> Generator[Batch, None, None]:
+        """This rank's batches ``start`` … ``stop − 1`` of ``epoch``; the data's iterator (and its prefetch
+        thread, if any) is closed when the epoch ends early."""
+        batches = self.data.batches(per_rank, shuffle=True, seed=self.cfg.train.seed, epoch=epoch,
+                                    drop_last=scfg.drop_last, rank=self.ctx.rank, world_size=self.ctx.world_size,
+                                    start=start)
+        try:
+            yield from itertools.islice(batches, max(stop - start, 0))
+        finally:
+            close = getattr(batches, "close", None)   # a generator, or the on-disk prefetching iterator
+            if close is not None:
+                close()
 
     def _batching(self, name: str, scfg: StageConfig) -> tuple[int, int]:
         """Stage ``name``'s per-rank batch size and batches per epoch; a ConfigError if it has no batch."""

@@ -1,0 +1,195 @@
+"""Do the defaults fit a small data set?  MRDD with its shipped vector preset against the raw views.
+
+    python benchmarks/small_data_defaults.py [--datasets digits-rot,...] [--seeds 3] [--route npz|estimator]
+                                            [--config configs/handwritten/mrdd.yaml] [--out FILE.md] [key=value ...]
+
+Four small labelled two-view data sets made here (none is Handwritten, on which the preset was chosen):
+
+| name | N | views | classes |
+|---|---|---|---|
+| ``digits-rot`` | 1797 | 8×8 digits (64) and a copy rotated by U(−30°, 30°), N(0, 2²) pixel noise (64) | 10 |
+| ``digits-halves`` | 1000 | a stratified subsample of the digits: left 4 pixel columns (32), right 4 (32) | 10 |
+| ``blobs-600`` | 600 | nonlinear views (20, 50) of a class cluster + shared and per-view private factors | 6 |
+| ``blobs-3000`` | 3000 | the same generator, wider views (40, 120), more classes | 10 |
+
+Route ``npz`` (the reporter's, issue 21): the views and labels go to an ``.npz`` and train with the
+shipped config (``data.name=npz``: seeded stratified 80/20 split, standardised on train).  Route
+``estimator``: ``viewsplit.MRDD()`` with its defaults, fitted on the same training split.  Both are
+evaluated by the report's protocol (:func:`~viewsplit.eval.evaluate.evaluate` and the raw-view rows
+of :mod:`viewsplit.eval.baselines`): k-means (10 seeds × 10 inits, Hungarian ACC) on the test split,
+logistic probe fitted on train and scored on test.  The representations are fixed in advance, not
+picked on test data: k-means on ``C`` (what ``MRDD.transform`` and ``score`` use), the probe on
+``C+V_all`` (the representation the README's probe rows quote).  Targets: k-means ACC of C above the
+best raw row (each view, and both concatenated), and the probe within seed noise of the best raw
+probe (mean + std ≥ raw).  Every run uses one thread; seconds are training time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+import torch
+
+from viewsplit.config import EvalConfig, load_config
+from viewsplit.data.registry import load_dataset
+from viewsplit.engine.run import prepare, standardised
+from viewsplit.engine.trainer import Trainer
+from viewsplit.estimators import MRDD
+from viewsplit.eval.baselines import add_raw_baselines
+from viewsplit.eval.evaluate import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+RAW = ("raw_0", "raw_1", "raw_all")
+
+
+# ---------------------------------------------------------------------------- data sets
+def digits_rot() -> tuple[list[np.ndarray], np.ndarray]:
+    from scipy.ndimage import rotate
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    turned = np.stack([rotate(im, rng.uniform(-30, 30), reshape=False, order=1) for im in x.reshape(-1, 8, 8)])
+    return [x, turned.reshape(len(x), -1) + rng.normal(0, 2.0, (len(x), 64))], y
+
+
+def digits_halves(n: int = 1000) -> tuple[list[np.ndarray], np.ndarray]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x, _, y, _ = train_test_split(x, y, train_size=n, stratify=y, random_state=0)
+    im = x.reshape(-1, 8, 8)
+    return [im[:, :, :4].reshape(n, -1), im[:, :, 4:].reshape(n, -1)], y
+
+
+def blobs(n: int, n_classes: int, dims: tuple[int, int], seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Class centres c_y ∈ R⁵ (N(0, 1.5²)), a shared within-class factor s ~ N(0, 0.6² I₅) and per-view private
+    factors u_v ~ N(0, I₄); view v = a fixed random two-layer tanh network of [c_y + s; u_v] + N(0, 0.1²)."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % n_classes)
+    shared = rng.normal(0, 1.5, (n_classes, 5))[y] + rng.normal(0, 0.6, (n, 5))
+    views = []
+    for d in dims:
+        h = np.concatenate([shared, rng.normal(size=(n, 4))], 1)
+        w1 = rng.normal(size=(h.shape[1], 64)) / np.sqrt(h.shape[1])
+        w2 = rng.normal(size=(64, d)) / np.sqrt(64)
+        views.append(np.tanh(np.tanh(1.2 * h @ w1) @ w2) + rng.normal(0, 0.1, (n, d)))
+    return views, y
+
+
+DATASETS = {
+    "digits-rot": digits_rot,
+    "digits-halves": digits_halves,
+    "blobs-600": lambda: blobs(600, 6, (20, 50), seed=1),
+    "blobs-3000": lambda: blobs(3000, 10, (40, 120), seed=2),
+}
+
+
+# ---------------------------------------------------------------------------- one run
+def run_one(name: str, npz: Path, seed: int, args: argparse.Namespace) -> tuple[dict, float, dict]:
+    """Train on ``npz`` by the chosen route; the report's metrics (with raw rows), seconds, stage lengths."""
+    cfg = load_config(args.config, ["data.name=npz", f"data.path={npz}", f"train.seed={seed}", "train.threads=1",
+                                    "train.progress=never", "train.tensorboard=false", *args.overrides])
+    ecfg = EvalConfig(probes=["logreg"], figures=False, redundancy=False, readout_mlp=False, factors=False)
+    with TemporaryDirectory() as tmp:
+        if args.route == "npz":
+            run = prepare(cfg, Path(tmp))
+            seconds = Trainer(cfg, run.method, run.splits.train, tmp).fit()
+            method, splits, lengths = run.method, run.splits, _lengths(tmp)
+        else:
+            splits = load_dataset(cfg.data)
+            t = time.perf_counter()
+            est = MRDD(random_state=seed, threads=1).fit([v.numpy() for v in splits.train.views])
+            seconds = time.perf_counter() - t
+            method, splits = est.method_, standardised(est.method_, splits)
+            lengths = _history(est.history_)
+    metrics = add_raw_baselines(evaluate(method, splits, ecfg), splits, ecfg)
+    return metrics, seconds, lengths
+
+
+def _lengths(run_dir: str) -> dict:
+    """Stage → (epochs, steps) as the run's log states them."""
+    rows = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+    return {r["stage"]: (r["epochs"], r["steps"]) for r in rows if r["kind"] == "stage"}
+
+
+def _history(history: list[dict]) -> dict:
+    """Stage → (epochs, steps) from an estimator's epoch rows (``global_step`` counts over all stages)."""
+    out: dict = {}
+    before = last = 0
+    for r in history:
+        if r["stage"] not in out and out:
+            before = last
+        out[r["stage"]] = (r["epoch"] + 1, r["global_step"] - before)
+        last = r["global_step"]
+    return out
+
+
+# ---------------------------------------------------------------------------- table
+def summary(runs: list[tuple[dict, float, dict]]) -> dict[str, tuple[float, float]]:
+    """Mean and std over seeds of every number the table shows."""
+    cols: dict[str, list[float]] = {}
+    for m, seconds, _ in runs:
+        km = {r: m["clustering"][r]["acc"]["mean"] for r in m["clustering"]}
+        pr = {r: m["classification"][r]["logreg"]["acc"] for r in m["classification"]}
+        vals = {"km C": km["C"], "km C+V_all": km["C+V_all"], "probe C": pr["C"], "probe C+V_all": pr["C+V_all"],
+                "km raw best": max(km[r] for r in RAW), "probe raw best": max(pr[r] for r in RAW), "s": seconds,
+                **{f"km {r}": km[r] for r in RAW}, **{f"probe {r}": pr[r] for r in RAW}}
+        for k, v in vals.items():
+            cols.setdefault(k, []).append(v)
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in cols.items()}
+
+
+COLUMNS = ["km C", "km C+V_all", "km raw_0", "km raw_1", "km raw_all", "probe C", "probe C+V_all", "probe raw_0",
+           "probe raw_1", "probe raw_all", "s"]
+
+
+def verdict(s: dict[str, tuple[float, float]]) -> str:
+    km = s["km C"][0] > s["km raw best"][0]
+    probe = s["probe C+V_all"][0] + s["probe C+V_all"][1] >= s["probe raw best"][0]
+    return ", ".join(f"{what} {'met' if ok else 'missed'}" for what, ok in (("k-means", km), ("probe", probe)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--route", choices=("npz", "estimator"), default="npz")
+    ap.add_argument("--config", default=str(REPO / "configs" / "handwritten" / "mrdd.yaml"))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("overrides", nargs="*", help="key=value overrides of the config (route npz)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    lines = [f"Command: `python benchmarks/small_data_defaults.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+             "", "| data set | " + " | ".join(COLUMNS) + " | stage steps | targets |",
+             "|---" * (len(COLUMNS) + 3) + "|"]
+    with TemporaryDirectory() as tmp:
+        for name in args.datasets.split(","):
+            views, y = DATASETS[name]()
+            npz = Path(tmp) / f"{name}.npz"
+            np.savez(npz, view0=views[0].astype(np.float32), view1=views[1].astype(np.float32), labels=y)
+            runs = []
+            for seed in range(args.seeds):
+                runs.append(run_one(name, npz, seed, args))
+                m, secs, lengths = runs[-1]
+                print(f"{name} seed {seed}: k-means C {m['clustering']['C']['acc']['mean']:.3f}, probe C+V_all "
+                      f"{m['classification']['C+V_all']['logreg']['acc']:.3f}, {secs:.0f} s, {lengths}", flush=True)
+            s = summary(runs)
+            steps = ", ".join(f"{k} {v[1]}" for k, v in runs[0][2].items())
+            lines.append(f"| {name} | " + " | ".join(f"{s[c][0]:.3f} ± {s[c][1]:.3f}" if c != "s" else f"{s[c][0]:.0f}"
+                                                   for c in COLUMNS) + f" | {steps} | {verdict(s)} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
