@@ -6,8 +6,7 @@ each batch runs the steps in order: zero grads → loss → backward → clip �
 While a step runs, the parameters of the stage's other steps do not require gradients, so a
 critic step cannot move the encoder and vice versa.
 
-A stage runs the epochs and steps :meth:`StageConfig.length` gives for its batches per epoch
-(``epochs``, raised by ``min_steps`` on small data, or exactly ``steps``, the last epoch cut short).
+A stage runs the epochs and steps of :meth:`StageConfig.length` (``steps`` cuts the last epoch short).
 
 Checkpoints (``checkpoints/last.pt``) are written atomically at the end of every
 ``train.checkpoint_every`` epochs (and every ``train.checkpoint_every_steps`` steps when set);
@@ -243,8 +242,7 @@ class Trainer:
         self._save(si + 1, 0, 0, {})  # the stage is complete
 
     def _epoch_batches(self, per_rank: int, scfg: StageConfig, epoch: int, start: int, stop: int) -> Iterator[Batch]:
-        """This rank's batches ``start`` … ``stop − 1`` of ``epoch``; the data's iterator (and its prefetch
-        thread, if any) is closed when the epoch ends early."""
+        """This rank's batches ``start`` … ``stop − 1`` of ``epoch``, closing the data's iterator (and prefetch thread)."""
         batches = self.data.batches(per_rank, shuffle=True, seed=self.cfg.train.seed, epoch=epoch,
                                     drop_last=scfg.drop_last, rank=self.ctx.rank, world_size=self.ctx.world_size,
                                     start=start)
