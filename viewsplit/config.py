@@ -44,25 +44,17 @@ PROBES = ("logreg", "linear_svm", "knn", "svc_rbf")
 class StageConfig:
     """Optimisation of one training stage (``stages.<name>.*``).
 
-    Length: ``epochs`` (passes over the training data), optionally raised on small data by
-    ``min_steps``, or ``steps`` (optimiser steps, whatever the data's size); give ``epochs`` or
-    ``steps``, not both.  With ``n`` batches per epoch a stage runs::
-
-        epochs:            max(epochs, ⌈min_steps / n⌉) whole epochs
-        steps:             ⌈steps / n⌉ epochs, the last one cut short after exactly ``steps`` steps
-
-    Config layers (the method's defaults → the YAML file → ``key=value`` overrides → estimator
-    arguments) each state a stage's length in their own unit: a layer that gives ``epochs`` or
-    ``steps`` replaces the length the layers before it gave, ``min_steps`` included (see :func:`merge`).
-    The schedules (``t_max``, ``step_size``) count epochs; ``t_max: null`` = the stage's epochs as run.
+    Length: ``epochs`` or ``steps``, not both.  With ``n`` batches per epoch a stage runs
+    ``max(epochs, ⌈min_steps / n⌉)`` whole epochs, or ``⌈steps / n⌉`` epochs with the last one cut short
+    after exactly ``steps`` optimiser steps.  A config layer that gives ``epochs`` or ``steps`` replaces
+    the length earlier layers gave, ``min_steps`` included (:func:`merge`).  Schedules count epochs.
     """
 
     #: passes over the training data; null when ``steps`` sets the length
     epochs: int | None = 10
-    #: optimiser steps (batches) of the stage instead of ``epochs``; null = use ``epochs``
+    #: optimiser steps of the stage instead of ``epochs``, whatever the data's size
     steps: int | None = None
-    #: with ``epochs``: at least this many optimiser steps, reached by adding whole epochs (0 = off), so a
-    #: small data set trains as long as it needs while a large one keeps its ``epochs``
+    #: with ``epochs``: add whole epochs until the stage takes at least this many steps (0 = off)
     min_steps: int = 0
     #: global batch size (split evenly over DDP ranks)
     batch_size: int = 256
@@ -73,8 +65,7 @@ class StageConfig:
     momentum: float = 0.9
     #: learning-rate schedule, stepped once per epoch
     scheduler: str = "none"
-    #: cosine half-period in epochs; None = the stage's epochs as run (after ``steps`` / ``min_steps``;
-    #: the MRDD reference presets use 20, periodic)
+    #: cosine half-period in epochs; None = the stage's epochs as run (the MRDD reference presets use 20)
     t_max: int | None = None
     eta_min: float = 0.0
     #: ``step`` schedule: multiply the lr by ``gamma`` every ``step_size`` epochs

@@ -7,8 +7,7 @@ over the ranks → clip → optimiser step.
 While a step runs, the parameters of the stage's other steps do not require gradients, so a
 critic step cannot move the encoder and vice versa.
 
-A stage runs the epochs and steps :meth:`StageConfig.length` gives for its batches per epoch
-(``epochs``, raised by ``min_steps`` on small data, or exactly ``steps``, the last epoch cut short).
+A stage runs the epochs and steps of :meth:`StageConfig.length` (``steps`` cuts the last epoch short).
 
 Checkpoints (``checkpoints/last.pt``) are written atomically at the end of every
 ``train.checkpoint_every`` epochs (and every ``train.checkpoint_every_steps`` steps when set);
