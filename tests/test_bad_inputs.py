@@ -330,7 +330,7 @@ def test_version_methods_and_help_defaults(capsys):
     for name in available_methods():
         assert f"\n{name}: " in out
     assert "  stage consistency: " in out and "  stage disentangle: " in out and "model keys: c_dim=10" in out
-    assert "epochs=10, batch_size=256" in out
+    assert "epochs=10, steps=None, min_steps=0, batch_size=256" in out
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():
