@@ -83,12 +83,12 @@ def embed_2d(x: np.ndarray, seed: int = 0, embedding: str = "auto") -> tuple[np.
         return np.zeros((n, 2)), "no map: every sample has the same code"
     if embedding == "umap" or (embedding == "auto" and importlib.util.find_spec("umap") is not None):
         try:
-            import umap  # type: ignore[import-not-found]  # optional, untyped
+            import umap
         except ImportError:
             raise MissingDependencyError("embedding umap needs umap-learn: pip install umap-learn") from None
         return umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed).fit_transform(x), "UMAP"
     from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    from threadpoolctl import threadpool_limits
 
     perplexity = min(30.0, (n - 1) / 3)
     # one OpenMP thread: with torch's and scikit-learn's OpenMP runtimes both loaded on a busy 2-core machine,
