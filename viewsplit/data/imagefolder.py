@@ -38,8 +38,8 @@ import torch
 from ..errors import DataError
 from .decoded import DecodedView, decode, require_eight_bit
 from .multiview import DataSplits, MultiViewDataset
-from .ondisk import OnDiskDataset, _as_views
-from .registry import DataConfig, cached, file_fingerprint, register
+from .ondisk import OnDiskDataset, as_views
+from .registry import DataConfig, cached, file_fingerprint, folder_at_path, register
 from .user import split_indices
 
 #: the file extensions read as images (torchvision's ``IMG_EXTENSIONS``)
@@ -210,13 +210,9 @@ def eager_view(files: list[Path], file_of: np.ndarray, channels: int, size: int,
     return view
 
 
-def _locate(cfg: DataConfig) -> tuple[bool, str]:
-    ok = bool(cfg.path) and Path(cfg.path or "").expanduser().is_dir()
-    return ok, cfg.path or "set data.path=DIR (DIR/<view>/<class>/<file>)"
-
-
 @register("imagefolder", "your own image folders, one per view: DIR/<view>/<class>/<file> (data.path=DIR)",
-          "one view per sub-folder; samples matched by <class>/<stem>; data.image_size (64) square", _locate)
+          "one view per sub-folder; samples matched by <class>/<stem>; data.image_size (64) square",
+          folder_at_path("set data.path=DIR (DIR/<view>/<class>/<file>)"))
 def load_imagefolder(cfg: DataConfig) -> DataSplits:
     if not cfg.path:
         raise DataError("data.path: the imagefolder data set needs data.path=DIR (DIR/<view>/<class>/<file>)")
@@ -229,7 +225,7 @@ def load_imagefolder(cfg: DataConfig) -> DataSplits:
     labels, mask = torch.from_numpy(layout.labels), torch.from_numpy(layout.mask)
     stream = streams(cfg, n, chans)
     if stream:
-        views = _as_views([DecodedView(f, fo, c, size) for f, fo, c in zip(layout.files, layout.file_of, chans)])
+        views = as_views([DecodedView(f, fo, c, size) for f, fo, c in zip(layout.files, layout.file_of, chans)])
         ds: MultiViewDataset = OnDiskDataset(views, labels, layout.view_names, mask, root.name, prefetch=cfg.prefetch)
     else:
         views = [eager_view(f, fo, c, size, cfg.cache) for f, fo, c in zip(layout.files, layout.file_of, chans)]

@@ -20,7 +20,7 @@ from ..errors import DataError
 from .decoded import DecodedView, decode
 from .image_ops import color_jitter
 from .multiview import DataSplits, MultiViewDataset, reference_split, stratified_split
-from .ondisk import OnDiskDataset, _as_views
+from .ondisk import OnDiskDataset, as_views
 from .registry import DataConfig, Loader, cached, data_roots, file_fingerprint, missing_files_error, register
 
 IMAGE_SIZE = 64
@@ -111,7 +111,7 @@ def _coil_loader(name: str, n_objects: int, channels: int, subdirs: list[str]) -
         names = [f"poses{v}" for v in range(cfg.n_views)]
         stream = streams(cfg, len(obj), cfg.n_views, channels)
         if stream:   # row j of view v is file obj_j · 72 + pose
-            views = _as_views([DecodedView(all_paths, obj * COIL_POSES + poses[:, v], channels, IMAGE_SIZE)
+            views = as_views([DecodedView(all_paths, obj * COIL_POSES + poses[:, v], channels, IMAGE_SIZE)
                                for v in range(cfg.n_views)])
             ds: MultiViewDataset = OnDiskDataset(views, torch.from_numpy(labels), names, name=name,
                                                  prefetch=cfg.prefetch)
@@ -232,7 +232,7 @@ def load_office31(cfg: DataConfig) -> DataSplits:
     labels = np.array([c for c, _ in trip], dtype=np.int64)
     stream = streams(cfg, len(trip), len(OFFICE_DOMAINS), 3)
     if stream:
-        views = _as_views([DecodedView(unique, np.array([pos[triple[d][0]] for _, triple in trip]), 3, IMAGE_SIZE,
+        views = as_views([DecodedView(unique, np.array([pos[triple[d][0]] for _, triple in trip]), 3, IMAGE_SIZE,
                                        _jitter_rows(cfg.seed, labels, d,
                                                     np.array([triple[d][1] for _, triple in trip])))
                            for d in range(len(OFFICE_DOMAINS))])

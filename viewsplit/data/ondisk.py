@@ -37,7 +37,7 @@ from torch import Tensor
 
 from ..errors import DataError
 from .multiview import _UIDS, Batch, DataSplits, LazyView, MultiViewDataset, _as_float
-from .registry import DataConfig, register
+from .registry import DataConfig, folder_at_path, register
 
 VIEW_DTYPES = (np.uint8, np.float16, np.float32)
 #: a mapped view hands its pages back to the page cache after this many bytes were read through it
@@ -171,7 +171,7 @@ class OnDiskDataset(MultiViewDataset):
         idx = np.asarray(index, dtype=np.int64)
         t = torch.from_numpy(idx)
         assert self.mask is not None   # __post_init__ sets it
-        return OnDiskDataset(_as_views([v.take(idx) for v in self.lazy_views()]),
+        return OnDiskDataset(as_views([v.take(idx) for v in self.lazy_views()]),
                              None if self.labels is None else self.labels[t], list(self.view_names or []),
                              self.mask[t], self.name,
                              None if self.factors is None else {k: f[t] for k, f in self.factors.items()},
@@ -191,7 +191,7 @@ class OnDiskDataset(MultiViewDataset):
         return [_as_float(v.read_all()) for v in self.lazy_views()]
 
 
-def _as_views(views: Sequence[LazyView]) -> list[Tensor]:
+def as_views(views: Sequence[LazyView]) -> list[Tensor]:
     """Lazy views for the ``views`` of an :class:`OnDiskDataset`, which batches index like tensors."""
     return cast("list[Tensor]", list(views))
 
@@ -347,19 +347,15 @@ def folder_dataset(folder: Folder, stream: bool, prefetch_depth: int = 2) -> Mul
     mask = None if folder.mask is None else torch.from_numpy(folder.mask)
     factors = {k: torch.tensor(np.asarray(f), dtype=torch.float32) for k, f in folder.factors.items()} or None
     if stream:
-        return OnDiskDataset(_as_views([MappedView(a, mm, p) for a, mm, p in folder.views]), labels, names, mask,
+        return OnDiskDataset(as_views([MappedView(a, mm, p) for a, mm, p in folder.views]), labels, names, mask,
                              folder.path.name, factors, prefetch=prefetch_depth)
     views = [MappedView(a, mm, p).read_all() for a, mm, p in folder.views]
     return MultiViewDataset(views, labels, names, mask, name=folder.path.name, factors=factors)
 
 
-def _locate(cfg: DataConfig) -> tuple[bool, str]:
-    ok = bool(cfg.path and Path(cfg.path).expanduser().is_dir())
-    return ok, cfg.path or "set data.path=DIR (a folder written by viewsplit convert)"
-
-
 @register("folder", "your own views as a folder of .npy arrays, memory-mapped (data.path=DIR; viewsplit convert)",
-          "view0.npy, view1.npy, … (+ labels, mask, train/test_index, factors_*)", _locate)
+          "view0.npy, view1.npy, … (+ labels, mask, train/test_index, factors_*)",
+          folder_at_path("set data.path=DIR (a folder written by viewsplit convert)"))
 def load_folder(cfg: DataConfig) -> DataSplits:
     from .user import split_indices
 

@@ -142,6 +142,14 @@ def register(name: str, summary: str, shape: str, locate: Locator) -> Callable[[
     return deco
 
 
+def folder_at_path(hint: str) -> Locator:
+    """A locator for data sets read from the folder ``data.path``: found when it is a folder; ``hint`` otherwise."""
+    def locate(cfg: DataConfig) -> tuple[bool, str]:
+        return bool(cfg.path and Path(cfg.path).expanduser().is_dir()), cfg.path or hint
+
+    return locate
+
+
 def always_found(where: str) -> Callable[[DataConfig], tuple[bool, str]]:
     return lambda cfg: (True, where)
 
