@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -45,3 +46,13 @@ def write_mnist_like(folder: Path, n_train: int = 20, n_test: int = 10, gz: bool
         write_idx(folder / f"{split}-images-idx3-ubyte", imgs, gz)
         write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(n) % 10, gz)
     return folder
+
+
+def assert_same_batches(a, b, size: int, float32: bool = False, **kw) -> None:
+    """Data sets ``a`` and ``b`` give identical batches (index, labels, mask, views) for ``batches(size, **kw)``;
+    with ``float32``, every view batch is float32 as well."""
+    ba, bb = list(a.batches(size, **kw)), list(b.batches(size, **kw))
+    assert len(ba) == len(bb) > 0
+    for x, y in zip(ba, bb):
+        assert torch.equal(x.index, y.index) and torch.equal(x.labels, y.labels) and torch.equal(x.mask, y.mask)
+        assert all((not float32 or u.dtype == torch.float32) and torch.equal(u, v) for u, v in zip(x.views, y.views))

@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from helpers import assert_same_batches
 
 from viewsplit.data import DataConfig, decoded, load_dataset
 from viewsplit.data.decoded import DecodedView
@@ -37,11 +38,7 @@ def _write_office(root, counts):
 
 
 def _same_batches(a, b, size=8, **kw):
-    ba, bb = list(a.batches(size, **kw)), list(b.batches(size, **kw))
-    assert len(ba) == len(bb) > 0
-    for x, y in zip(ba, bb):
-        assert torch.equal(x.index, y.index) and torch.equal(x.labels, y.labels) and torch.equal(x.mask, y.mask)
-        assert all(u.dtype == torch.float32 and torch.equal(u, v) for u, v in zip(x.views, y.views))
+    assert_same_batches(a, b, size, float32=True, **kw)
 
 
 CASES = {

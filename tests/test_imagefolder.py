@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import assert_same_batches
 
 from viewsplit.cli import main
 from viewsplit.data import DataConfig, load_dataset
@@ -107,11 +108,7 @@ def test_resize_and_the_seeded_stratified_split_of_user_data(tmp_path):
 
 
 def _same_batches(a, b, size=3, **kw):
-    ba, bb = list(a.batches(size, **kw)), list(b.batches(size, **kw))
-    assert len(ba) == len(bb) > 0
-    for x, y in zip(ba, bb):
-        assert torch.equal(x.index, y.index) and torch.equal(x.labels, y.labels) and torch.equal(x.mask, y.mask)
-        assert all(u.dtype == torch.float32 and torch.equal(u, v) for u, v in zip(x.views, y.views))
+    assert_same_batches(a, b, size, float32=True, **kw)
 
 
 def test_streamed_batches_equal_eager_ones(tmp_path):

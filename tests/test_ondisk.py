@@ -4,6 +4,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from helpers import assert_same_batches
 
 from viewsplit.cli import main
 from viewsplit.data import DataConfig, DataError, load_dataset, ondisk
@@ -29,11 +30,7 @@ def _folder(tmp_path, arrays, name="f"):
 
 
 def _same_batches(a, b, **kw):
-    ba, bb = list(a.batches(32, **kw)), list(b.batches(32, **kw))
-    assert len(ba) == len(bb) > 0
-    for x, y in zip(ba, bb):
-        assert torch.equal(x.index, y.index) and torch.equal(x.mask, y.mask) and torch.equal(x.labels, y.labels)
-        assert all(torch.equal(u, v) for u, v in zip(x.views, y.views))
+    assert_same_batches(a, b, 32, **kw)
 
 
 def test_npz_round_trip_in_memory_and_streamed(tmp_path):
