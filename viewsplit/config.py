@@ -199,6 +199,9 @@ class EvalConfig:
     probe_solver: str = "torch"
     #: k-means on more points than this fits on a seeded subsample of this many and assigns all (0 = never)
     kmeans_fit_samples: int = 20000
+    #: k-means solver: ``torch`` (a seed's inits batched in float32; fast) or ``sklearn`` (``KMeans``);
+    #: the same algorithm and settings (eval/kmeans.py)
+    kmeans_solver: str = "torch"
     #: each split contributes at most this many samples to the evaluation: a larger split is replaced, before
     #: its features are extracted, by a seeded subsample (numpy default_rng(0), without replacement, kept in
     #: data-set order), for every measure and the raw baselines (0 = never; eval/evaluate.py cap_splits)
@@ -214,6 +217,7 @@ class EvalConfig:
         check_positive(self.missing_combinations, f"{key}.missing_combinations")
         check_positive(self.plot_points, f"{key}.plot_points")
         check_choice(self.probe_solver, ("torch", "sklearn"), f"{key}.probe_solver")
+        check_choice(self.kmeans_solver, ("torch", "sklearn"), f"{key}.kmeans_solver")
         check_positive(self.kmeans_fit_samples, f"{key}.kmeans_fit_samples", allow_zero=True)
         check_positive(self.max_samples, f"{key}.max_samples", allow_zero=True)
         for p in self.probes:

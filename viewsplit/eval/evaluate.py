@@ -193,7 +193,8 @@ def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch
         if not cfg.kmeans_seeds or not k:
             return {}
         feats, y = features(split)
-        return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init, cfg.kmeans_fit_samples)
+        return {r: kmeans_protocol(f, y, k, cfg.kmeans_seeds, cfg.kmeans_n_init, cfg.kmeans_fit_samples,
+                                    cfg.kmeans_solver)
                 for r, f in feats.items() if note(f"eval: k-means on {r} ({split} split, {cfg.kmeans_seeds} seeds)")}
 
     def classification() -> dict[str, Any]:
@@ -250,7 +251,8 @@ def protocol_record(cfg: EvalConfig, splits: DataSplits, k: int, samples: dict[s
         "features": "posterior mean, eval mode, no gradients",
         "samples": {"max_samples": cfg.max_samples, **samples},
         "kmeans": {"n_clusters": k or None, "n_init": cfg.kmeans_n_init, "seeds": list(range(cfg.kmeans_seeds)),
-                   "init": "k-means++", "std": "population (ddof=0)", "fit_samples": cfg.kmeans_fit_samples},
+                   "init": "k-means++", "std": "population (ddof=0)", "fit_samples": cfg.kmeans_fit_samples,
+                   "solver": cfg.kmeans_solver},
         "probe_solver": cfg.probe_solver,
         "probes": {p: probe_params(p, cfg.probe_solver).replace("knn_k", str(cfg.knn_k)) for p in cfg.probes},
         "probe_fit": "labelled train samples, StandardScaler fitted on their features; scored on the labelled test "

@@ -6,6 +6,10 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from .kmeans import assign, kmeans_fit
+
+KMEANS_SOLVERS = ("torch", "sklearn")
+
 
 def cluster_acc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Hungarian accuracy: the best one-to-one matching of clusters to classes, over n.
@@ -35,24 +39,28 @@ def summarise(values: list[float]) -> dict:
 
 
 def kmeans_protocol(features: np.ndarray, labels: np.ndarray, n_clusters: int, seeds: int = 10,
-                    n_init: int = 10, fit_samples: int = 0) -> dict:
-    """``KMeans(K, n_init=n_init, random_state=s)`` for s = 0 … seeds−1; mean ± std per metric.
+                    n_init: int = 10, fit_samples: int = 0, solver: str = "torch") -> dict:
+    """k-means with ``n_init`` inits for seeds s = 0 … seeds−1; mean ± std per metric.
 
-    With ``fit_samples`` > 0 and more samples than that, seed s fits on ``fit_samples`` points drawn
-    without replacement by ``numpy.random.default_rng(s)`` and assigns every point to its nearest
-    centre (``KMeans.predict``); the metrics are always computed on all points.  Fitting costs
-    O(n · K · d) per Lloyd iteration and init, so this bounds the cost at large N; below the
-    threshold the fit is the full one.
+    ``solver="sklearn"`` fits ``KMeans(K, n_init=n_init, random_state=s)``; ``"torch"`` the same algorithm
+    with a seed's inits batched in float32 (:mod:`viewsplit.eval.kmeans`, seeded by s).  With
+    ``fit_samples`` > 0 and more samples than that, seed s fits on ``fit_samples`` points drawn without
+    replacement by ``numpy.random.default_rng(s)`` and assigns every point to its nearest centre; the
+    metrics are always computed on all points.  Fitting costs O(n · K · d) per Lloyd iteration and
+    init, so this bounds the cost at large N; below the threshold the fit is the full one.
     """
+    if solver not in KMEANS_SOLVERS:
+        raise ValueError(f"unknown k-means solver {solver!r}; choose one of {KMEANS_SOLVERS}")
     runs: dict[str, list[float]] = {"acc": [], "nmi": [], "ari": []}
     n = len(features)
     for s in range(seeds):
-        km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=s)
+        fit_on = features
         if 0 < fit_samples < n:
-            fit_idx = np.sort(np.random.default_rng(s).choice(n, size=fit_samples, replace=False))
-            pred = km.fit(features[fit_idx]).predict(features)
+            fit_on = features[np.sort(np.random.default_rng(s).choice(n, size=fit_samples, replace=False))]
+        if solver == "torch":
+            pred = assign(features, kmeans_fit(fit_on, n_clusters, n_init, seed=s))
         else:
-            pred = km.fit_predict(features)
+            pred = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=s).fit(fit_on).predict(features)
         for k, v in cluster_scores(labels, pred).items():
             runs[k].append(v)
     return {k: summarise(v) for k, v in runs.items()}

@@ -108,7 +108,7 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
         for r, f in encode(cluster_ds, views).items():
             rows.append({"views": list(views), "representation": r,
                          "clustering": kmeans_protocol(f, y_cl, k, cfg.kmeans_seeds, cfg.kmeans_n_init,
-                                                       cfg.kmeans_fit_samples)
+                                                       cfg.kmeans_fit_samples, cfg.kmeans_solver)
                          if cfg.kmeans_seeds else {},
                          "classification": {p: fp.score(f[-n_test:], y_te) for p, fp in probes[r].items()}})
     assert splits.train.mask is not None   # validate() sets it
