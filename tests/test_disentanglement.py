@@ -15,7 +15,7 @@ from viewsplit.engine.trainer import Trainer
 from viewsplit.errors import DataError, TrainingWarning
 from viewsplit.eval.factors import factor_recovery
 from viewsplit.eval.mine import mine_estimate
-from viewsplit.eval.readout import gaussian_nll, mlp_r2, ridge_r2
+from viewsplit.eval.readout import ALPHAS, gaussian_nll, mlp_r2, ridge_loo, ridge_r2
 from viewsplit.losses import gaussian_nll as critic_nll
 from viewsplit.methods import available_methods
 from viewsplit.models.stochastic import GaussianSample
@@ -122,6 +122,21 @@ def test_gaussian_information_known_answer():
     assert ridge_r2(v_tr, c_tr, v_te, c_te) == pytest.approx(0.64, abs=0.02)
     (c0, v0), (c1, v1) = _pair(20_000, 0.0, 2), _pair(20_000, 0.0, 3)
     assert abs(gaussian_nll(v0, c0, v1, c1)["info"]) < 0.01 and abs(ridge_r2(v0, c0, v1, c1)) < 0.01
+
+
+@pytest.mark.parametrize(("n", "d", "t", "noise"), [(3000, 60, 4, 1.0), (300, 80, 1, 0.1), (2000, 10, 2, 30.0)])
+def test_ridge_loo_chooses_and_fits_as_ridgecv(n, d, t, noise):
+    """Same alpha and predictions as scikit-learn's RidgeCV, here on a nearly collinear design."""
+    from sklearn.linear_model import RidgeCV
+
+    g = np.random.default_rng(n)
+    x = g.normal(size=(n, d)) * g.uniform(0.5, 3, d) + 2.0
+    x[:, 1] = 0.999 * x[:, 0] + 0.001 * x[:, 1]
+    y = x[:, :5] @ g.normal(size=(5, t)) + noise * g.normal(size=(n, t))
+    ref = RidgeCV(alphas=ALPHAS).fit(x, y)
+    coef, intercept, alpha = ridge_loo(x, y)
+    assert alpha == ref.alpha_
+    assert np.allclose(x @ coef + intercept, ref.predict(x).reshape(n, t), atol=1e-8)
 
 
 def test_mlp_readout_sees_what_a_linear_one_misses():

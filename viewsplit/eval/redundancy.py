@@ -2,23 +2,24 @@
 
 Every estimator is fitted on the training split's codes and scored on the test split's:
 
-* ``ridge_r2`` / ``mlp_r2``: R² of C predicted from V_v (:mod:`viewsplit.eval.readout`);
+* ``ridge_r2`` / ``mlp_r2``: R² of C predicted from V_v (:mod:`viewsplit.eval.readout`; the ridge
+  read-out is the one the NLL below uses, fitted once on standardised C);
 * ``nll_given`` / ``info``: held-out Gaussian NLL of (standardised) C given V_v in nats per sample,
   and the predictive information ``nll_marginal − nll_given`` in nats;
 * the same from a posterior *sample* of V_v (``sample.*``) for methods whose V_v is a Gaussian
   posterior: a code whose mean predicts C but whose samples do not carries the information only
-  below its noise;
+  below its noise (ridge and NLL; the MLP read-out is of the means only);
 * optionally MINE (DV bound, protocols.md §8), trained on the training pairs and evaluated on the test pairs.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .readout import gaussian_nll, mlp_r2, ridge_r2
+from .readout import gaussian_nll, mlp_r2
 
 
 def _measures(c_tr: np.ndarray, v_tr: np.ndarray, c_te: np.ndarray, v_te: np.ndarray, mlp: bool) -> dict:
-    out = {"ridge_r2": ridge_r2(v_tr, c_tr, v_te, c_te), **gaussian_nll(v_tr, c_tr, v_te, c_te)}
+    out = gaussian_nll(v_tr, c_tr, v_te, c_te)
     if mlp:
         out["mlp_r2"] = mlp_r2(v_tr, c_tr, v_te, c_te)
     return out
@@ -33,7 +34,7 @@ def held_out_redundancy(train: dict[str, np.ndarray], test: dict[str, np.ndarray
     for r in (k for k in train if k.startswith("V_")):
         row = _measures(train["C"], train[r], test["C"], test[r], mlp)
         if train_samples and test_samples and r in train_samples:
-            row["sample"] = _measures(train["C"], train_samples[r], test["C"], test_samples[r], mlp)
+            row["sample"] = _measures(train["C"], train_samples[r], test["C"], test_samples[r], mlp=False)
         if mine_runs:
             from .mine import mine_runs as run_mine
 
