@@ -225,6 +225,7 @@ def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch
     if (cfg.redundancy or cfg.mine) and "C" in te and any(r.startswith("V_") for r in te):
         from .redundancy import held_out_redundancy
 
+        note("eval: redundancy of C in each V_v (posterior samples, read-outs)")
         train_samples, test_samples = (extract_samples(method, d, cfg.batch_size, device, seed)
                                        for seed, d in enumerate((splits.train, splits.test)))
         result["redundancy"] = held_out_redundancy(tr, te, train_samples, test_samples, mlp=cfg.readout_mlp,
@@ -233,6 +234,7 @@ def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch
     if isinstance(method, ViewPredictor):
         from .prediction import prediction_report
 
+        note("eval: missing-view prediction")
         result["prediction"] = prediction_report(method, splits.train, splits.test, cfg.batch_size, device)
     result["protocol"] = protocol_record(cfg, splits, k, evaluated)
     sizes = {"test": int(on_te.sum()), "train": int(on_tr.sum()), "train+test": int(on_tr.sum() + on_te.sum())}
