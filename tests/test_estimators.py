@@ -137,7 +137,8 @@ def test_sklearn_contract_checks_that_apply():
     est = clone(MRDD(c_dim=7, consistency={"hidden": [8]}).set_params(epochs=3))
     assert est.get_params()["c_dim"] == 7 and est.epochs == 3 and est.consistency == {"hidden": [8]}
     cfg = est.run_config()
-    assert cfg.model.consistency.hidden == [8] and cfg.model.consistency.image == "resnet"  # merged over the preset
+    # merged over the vector preset's section (configs/handwritten/mrdd.yaml: the conv net for images, not resnet)
+    assert cfg.model.consistency.hidden == [8] and cfg.model.consistency.image == "conv"
     assert [s.epochs for s in cfg.stages.values()] == [3, 3]
     assert MRDD(stages={"disentangle": {"epochs": 1}}).run_config().stages["disentangle"].epochs == 1
     with pytest.raises(TypeError, match="unknown parameter"):

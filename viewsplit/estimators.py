@@ -3,9 +3,21 @@
 ``Xs`` is a list of per-view arrays (numpy or torch, any real dtype) with the same number of rows:
 vector views ``(N, D_v)``, image views ``(N, C, H, W)`` (``uint8`` images are scaled to [0, 1], as
 the data loaders do).  Keyword arguments are the method's model settings (its ``Config`` dataclass;
-a nested section such as MRDD's ``consistency`` takes a dict of overrides, None = the method's
-default) and the training settings below.  Each class is generated from its method's ``Config``,
+a nested section such as MRDD's ``consistency`` takes a dict of overrides, None = the preset's
+section) and the training settings below.  Each class is generated from its method's ``Config``,
 so it follows the method without code of its own.
+
+Defaults: the method's shipped vector-data preset, ``configs/handwritten/<method>.yaml``
+(:data:`VECTOR_PRESET`; read once, when the class is made): its ``model`` section over the
+``Config`` defaults, and its ``stages`` section (epochs, batch size, optimiser, schedule per stage)
+over the method's ``stage_defaults``, exactly as ``viewsplit train`` reads that file; a method
+without such a preset falls back to its ``Config`` and stage defaults.  ``MRDD()`` therefore trains
+the tuned vector preset (c_dim 10, v_dim 6, no masking, 40 + 30 epochs at batch 128), not the
+paper's settings (those are ``configs/<data set>/mrdd-reference.yaml``).  The preset's ``data``,
+``train`` (except the seed, ``random_state`` 0 either way) and ``eval`` sections do not apply.
+Image views get the vector preset's settings too (for MRDD the small ``conv`` network); start from
+an image preset instead with :meth:`MultiViewEstimator.from_preset`, e.g.
+``MRDD.from_preset("edge_fmnist", epochs=5)`` (``configs/edge_fmnist/mrdd.yaml``).
 
 Training drives the CLI's engine: :func:`viewsplit.engine.run.build` (seeding, standardisation) and
 the :class:`~viewsplit.engine.trainer.Trainer` on an in-memory :class:`MultiViewDataset`, in a
@@ -18,40 +30,47 @@ so grid searches take a ``Pipeline`` that starts with :class:`SplitViews`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import inspect
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
+import yaml
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from .config import RunConfig, StageConfig, _plain, build_config, merge
+from .config import CONFIG_DIR, RunConfig, _plain, build_config, load_config, merge
 from .data.multiview import MultiViewDataset
 from .data.user import _as_view
 from .engine import checkpoint as ckpt
 from .engine.run import build, load_model
 from .engine.trainer import Trainer
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .eval.evaluate import check_finite, code_batches, compose, extract
 from .methods import get_method
 from .methods.base import LabelPredictor, Method, ViewPredictor
 
 ArrayLike = Any  # a numpy array or a torch tensor
+_E = TypeVar("_E", bound="MultiViewEstimator")
+
+#: the data set whose presets (``configs/<VECTOR_PRESET>/<method>.yaml``) give the estimators' defaults
+VECTOR_PRESET = "handwritten"
 
 #: training settings shared by every estimator, with their defaults
 TRAINING = {
-    "epochs": None,          # epochs of every stage; None = each stage's default
+    "epochs": None,          # epochs of every stage; None = each stage's default (the preset's)
     "steps": None,           # optimiser steps of every stage instead of epochs; None = each stage's default
     "batch_size": None,      # batch size of every stage; None = each stage's default (at most the data's size)
     "lr": None,              # learning rate of every stage; None = each stage's default
-    "stages": None,          # {stage: {StageConfig key: value}}, applied last (e.g. per-stage epochs)
+    "stages": None,          # {stage: {StageConfig key: value}} over the preset's stages, applied last
     "standardize": "vectors",  # per-view standardisation stored with the model: vectors, all, none
     "device": "auto",        # auto (CUDA when available), cpu, cuda, cuda:N
     "threads": None,         # torch threads while fitting; None = torch's default
@@ -73,29 +92,60 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     main_representation: ClassVar[str]
     #: model settings (the method's Config fields) and their defaults in the signature
     model_params: ClassVar[dict[str, Any]]
+    #: the defaults' source: the vector preset's path, None = the method's Config and stage defaults
+    preset_path: ClassVar[Path | None]
+    #: the model section (every Config field, nested sections as dicts) the default parameters stand for
+    preset_model: ClassVar[dict[str, Any]]
+    #: every stage's settings (all StageConfig keys) the default parameters stand for
+    preset_stages: ClassVar[dict[str, dict[str, Any]]]
+
+    @classmethod
+    def from_preset(cls: type[_E], name: str, **overrides: Any) -> _E:
+        """An unfitted estimator whose parameters stand for the preset ``configs/<name>/<method>.yaml``
+        (``name`` = a data set folder, e.g. ``edge_fmnist``; or ``<folder>/<file>`` for another preset of
+        this method, e.g. ``edge_mnist/mrdd-reference``), with ``overrides`` on top.
+
+        The preset's ``model`` and ``stages`` sections, ``data.standardize`` and ``train.seed`` /
+        ``device`` / ``threads`` become parameters (as :func:`load` reads a saved config), every one of
+        them explicit: a stage's batch size larger than the data is an error, not lowered.  A nested
+        section or ``stages`` in ``overrides`` is a dict of overrides of the preset's; ``epochs``,
+        ``steps``, ``batch_size`` and ``lr`` apply to every stage, below per-stage ``stages`` settings.
+        An unknown preset is a :class:`ConfigError` that lists this method's presets.
+        """
+        cfg = load_config(preset_file(cls.method_name, name))
+        params = params_of(cfg)
+        every = {k: overrides[k] for k in ("epochs", "steps", "batch_size", "lr") if overrides.get(k) is not None}
+        stages = {s: merge(st, every) for s, st in params["stages"].items()}
+        given = overrides.get("stages")
+        params["stages"] = merge(stages, given) if isinstance(given, dict) else stages
+        for k, v in overrides.items():
+            if k != "stages":
+                params[k] = merge(params[k], v) if isinstance(v, dict) and isinstance(params.get(k), dict) else v
+        return cls(**params)
 
     # ------------------------------------------------------------------ configuration
     def run_config(self, n_samples: int | None = None) -> RunConfig:
         """The validated run config these parameters stand for (a :class:`ConfigError` names a bad one).
 
-        With ``n_samples`` (what ``fit`` passes), a stage's default batch size larger than the data is
-        lowered to ``n_samples``; a batch size given explicitly is kept (and checked by the engine).
+        With ``n_samples`` (what ``fit`` passes), a stage's default batch size (the preset's) larger than
+        the data is lowered to ``n_samples``; a batch size given explicitly is kept (and checked by the engine).
         """
         p = self.get_params(deep=False)
-        cls = get_method(self.method_name)
-        defaults = _plain(cls.Config())
+        defaults = copy.deepcopy(self.preset_model)
         model = {}
         for k in self.model_params:
             v = p[k]
-            if isinstance(defaults[k], dict):  # a nested section: a dict of overrides of its defaults
+            if isinstance(defaults[k], dict):  # a nested section: a dict of overrides of the preset's
                 v = merge(defaults[k], v or {})
             model[k] = list(v) if isinstance(v, tuple) else v
         every = {k: p[k] for k in ("epochs", "steps", "batch_size", "lr") if p[k] is not None}
-        stages = merge({name: dict(every) for name in cls.stage_defaults}, p["stages"] or {})
-        for name, st in stages.items():
-            default = cls.stage_defaults.get(name, {}).get("batch_size", StageConfig.batch_size)
-            if n_samples is not None and "batch_size" not in st and default > n_samples:
+        given = merge({name: dict(every) for name in self.preset_stages}, p["stages"] or {})
+        for name, st in given.items():
+            default = self.preset_stages.get(name, {}).get("batch_size")
+            if (n_samples is not None and isinstance(st, dict) and "batch_size" not in st and default is not None
+                    and default > n_samples):
                 st["batch_size"] = n_samples
+        stages = merge(copy.deepcopy(self.preset_stages), given)
         seed = p["random_state"] if p["random_state"] is not None else int(np.random.randint(2**31 - 1))
         train = {"seed": seed, "device": p["device"], "threads": p["threads"], "tensorboard": False}
         return build_config({"method": self.method_name, "data": {"name": "npz", "standardize": p["standardize"]},
@@ -299,10 +349,63 @@ def _signature_default(value: Any) -> Any:
     return None if dataclasses.is_dataclass(value) or isinstance(value, dict) else value
 
 
+_PRESET_NAME = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?")
+
+
+def preset_file(method: str, name: str) -> Path:
+    """``configs/<name>/<method>.yaml`` (or ``configs/<name>.yaml`` for ``<folder>/<file>``), checked to exist
+    and to configure ``method``; a :class:`ConfigError` lists ``method``'s presets otherwise."""
+    path: Path | None = None
+    if isinstance(name, str) and _PRESET_NAME.fullmatch(name.removesuffix(".yaml")):
+        stem = name.removesuffix(".yaml")
+        path = CONFIG_DIR / (f"{stem}.yaml" if "/" in stem else f"{stem}/{method}.yaml")
+    if path is None or not path.is_file():
+        raise ConfigError(f"preset {name!r}: no {method} preset of that name; available: "
+                          f"{', '.join(preset_names(method)) or 'none'} (<data set>/{method}.yaml in {CONFIG_DIR})")
+    found = _yaml_method(path)
+    if found != method:
+        raise ConfigError(f"preset {name!r}: {path} configures method {found!r}, not {method!r}; "
+                          f"{method}'s presets: {', '.join(preset_names(method))}")
+    return path
+
+
+def preset_names(method: str) -> list[str]:
+    """The shipped presets of ``method``: the data set folders with a ``<method>.yaml``, then
+    ``<folder>/<file>`` for its other files (e.g. ``edge_mnist/mrdd-reference``)."""
+    main = sorted(p.parent.name for p in CONFIG_DIR.glob(f"*/{method}.yaml"))
+    other = sorted(f"{p.parent.name}/{p.stem}" for p in CONFIG_DIR.glob("*/*.yaml")
+                   if p.stem != method and _yaml_method(p) == method)
+    return main + other
+
+
+def _yaml_method(path: Path) -> Any:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    return raw.get("method") if isinstance(raw, dict) else None
+
+
+def _default_config(method: str) -> tuple[RunConfig, Path | None]:
+    """The run config the estimator's default parameters stand for: the vector preset of ``method``,
+    else the method's Config and stage defaults; and the preset's path (None for the latter)."""
+    path = CONFIG_DIR / VECTOR_PRESET / f"{method}.yaml"
+    if not path.is_file():
+        return build_config({"method": method}), None
+    cfg = load_config(path)
+    if cfg.method != method:
+        raise TypeError(f"{path}: configures method {cfg.method!r}, not {method!r}")
+    return cfg, path
+
+
 def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator]:
-    """The estimator class of ``method``: keyword arguments = its Config fields, then :data:`TRAINING`."""
+    """The estimator class of ``method``: keyword arguments = its Config fields, then :data:`TRAINING`;
+    defaults from its vector preset (module docstring), read here, once."""
     cls = get_method(method)
-    model = {f.name: _signature_default(getattr(cls.Config(), f.name)) for f in dataclasses.fields(cls.Config)}
+    cfg, path = _default_config(method)
+    preset_model = _plain(cfg.model)
+    preset_stages = {k: _plain(v) for k, v in cfg.stages.items()}
+    model = {k: _signature_default(v) for k, v in preset_model.items()}
     clash = set(model) & set(TRAINING)
     if clash:
         raise TypeError(f"{cls.Config.__name__}: fields {sorted(clash)} clash with the estimators' training settings")
@@ -318,11 +421,16 @@ def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator
     P = inspect.Parameter
     __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [P("self", P.POSITIONAL_OR_KEYWORD), *(P(k, P.KEYWORD_ONLY, default=d) for k, d in defaults.items())])
+    source = (f"the preset configs/{path.parent.name}/{path.name}" if path is not None
+              else f"{cls.Config.__name__} and {cls.__name__}.stage_defaults")
     doc = (f"The ``{method}`` method ({cls.__module__}) as a scikit-learn estimator; ``transform`` gives "
-           f"``{main}`` by default.\n\nModel settings: {', '.join(model)}.  Training settings: {', '.join(TRAINING)}.")
+           f"``{main}`` by default.\n\nModel settings: {', '.join(model)}.  Training settings: {', '.join(TRAINING)}."
+           f"\n\nDefaults: {source}; other presets: ``{name}.from_preset(name)``.")
     return type(name, (MultiViewEstimator,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
                                               "__qualname__": name, "method_name": method,
-                                              "main_representation": main, "model_params": model})
+                                              "main_representation": main, "model_params": model,
+                                              "preset_path": path, "preset_model": preset_model,
+                                              "preset_stages": preset_stages})
 
 
 MRDD = make_estimator("MRDD", "mrdd", "C")
@@ -407,5 +515,6 @@ class SplitViews(TransformerMixin, BaseEstimator):
             raise DataError(f"shapes: {err}") from None
 
 
-__all__ = ["DCCA", "ESTIMATORS", "FAE", "MIB", "MRDD", "DMRNet", "DeCUR", "Fusion", "MultiViewEstimator",
-           "SoftCCA", "SplitViews", "as_dataset", "load", "make_estimator", "params_of"]
+__all__ = ["DCCA", "ESTIMATORS", "FAE", "MIB", "MRDD", "VECTOR_PRESET", "DMRNet", "DeCUR", "Fusion",
+           "MultiViewEstimator", "SoftCCA", "SplitViews", "as_dataset", "load", "make_estimator", "params_of",
+           "preset_file", "preset_names"]
