@@ -139,6 +139,11 @@ def note(message: str) -> bool:
 
 
 
+def labelled(features: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """The rows of ``features`` where ``on``; the array itself (no copy) when every row is labelled."""
+    return features if on.all() else features[on]
+
+
 def cap_splits(splits: DataSplits, max_samples: int) -> tuple[DataSplits, dict[str, str]]:
     """``splits`` with each split of more than ``max_samples`` samples (``eval.max_samples``, 0 = no cap)
     replaced by the subsample ``sort(default_rng(0).choice(n, max_samples, replace=False))``, and the record
@@ -183,10 +188,10 @@ def evaluate(method: Encoder, splits: DataSplits, cfg: EvalConfig, device: torch
     def features(split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The labelled samples' features and labels of ``split``."""
         if split == "test":
-            return {r: f[on_te] for r, f in te.items()}, y_te[on_te]
+            return {r: labelled(f, on_te) for r, f in te.items()}, y_te[on_te]
         if split == "train":
-            return {r: f[on_tr] for r, f in tr.items()}, y_tr[on_tr]
-        return ({r: np.concatenate([tr[r][on_tr], te[r][on_te]]) for r in tr},
+            return {r: labelled(f, on_tr) for r, f in tr.items()}, y_tr[on_tr]
+        return ({r: np.concatenate([labelled(tr[r], on_tr), labelled(te[r], on_te)]) for r in tr},
                 np.concatenate([y_tr[on_tr], y_te[on_te]]))
 
     def clustering(split: str) -> dict[str, Any]:

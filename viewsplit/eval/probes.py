@@ -92,13 +92,12 @@ class TorchLinearProbe:
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> TorchLinearProbe:
         self.classes_, yi = np.unique(np.asarray(y), return_inverse=True)
-        xs = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-        n, k = xs.shape[0], len(self.classes_)
+        xd = torch.as_tensor(np.asarray(x)).to(self.data_dtype)
+        n, k = xd.shape[0], len(self.classes_)
         penalise_bias = self.loss == "squared_hinge"
         if penalise_bias:
-            xs = torch.cat([xs, xs.new_ones(n, 1)], 1)
+            xd = torch.cat([xd, xd.new_ones(n, 1)], 1)
         lam = 1.0 / (self.C * n)
-        xd = xs.to(self.data_dtype)
         evals, vecs = torch.linalg.eigh((xd.T @ xd).double() / n)
         a = (vecs * (evals.clamp_min(0) + lam).rsqrt()) @ vecs.T
         a2 = a @ a
