@@ -1,5 +1,6 @@
 """Raw-view baselines in every report: k-means and probes on the standardised input views."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,8 +31,11 @@ def test_reports_hold_raw_view_rows(tmp_path, digits_npz):
                              "eval.kmeans_seeds=2", "eval.probes=[logreg]", "eval.figures=false",
                              "eval.secondary_splits=[train]", "train.threads=1"])
     run, metrics = run_all(cfg, tmp_path / "run")
-    for table in (metrics["clustering"], metrics["classification"], metrics["secondary"]["train"]["clustering"]):
+    for table in (metrics["clustering"], metrics["classification"]):
         assert {"C", "raw_0", "raw_1", "raw_all"} <= set(table)
+    # the secondary (reference-protocol) clustering rows are the model's only
+    assert "C" in metrics["secondary"]["train"]["clustering"]
+    assert not any(r.startswith("raw_") for r in metrics["secondary"]["train"]["clustering"])
     # the raw row is the protocol on the views as the model sees them: standardised with the train split's statistics
     train, test = run.splits.train, run.splits.test
     assert np.allclose(train.views[1].mean(0).numpy(), 0, atol=1e-4)
@@ -86,3 +90,50 @@ def test_max_samples_caps_each_split_before_extraction_raw_baselines_included(di
     raw = add_raw_baselines({"secondary": {"train": {"clustering": {}}}}, splits, cfg)
     assert raw["clustering"]["raw_all"] == ref["clustering"]["raw_all"]
     assert raw["classification"]["raw_0"] == ref["classification"]["raw_0"]
+
+
+def test_raw_rows_are_cached_by_everything_they_depend_on(digits_npz, monkeypatch):
+    """A second evaluation of the same data and settings reads the rows; other data, settings or labels miss."""
+    import dataclasses
+
+    import viewsplit.eval.baselines as baselines
+    from viewsplit.config import EvalConfig
+    from viewsplit.data import DataConfig, load_dataset
+    from viewsplit.data.multiview import DataSplits
+
+    splits = load_dataset(DataConfig(name="npz", path=str(digits_npz)))
+    cfg = EvalConfig(kmeans_seeds=1, kmeans_n_init=2, probes=["logreg"], max_samples=300, redundancy=False,
+                     figures=False)
+    first = baselines.add_raw_baselines({}, splits, cfg)
+    assert first["protocol"]["raw_baselines"] == "computed"
+    calls = []
+    monkeypatch.setattr(baselines, "evaluate", lambda *a, **k: calls.append(1) or pytest.fail("not cached"))
+    again = baselines.add_raw_baselines({}, splits, cfg)
+    assert again["protocol"]["raw_baselines"].startswith("read from the cache")
+    assert again["clustering"] == first["clustering"] and again["classification"] == first["classification"]
+    key = baselines.cache_key(splits, cfg)
+    other_labels = DataSplits(splits.train, dataclasses.replace(splits.test, labels=splits.test.labels.flip(0)),
+                              splits.cluster_on, splits.info)
+    changed = [baselines.cache_key(splits, dataclasses.replace(cfg, kmeans_seeds=2)),
+               baselines.cache_key(splits, dataclasses.replace(cfg, probe_solver="sklearn")),
+               baselines.cache_key(splits, dataclasses.replace(cfg, max_samples=200)),
+               baselines.cache_key(other_labels, cfg)]
+    assert key not in changed and len(set(changed)) == len(changed)
+    # a corrupt cache file is recomputed, and eval.raw_baseline_cache=false neither reads nor writes
+    cached = Path(again["protocol"]["raw_baselines"].split("(", 1)[1].rstrip(")"))
+    assert cached.parent == baselines.cache_dir() / "raw-baselines"
+    cached.write_text("{not json")
+    monkeypatch.setattr(baselines, "evaluate", evaluate_counting := _counting(calls))
+    assert baselines.add_raw_baselines({}, splits, cfg)["protocol"]["raw_baselines"] == "computed"
+    assert baselines.add_raw_baselines({}, splits, dataclasses.replace(cfg, raw_baseline_cache=False))[
+        "protocol"]["raw_baselines"] == "computed"
+    assert len(calls) == 2 and evaluate_counting is baselines.evaluate
+
+
+def _counting(calls):
+    from viewsplit.eval.evaluate import evaluate
+
+    def run(*args, **kwargs):
+        calls.append(1)
+        return evaluate(*args, **kwargs)
+    return run

@@ -194,6 +194,8 @@ class EvalConfig:
     #: also evaluate the input views themselves (each view and all concatenated, standardised as the
     #: model sees them) as rows ``raw_<v>`` / ``raw_all``: what learning added (:mod:`viewsplit.eval.baselines`)
     raw_baselines: bool = True
+    #: reuse raw-view rows computed before on the same data and settings ($VIEWSPLIT_CACHE/raw-baselines)
+    raw_baseline_cache: bool = True
     #: probe solver: ``torch`` (full-batch L-BFGS for the logistic and squared-hinge probes; fast) or
     #: ``sklearn`` (LogisticRegression, LinearSVC); kNN is scikit-learn's under both (eval/probes.py)
     probe_solver: str = "torch"

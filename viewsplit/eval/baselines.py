@@ -4,19 +4,29 @@ what learning added (``eval.raw_baselines``).
 Rows ``raw_<v>`` (view v) and ``raw_all`` (every view concatenated) are the views as the model sees
 them, i.e. after its standardisation (vector views z-scored on the train split), flattened; an
 absent view counts as zeros (its training mean when standardised).  They go through the same
-k-means protocol and probes as the learned representations (:func:`~viewsplit.eval.evaluate.evaluate`).
+k-means protocol and probes as the learned representations (:func:`~viewsplit.eval.evaluate.evaluate`),
+on the primary clustering split, and are cached by content (:func:`add_raw_baselines`).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..config import EvalConfig
 from ..data.multiview import DataSplits
-from .evaluate import evaluate
+from ..data.registry import cache_dir
+from .evaluate import cap_splits, evaluate
+
+log = logging.getLogger(__name__)
 
 
 class RawViews(nn.Module):
@@ -36,11 +46,69 @@ class RawViews(nn.Module):
 
 
 def add_raw_baselines(metrics: dict, splits: DataSplits, cfg: EvalConfig, device: torch.device | str = "cpu") -> dict:
-    """Evaluate :class:`RawViews` on ``splits`` and append its rows to ``metrics``' clustering, probe
-    and secondary-split tables (in place; also returned)."""
-    raw = evaluate(RawViews(), splits, dataclasses.replace(cfg, representations=[], mine=False), device)
-    for key in ("clustering", "classification"):
-        metrics.setdefault(key, {}).update(raw[key])
-    for split, rows in (raw.get("secondary") or {}).items():
-        metrics["secondary"][split]["clustering"].update(rows["clustering"])
+    """Evaluate :class:`RawViews` on ``splits`` and append its rows to ``metrics``' clustering and probe
+    tables (in place; also returned).
+
+    Only the primary protocol: the secondary clustering splits (``eval.secondary_splits``, rows kept for
+    comparison with reference protocols) and factor recovery are not repeated on the raw views.  The rows
+    do not depend on the model, so with ``eval.raw_baseline_cache`` they are stored under
+    ``$VIEWSPLIT_CACHE/raw-baselines/`` keyed by a hash of everything they depend on (:func:`cache_key`)
+    and reused by later evaluations of the same data (e.g. every method of ``viewsplit bench``);
+    ``protocol.raw_baselines`` in the report says whether they were computed or read.
+    """
+    raw_cfg = dataclasses.replace(cfg, representations=[], mine=False, secondary_splits=[], factors=False)
+    key = cache_key(splits, raw_cfg) if cfg.raw_baseline_cache else None
+    path = cache_dir() / "raw-baselines" / f"{key}.json" if key else None
+    rows = _read(path) if path else None
+    source = f"read from the cache ({path})" if rows else "computed"
+    if rows is None:
+        raw = evaluate(RawViews(), splits, raw_cfg, device)
+        rows = {k: raw[k] for k in ("clustering", "classification")}
+        if path:
+            _write(path, rows)
+    for k, r in rows.items():
+        metrics.setdefault(k, {}).update(r)
+    metrics.setdefault("protocol", {})["raw_baselines"] = source
     return metrics
+
+
+def cache_key(splits: DataSplits, cfg: EvalConfig) -> str | None:
+    """A hash of what the raw rows depend on: each evaluated split's views, mask and labels (after
+    ``eval.max_samples``), the clustering split, the evaluation settings, and the versions of viewsplit's
+    evaluation code and of numpy, scikit-learn and torch.  None for data read lazily (streamed folders,
+    decoded images): hashing them would read the data once more."""
+    capped, _ = cap_splits(splits, cfg.max_samples)
+    if not all(isinstance(x, torch.Tensor) for ds in (capped.train, capped.test) for x in ds.views):
+        return None
+    import sklearn
+
+    h = hashlib.blake2b(digest_size=20)
+    for ds in (capped.train, capped.test):
+        for t in (*ds.views, ds.mask, ds.labels):
+            if t is not None:
+                h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    code = sorted(Path(__file__).parent.glob("*.py"))
+    h.update(json.dumps({"eval": dataclasses.asdict(cfg), "cluster_on": splits.cluster_on, "numpy": np.__version__,
+                         "sklearn": sklearn.__version__, "torch": torch.__version__}, sort_keys=True).encode())
+    for f in code:
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None   # absent or unreadable: compute again
+    return rows if isinstance(rows, dict) and set(rows) == {"clustering", "classification"} else None
+
+
+def _write(path: Path, rows: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(rows))
+        tmp.replace(path)
+    except OSError as err:   # a read-only cache costs time, never the report
+        log.warning("raw baselines: not cached (%s)", err)

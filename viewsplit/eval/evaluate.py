@@ -345,7 +345,8 @@ def protocol_lines(protocol: dict[str, Any]) -> list[str]:
     """The samples each split contributed (``eval.max_samples``) and how k-means was fitted, for a report."""
     samples = {s: r for s, r in (protocol.get("samples") or {}).items() if s != "max_samples"}
     fit = (protocol.get("kmeans") or {}).get("fit") or {}
-    if not samples and not fit:
+    raw = protocol.get("raw_baselines")
+    if not samples and not fit and not raw:
         return []
     lines = ["## Samples", ""]
     if samples:
@@ -353,4 +354,6 @@ def protocol_lines(protocol: dict[str, Any]) -> list[str]:
                      + "; ".join(f"{s} split: {r}" for s, r in samples.items()) + ".")
     if fit:
         lines.append("k-means: " + "; ".join(f"{s}: {r}" for s, r in fit.items()) + ".")
+    if raw:
+        lines.append(f"Raw-view rows: {raw}.")
     return [*lines, ""]
