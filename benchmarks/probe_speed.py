@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=60000)
     ap.add_argument("--dim", type=int, default=522)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--probes", default="logreg,linear_svm")
+    ap.add_argument("--probes", default="logreg,linear_svm", help="comma-separated; empty: k-means only")
     ap.add_argument("--kmeans-fit", type=int, default=20000)
     ap.add_argument("--kmeans-seeds", type=int, default=3)
     args = ap.parse_args()
@@ -69,7 +69,7 @@ def main() -> None:
     print(f"{what}; {len(ytr)} train / {len(yte)} test samples; {args.threads} thread(s)\n")
     print("| probe | sklearn acc | torch acc | difference | sklearn s | torch s | speed-up |")
     print("|---|---|---|---|---|---|---|")
-    for p in args.probes.split(","):
+    for p in filter(None, args.probes.split(",")):
         ref, t_ref = timed(lambda p=p: run_probe(p, xtr, ytr, xte, yte, solver="sklearn"))
         ours, t_ours = timed(lambda p=p: run_probe(p, xtr, ytr, xte, yte, solver="torch"))
         print(f"| {p} | {ref['acc']:.4f} | {ours['acc']:.4f} | {ours['acc'] - ref['acc']:+.4f} | {t_ref:.1f} | "
