@@ -67,9 +67,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     xtr, ytr, xte, yte, what = features(args.train, args.dim)
     print(f"{what}; {len(ytr)} train / {len(yte)} test samples; {args.threads} thread(s)\n")
-    print("| probe | sklearn acc | torch acc | difference | sklearn s | torch s | speed-up |")
-    print("|---|---|---|---|---|---|---|")
-    for p in filter(None, args.probes.split(",")):
+    probes = [p for p in args.probes.split(",") if p]
+    if probes:
+        print("| probe | sklearn acc | torch acc | difference | sklearn s | torch s | speed-up |")
+        print("|---|---|---|---|---|---|---|")
+    for p in probes:
         ref, t_ref = timed(lambda p=p: run_probe(p, xtr, ytr, xte, yte, solver="sklearn"))
         ours, t_ours = timed(lambda p=p: run_probe(p, xtr, ytr, xte, yte, solver="torch"))
         print(f"| {p} | {ref['acc']:.4f} | {ours['acc']:.4f} | {ours['acc'] - ref['acc']:+.4f} | {t_ref:.1f} | "

@@ -14,7 +14,8 @@ Four small labelled two-view data sets made here (none is Handwritten, on which 
 
 Route ``npz`` (the reporter's, issue 21): the views and labels go to an ``.npz`` and train with the
 shipped config (``data.name=npz``: seeded stratified 80/20 split, standardised on train).  Route
-``estimator``: ``viewsplit.MRDD()`` with its defaults, fitted on the same training split.  Both are
+``estimator``: ``viewsplit.MRDD()`` with its defaults (the same vector preset), fitted on the same training
+split, the check that the two routes agree.  Both are
 evaluated by the report's protocol (:func:`~viewsplit.eval.evaluate.evaluate` and the raw-view rows
 of :mod:`viewsplit.eval.baselines`): k-means (10 seeds × 10 inits, Hungarian ACC) on the test split,
 logistic probe fitted on train and scored on test.  The representations are fixed in advance, not
