@@ -9,9 +9,10 @@ for ``--steps`` optimiser steps of ``--batch`` samples in a fresh subprocess:
 * ``disk``: ``data.stream=true``, batches gathered from the mapped files by a prefetch thread.
 
 Each child reports its peak RSS (``VmHWM``: its own memory, mapped file pages included) and
-the samples/s of the steps after the first ``--warmup``.  The page cache is not dropped (that
-needs root): at 50k the files (100 MB) are cached, at 1M (2 GB) mostly too on a 24 GB machine, so
-the disk column measures the gather and the prefetch, not the drive.
+the samples/s of the steps after the first ``--warmup``.  By default the page cache is not dropped:
+at 50k the files (100 MB) are cached, at 1M (2 GB) mostly too on a 24 GB machine, so
+the disk column measures the gather and the prefetch, not the drive.  ``--drop-cache`` (root) drops it
+before each training child, so the disk path starts cold (the page-cache column says which).
 
 With ``--encode-eval``, the ``disk`` child also saves its model as a run folder (``checkpoints/final.pt``
 and ``config.yaml``, data: the folder, streamed), and two more fresh processes are timed on it:
@@ -67,6 +68,16 @@ def make_folder(path: Path, n: int, chunk: int = 50_000) -> Path:
     arrays["train_index"] = ((n_tr,), np.dtype(np.int64), lambda: [np.arange(n_tr)])
     arrays["test_index"] = ((n - n_tr,), np.dtype(np.int64), lambda: [np.arange(n_tr, n)])
     return write_folder(path, arrays)
+
+
+def drop_page_cache() -> bool:
+    """Write back dirty pages and drop the page cache (needs root); False when not permitted."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError:
+        return False
+    return True
 
 
 def peak_rss_mb() -> float:
@@ -173,6 +184,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=REPO / "runs" / "stream_memory")
+    ap.add_argument("--drop-cache", action="store_true",
+                    help="drop the page cache before each training child (needs root), so the disk path starts cold")
     ap.add_argument("--encode-eval", action="store_true",
                     help="also time viewsplit encode and viewsplit eval on the disk-mode model at each size")
     ap.add_argument("--eval-overrides",
@@ -204,8 +217,9 @@ def main() -> None:
             if args.encode_eval and mode == "disk":
                 shutil.rmtree(run, ignore_errors=True)
                 cmd += ["--save", str(run)]
+            cold = args.drop_cache and drop_page_cache()
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            rows.append({**json.loads(out.stdout.strip().splitlines()[-1]), "cache": "dropped" if cold else "warm"})
             print(rows[-1], file=sys.stderr)
         if args.encode_eval:
             steps += encode_eval(folder, run, n, args.threads, args.eval_overrides.split())
@@ -214,17 +228,17 @@ def main() -> None:
     print(f"MRDD stage 1 (Edge-FMNIST CPU preset), {args.steps - args.warmup} timed steps of {args.batch} samples, "
           f"{args.threads} thread(s); ratios against the first size's row of the same mode, and disk against "
           "memory at the same size\n")
-    print("| train samples | data path | samples/s | disk / memory | RSS after loading (MB) | peak RSS (MB) | "
-          "peak RSS vs smallest set |")
-    print("|---|---|---|---|---|---|---|")
+    print("| train samples | data path | page cache | samples/s | disk / memory | RSS after loading (MB) "
+          "| peak RSS (MB) | peak RSS vs smallest set |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         mem = next((m for m in rows if m["samples"] == r["samples"] and m["mode"] == "memory"), None)
         speed = f"{r['samples_per_s'] / mem['samples_per_s']:.2f}" if mem and r["mode"] == "disk" else ""
         ref = base.get(r["mode"])
         grow = f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}× ({r['peak_rss_mb'] - ref['peak_rss_mb']:+.0f} MB)" \
             if ref else ""
-        print(f"| {r['samples']} | {r['mode']} | {r['samples_per_s']:.0f} | {speed} | {r['rss_after_load_mb']:.0f} | "
-              f"{r['peak_rss_mb']:.0f} | {grow} |")
+        print(f"| {r['samples']} | {r['mode']} | {r['cache']} | {r['samples_per_s']:.0f} | {speed} | "
+              f"{r['rss_after_load_mb']:.0f} | {r['peak_rss_mb']:.0f} | {grow} |")
     if steps:
         print_steps(steps, args.eval_overrides, args.threads)
 
