@@ -56,3 +56,28 @@ def assert_same_batches(a, b, size: int, float32: bool = False, **kw) -> None:
     for x, y in zip(ba, bb):
         assert torch.equal(x.index, y.index) and torch.equal(x.labels, y.labels) and torch.equal(x.mask, y.mask)
         assert all((not float32 or u.dtype == torch.float32) and torch.equal(u, v) for u, v in zip(x.views, y.views))
+
+
+class Killed(Exception):
+    """What :func:`train_killed_at` raises in place of a crash."""
+
+
+def train_killed_at(monkeypatch, train, cfg, run_dir, call: int) -> None:
+    """``train(cfg, run_dir)`` with the ``call``-th ``Trainer._train_step`` (1-based) raising :class:`Killed`,
+    as a crash between steps would; the real step is restored afterwards."""
+    import pytest
+
+    from viewsplit.engine.trainer import Trainer
+
+    original, calls = Trainer._train_step, {"n": 0}
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise Killed
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_train_step", dying)
+    with pytest.raises(Killed):
+        train(cfg, run_dir)
+    monkeypatch.setattr(Trainer, "_train_step", original)

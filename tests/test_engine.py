@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
+from helpers import train_killed_at
 from torch import nn
 
 from viewsplit.config import StageConfig, load_config
@@ -149,27 +150,11 @@ def test_nan_loss_stops_and_names_the_term(tmp_path):
     assert rows[-1]["kind"] == "error" and rows[-1]["term"] == "bad_term"
 
 
-class _Kill(Exception):
-    pass
-
-
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, monkeypatch):
     over = {"stages.first.epochs": 3, "stages.second.epochs": 3, "train.checkpoint_every_steps": 3}
     full = train(toy_cfg(**over), tmp_path / "full").method.state_dict()
     # interrupt in the middle of stage 2, after a mid-epoch checkpoint
-    original = Trainer._train_step
-    calls = {"n": 0}
-
-    def dying(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 12 + 5:
-            raise _Kill
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "_train_step", dying)
-    with pytest.raises(_Kill):
-        train(toy_cfg(**over), tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    train_killed_at(monkeypatch, train, toy_cfg(**over), tmp_path / "cut", 12 + 5)
     state = ckpt.load(tmp_path / "cut" / "checkpoints" / "last.pt")
     assert (state["stage_index"], state["epoch"], state["batch"]) == (1, 1, 0)
     resumed = train(toy_cfg(**over), tmp_path / "cut", resume=True).method.state_dict()
@@ -216,19 +201,8 @@ def test_resume_inside_a_cut_short_epoch_equals_uninterrupted_run(tmp_path, monk
     over = {"stages.first.steps": 10, "stages.first.scheduler": "cosine", "stages.second.steps": 6,
             "train.checkpoint_every_steps": 1}
     full = train(toy_cfg(**over), tmp_path / "full").method.state_dict()
-    original = Trainer._train_step
-    calls = {"n": 0}
-
-    def dying(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 10:          # the second step of the first stage's cut-short last epoch
-            raise _Kill
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "_train_step", dying)
-    with pytest.raises(_Kill):
-        train(toy_cfg(**over), tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    # die on the second step of the first stage's cut-short last epoch
+    train_killed_at(monkeypatch, train, toy_cfg(**over), tmp_path / "cut", 10)
     state = ckpt.load(tmp_path / "cut" / "checkpoints" / "last.pt")
     assert (state["stage_index"], state["epoch"], state["batch"]) == (0, 2, 1)
     resumed = train(toy_cfg(**over), tmp_path / "cut", resume=True)

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from conftest import REPO
+from helpers import train_killed_at
 from torch.distributions import Independent, Normal
 
 from viewsplit.config import load_config
@@ -276,22 +277,8 @@ def test_resume_continues_beta_from_the_stored_step(tmp_path, monkeypatch):
     over = {"stages.train.epochs": 3}
     full_run = train(small_run(**over), tmp_path / "full")
     full = full_run.method.state_dict()
-    original = Trainer._train_step
-    calls = {"n": 0}
-
-    class Kill(Exception):
-        pass
-
-    def dying(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 12 + 3:       # 10 steps per epoch: die in the middle of the second epoch
-            raise Kill
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "_train_step", dying)
-    with pytest.raises(Kill):
-        train(small_run(**over), tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    # 10 steps per epoch: die in the middle of the second epoch
+    train_killed_at(monkeypatch, train, small_run(**over), tmp_path / "cut", 12 + 3)
     state = ckpt.load(tmp_path / "cut" / "checkpoints" / "last.pt")
     assert int(state["model"]["global_step"]) == 10                      # saved at the end of epoch 1
     resumed = train(small_run(**over), tmp_path / "cut", resume=True).method
