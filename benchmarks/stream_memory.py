@@ -108,17 +108,22 @@ def child(folder: str, mode: str, steps: int, batch: int, warmup: int, threads: 
     method = build_method(cfg.method, cfg.model, DataSpec.of(train)).train()
     stage = method.stage("consistency")
     opts = [make_optimizer(s, cfg.stages["consistency"]) for s in stage.steps]
-    t0 = None
-    for i, b in enumerate(islice(train.batches(batch, shuffle=True, seed=0, drop_last=True), steps)):
+    batches = islice(train.batches(batch, shuffle=True, seed=0, drop_last=True), steps)
+    t0, waited = 0.0, 0.0
+    for i in range(steps):
         if i == warmup:
             t0 = time.perf_counter()
+        asked = time.perf_counter()
+        b = next(batches)
+        if i >= warmup:
+            waited += time.perf_counter() - asked
         for step, opt in zip(stage.steps, opts):
             opt.zero_grad(set_to_none=True)
             step.loss(b)["objective"].backward()
             opt.step()
     seconds = time.perf_counter() - t0
     out = {"samples": len(train), "mode": mode, "samples_per_s": (steps - warmup) * batch / seconds,
-           "rss_after_load_mb": rss_loaded, "peak_rss_mb": peak_rss_mb()}
+           "wait_share": waited / seconds, "rss_after_load_mb": rss_loaded, "peak_rss_mb": peak_rss_mb()}
     if save:
         from viewsplit.engine import checkpoint as ckpt
 
@@ -184,6 +189,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=REPO / "runs" / "stream_memory")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="train each mode this many times per size, alternating their order; prints the paired ratios")
     ap.add_argument("--drop-cache", action="store_true",
                     help="drop the page cache before each training child (needs root), so the disk path starts cold")
     ap.add_argument("--encode-eval", action="store_true",
@@ -211,36 +218,55 @@ def main() -> None:
         folder = make_folder(args.workdir / f"pairs-{n}", n)
         print(f"{folder}: {n} samples ({time.perf_counter() - t:.0f} s to write or find)", file=sys.stderr)
         run = args.workdir / f"run-{n}"
-        for mode in args.modes.split(","):
-            cmd = [sys.executable, __file__, "--child", str(folder), mode, "--steps", str(args.steps), "--warmup",
-                   str(args.warmup), "--batch", str(args.batch), "--threads", str(args.threads)]
-            if args.encode_eval and mode == "disk":
-                shutil.rmtree(run, ignore_errors=True)
-                cmd += ["--save", str(run)]
-            cold = args.drop_cache and drop_page_cache()
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
-            rows.append({**json.loads(out.stdout.strip().splitlines()[-1]), "cache": "dropped" if cold else "warm"})
-            print(rows[-1], file=sys.stderr)
+        for rep in range(args.repeats):
+            modes = args.modes.split(",")
+            for mode in modes if rep % 2 == 0 else modes[::-1]:   # alternate the order against drift
+                cmd = [sys.executable, __file__, "--child", str(folder), mode, "--steps", str(args.steps), "--warmup",
+                       str(args.warmup), "--batch", str(args.batch), "--threads", str(args.threads)]
+                if args.encode_eval and mode == "disk" and rep == 0:
+                    shutil.rmtree(run, ignore_errors=True)
+                    cmd += ["--save", str(run)]
+                cold = args.drop_cache and drop_page_cache()
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
+                rows.append({**json.loads(out.stdout.strip().splitlines()[-1]), "repeat": rep,
+                             "cache": "dropped" if cold else "warm"})
+                print(rows[-1], file=sys.stderr)
         if args.encode_eval:
             steps += encode_eval(folder, run, n, args.threads, args.eval_overrides.split())
             print(steps[-2:], file=sys.stderr)
-    base = {r["mode"]: r for r in rows if r["samples"] == rows[0]["samples"]}
+    print_training(rows, args)
+    if steps:
+        print_steps(steps, args.eval_overrides, args.threads)
+
+
+def print_training(rows: list[dict], args: argparse.Namespace) -> None:
+    """The training table (one row per child), then, with repeats, the paired disk / memory ratios."""
+    base = {r["mode"]: r for r in rows if r["samples"] == rows[0]["samples"] and r["repeat"] == 0}
     print(f"MRDD stage 1 (Edge-FMNIST CPU preset), {args.steps - args.warmup} timed steps of {args.batch} samples, "
           f"{args.threads} thread(s); ratios against the first size's row of the same mode, and disk against "
-          "memory at the same size\n")
-    print("| train samples | data path | page cache | samples/s | disk / memory | RSS after loading (MB) "
-          "| peak RSS (MB) | peak RSS vs smallest set |")
-    print("|---|---|---|---|---|---|---|---|")
+          "memory at the same size and repeat; 'waiting' is the share of the timed steps the loop spent waiting "
+          "for its next batch\n")
+    print("| train samples | repeat | data path | page cache | samples/s | disk / memory | waiting "
+          "| RSS after loading (MB) | peak RSS (MB) | peak RSS vs smallest set |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ratios: dict[int, list[float]] = {}
     for r in rows:
-        mem = next((m for m in rows if m["samples"] == r["samples"] and m["mode"] == "memory"), None)
-        speed = f"{r['samples_per_s'] / mem['samples_per_s']:.2f}" if mem and r["mode"] == "disk" else ""
+        mem = next((m for m in rows if m["samples"] == r["samples"] and m["repeat"] == r["repeat"]
+                    and m["mode"] == "memory"), None)
+        speed = ""
+        if mem and r["mode"] == "disk":
+            ratios.setdefault(r["samples"], []).append(r["samples_per_s"] / mem["samples_per_s"])
+            speed = f"{ratios[r['samples']][-1]:.2f}"
         ref = base.get(r["mode"])
         grow = f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}× ({r['peak_rss_mb'] - ref['peak_rss_mb']:+.0f} MB)" \
             if ref else ""
-        print(f"| {r['samples']} | {r['mode']} | {r['cache']} | {r['samples_per_s']:.0f} | {speed} | "
-              f"{r['rss_after_load_mb']:.0f} | {r['peak_rss_mb']:.0f} | {grow} |")
-    if steps:
-        print_steps(steps, args.eval_overrides, args.threads)
+        print(f"| {r['samples']} | {r['repeat']} | {r['mode']} | {r['cache']} | {r['samples_per_s']:.0f} | {speed} | "
+              f"{100 * r['wait_share']:.1f} % | {r['rss_after_load_mb']:.0f} | {r['peak_rss_mb']:.0f} | {grow} |")
+    if args.repeats > 1:
+        print("\n| train samples | disk / memory per repeat | mean ± std | median |\n|---|---|---|---|")
+        for n, rs in ratios.items():
+            print(f"| {n} | {', '.join(f'{x:.2f}' for x in rs)} | {np.mean(rs):.2f} ± {np.std(rs, ddof=1):.2f} "
+                  f"| {np.median(rs):.2f} |")
 
 
 def print_steps(steps: list[dict], overrides: str, threads: int) -> None:
