@@ -7,7 +7,7 @@ import pytest
 import yaml
 from sklearn.base import clone
 
-from viewsplit import estimators
+from viewsplit import estimators, presets
 from viewsplit.config import CONFIG_DIR, load_config
 from viewsplit.errors import ConfigError
 from viewsplit.estimators import ESTIMATORS, MRDD, DMRNet, params_of
@@ -60,7 +60,7 @@ def test_mrdd_defaults_are_the_handwritten_preset():
 
 
 def test_a_method_without_vector_preset_keeps_its_config_defaults(monkeypatch):
-    monkeypatch.setattr(estimators, "VECTOR_PRESET", "no-such-folder")
+    monkeypatch.setattr(presets, "VECTOR_PRESET", "no-such-folder")
     cls = estimators.make_estimator("PaperMRDD", "mrdd", "C")
     method = get_method("mrdd")
     assert cls.preset_path is None and "MRDDConfig" in cls.__doc__

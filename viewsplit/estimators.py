@@ -34,7 +34,6 @@ import copy
 import dataclasses
 import inspect
 import json
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -42,27 +41,23 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-import yaml
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from .config import CONFIG_DIR, RunConfig, _plain, build_config, load_config, merge
+from .config import RunConfig, _plain, build_config, load_config, merge
+from .data.arrays import ArrayLike, as_dataset, as_mask, as_numpy, check_shapes
 from .data.multiview import MultiViewDataset
-from .data.user import _as_view
 from .engine import checkpoint as ckpt
 from .engine.run import build, load_model
 from .engine.trainer import Trainer
-from .errors import ConfigError, DataError
+from .errors import DataError
 from .eval.evaluate import check_finite, code_batches, compose, extract
 from .methods import get_method
 from .methods.base import LabelPredictor, Method, ViewPredictor
+from .presets import VECTOR_PRESET, default_config, preset_file, preset_names
 
-ArrayLike = Any  # a numpy array or a torch tensor
 _E = TypeVar("_E", bound="MultiViewEstimator")
-
-#: the data set whose presets (``configs/<VECTOR_PRESET>/<method>.yaml``) give the estimators' defaults
-VECTOR_PRESET = "handwritten"
 
 #: training settings shared by every estimator, with their defaults
 TRAINING = {
@@ -262,8 +257,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         """New data checked against the fitted views, standardised like the training data."""
         check_is_fitted(self, "method_")
         if isinstance(Xs, MultiViewDataset):
-            _check_shapes([v.shape for v in Xs.views], self.view_shapes_)
-            ds = Xs if mask is None else Xs.with_mask(torch.from_numpy(_as_mask(mask)))
+            check_shapes([v.shape for v in Xs.views], self.view_shapes_)
+            ds = Xs if mask is None else Xs.with_mask(torch.from_numpy(as_mask(mask)))
         else:
             ds = as_dataset(Xs, None, mask, self.view_shapes_)
         return self.method_.preprocess.transform(ds)
@@ -276,57 +271,6 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
             b = batch.to(device)
             out = fn(b.views, b.mask)
             yield [o.float().cpu() for o in out] if isinstance(out, (list, tuple)) else out.float().cpu()
-
-
-def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask: ArrayLike | None = None,
-               shapes: Sequence[tuple[int, ...]] | None = None) -> MultiViewDataset:
-    """Views given as arrays or tensors → a validated in-memory data set (as the npz loader converts them:
-    ``uint8`` images kept, everything else float32); a :class:`DataError` names the view at fault.
-    ``shapes``: the per-sample shapes the views must have (those a model was fitted on)."""
-    if isinstance(Xs, (np.ndarray, torch.Tensor)) or not isinstance(Xs, Sequence):
-        raise DataError(f"Xs: expected a list of per-view arrays, got {type(Xs).__name__}; "
-                        "a single matrix is cut into views by SplitViews")
-    arrays = [_numpy(x, f"view {v}") for v, x in enumerate(Xs)]
-    if mask is not None:
-        m = _as_mask(mask)
-        mask = torch.from_numpy(m)
-        if m.ndim == 2 and m.shape[1] == len(arrays):
-            for v, a in enumerate(arrays):  # an absent view's values (e.g. NaN) are never used: zeros, in a copy
-                absent = ~m[:, v].astype(bool)
-                if a.shape[0] == m.shape[0] and absent.any() and np.issubdtype(a.dtype, np.number):
-                    arrays[v] = np.where(absent.reshape(-1, *[1] * (a.ndim - 1)), 0, a).astype(a.dtype)
-    views = [_as_view(x, f"view {v}") for v, x in enumerate(arrays)]
-    _check_shapes([x.shape for x in views], shapes)
-    return MultiViewDataset(views, labels, mask=mask, name="arrays")
-
-
-def _check_shapes(got: Sequence[Sequence[int]], shapes: Sequence[tuple[int, ...]] | None) -> None:
-    """Views of shapes ``got`` are (N, D) or (N, C, H, W) and, given ``shapes``, have those per-sample shapes."""
-    if shapes is not None and len(got) != len(shapes):
-        raise DataError(f"Xs: got {len(got)} views, the model was fitted on {len(shapes)}")
-    for v, shape in enumerate(got):
-        if len(shape) not in (2, 4):
-            raise DataError(f"view {v}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
-                            f"got {tuple(shape)}")
-        if shapes is not None and tuple(shape[1:]) != tuple(shapes[v]):
-            raise DataError(f"view {v}: samples of shape {tuple(shape[1:])}, the model was fitted on "
-                            f"{tuple(shapes[v])}")
-
-
-def _as_mask(mask: ArrayLike) -> np.ndarray:
-    m = _numpy(mask, "mask")
-    if m.dtype != bool and not np.isin(m, (0, 1)).all():
-        raise DataError(f"mask: must be boolean (True = view present), got dtype {m.dtype}")
-    return m.astype(bool)
-
-
-def _numpy(x: ArrayLike, where: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    try:
-        return np.asarray(x)
-    except (ValueError, TypeError) as err:
-        raise DataError(f"{where}: not an array ({err})") from None
 
 
 @contextlib.contextmanager
@@ -349,60 +293,11 @@ def _signature_default(value: Any) -> Any:
     return None if dataclasses.is_dataclass(value) or isinstance(value, dict) else value
 
 
-_PRESET_NAME = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?")
-
-
-def preset_file(method: str, name: str) -> Path:
-    """``configs/<name>/<method>.yaml`` (or ``configs/<name>.yaml`` for ``<folder>/<file>``), checked to exist
-    and to configure ``method``; a :class:`ConfigError` lists ``method``'s presets otherwise."""
-    path: Path | None = None
-    if isinstance(name, str) and _PRESET_NAME.fullmatch(name.removesuffix(".yaml")):
-        stem = name.removesuffix(".yaml")
-        path = CONFIG_DIR / (f"{stem}.yaml" if "/" in stem else f"{stem}/{method}.yaml")
-    if path is None or not path.is_file():
-        raise ConfigError(f"preset {name!r}: no {method} preset of that name; available: "
-                          f"{', '.join(preset_names(method)) or 'none'} (<data set>/{method}.yaml in {CONFIG_DIR})")
-    found = _yaml_method(path)
-    if found != method:
-        raise ConfigError(f"preset {name!r}: {path} configures method {found!r}, not {method!r}; "
-                          f"{method}'s presets: {', '.join(preset_names(method))}")
-    return path
-
-
-def preset_names(method: str) -> list[str]:
-    """The shipped presets of ``method``: the data set folders with a ``<method>.yaml``, then
-    ``<folder>/<file>`` for its other files (e.g. ``edge_mnist/mrdd-reference``)."""
-    main = sorted(p.parent.name for p in CONFIG_DIR.glob(f"*/{method}.yaml"))
-    other = sorted(f"{p.parent.name}/{p.stem}" for p in CONFIG_DIR.glob("*/*.yaml")
-                   if p.stem != method and _yaml_method(p) == method)
-    return main + other
-
-
-def _yaml_method(path: Path) -> Any:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-    return raw.get("method") if isinstance(raw, dict) else None
-
-
-def _default_config(method: str) -> tuple[RunConfig, Path | None]:
-    """The run config the estimator's default parameters stand for: the vector preset of ``method``,
-    else the method's Config and stage defaults; and the preset's path (None for the latter)."""
-    path = CONFIG_DIR / VECTOR_PRESET / f"{method}.yaml"
-    if not path.is_file():
-        return build_config({"method": method}), None
-    cfg = load_config(path)
-    if cfg.method != method:
-        raise TypeError(f"{path}: configures method {cfg.method!r}, not {method!r}")
-    return cfg, path
-
-
 def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator]:
     """The estimator class of ``method``: keyword arguments = its Config fields, then :data:`TRAINING`;
     defaults from its vector preset (module docstring), read here, once."""
     cls = get_method(method)
-    cfg, path = _default_config(method)
+    cfg, path = default_config(method)
     preset_model = _plain(cfg.model)
     preset_stages = {k: _plain(v) for k, v in cfg.stages.items()}
     model = {k: _signature_default(v) for k, v in preset_model.items()}
@@ -488,7 +383,7 @@ class SplitViews(TransformerMixin, BaseEstimator):
         self.shapes = shapes
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> SplitViews:
-        X = _numpy(X, "X")
+        X = as_numpy(X, "X")
         if X.ndim != 2:
             raise DataError(f"X: SplitViews expects one (N, D) matrix, got shape {X.shape}")
         cols = [tuple(c) for c in self.columns]
@@ -504,7 +399,7 @@ class SplitViews(TransformerMixin, BaseEstimator):
 
     def transform(self, X: ArrayLike) -> list[np.ndarray]:
         check_is_fitted(self, "n_features_in_")
-        X = _numpy(X, "X")
+        X = as_numpy(X, "X")
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(f"X: expected shape (N, {self.n_features_in_}) as in fit, got {X.shape}")
         views = [X[:, a:b] for a, b in self.columns]
