@@ -27,6 +27,7 @@ probe (mean + std ≥ raw).  Every run uses one thread; seconds are training tim
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 
 from viewsplit.config import EvalConfig, load_config
+from viewsplit.data.multiview import DataSplits
 from viewsplit.data.registry import load_dataset
 from viewsplit.engine.run import prepare, standardised
 from viewsplit.engine.trainer import Trainer
@@ -111,7 +113,23 @@ def run_one(name: str, npz: Path, seed: int, args: argparse.Namespace) -> tuple[
             method, splits = est.method_, standardised(est.method_, splits)
             lengths = _history(est.history_)
     metrics = add_raw_baselines(evaluate(method, splits, ecfg), splits, ecfg)
+    if args.single_view_c:
+        metrics["single_view_c"] = single_view_c(method, splits, ecfg)
     return metrics, seconds, lengths
+
+
+def single_view_c(method, splits: DataSplits, ecfg: EvalConfig) -> list[dict[str, float]]:
+    """k-means ACC and probe of C encoded from one view alone (the other masked), per view, train and test
+    alike: what stage 1 with ``stage1_targets: hidden`` was trained on, where the report's C sees all views."""
+    out = []
+    def alone(ds, v: int):
+        return ds.with_mask(torch.nn.functional.one_hot(torch.full((len(ds),), v), ds.n_views).bool())
+
+    for v in range(splits.train.n_views):
+        m = evaluate(method, DataSplits(alone(splits.train, v), alone(splits.test, v), splits.cluster_on),
+                     dataclasses.replace(ecfg, representations=["C"]))
+        out.append({"km": m["clustering"]["C"]["acc"]["mean"], "probe": m["classification"]["C"]["logreg"]["acc"]})
+    return out
 
 
 def _lengths(run_dir: str) -> dict:
@@ -139,7 +157,10 @@ def summary(runs: list[tuple[dict, float, dict]]) -> dict[str, tuple[float, floa
     for m, seconds, _ in runs:
         km = {r: m["clustering"][r]["acc"]["mean"] for r in m["clustering"]}
         pr = {r: m["classification"][r]["logreg"]["acc"] for r in m["classification"]}
-        vals = {"km C": km["C"], "km C+V_all": km["C+V_all"], "probe C": pr["C"], "probe C+V_all": pr["C+V_all"],
+        alone = {f"{what} C from view {v}": r[what] for v, r in enumerate(m.get("single_view_c", []))
+                 for what in ("km", "probe")}
+        vals = {**alone, "km C": km["C"], "km C+V_all": km["C+V_all"], "probe C": pr["C"],
+                "probe C+V_all": pr["C+V_all"],
                 "km raw best": max(km[r] for r in RAW), "probe raw best": max(pr[r] for r in RAW), "s": seconds,
                 **{f"km {r}": km[r] for r in RAW}, **{f"probe {r}": pr[r] for r in RAW}}
         for k, v in vals.items():
@@ -164,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--route", choices=("npz", "estimator"), default="npz")
     ap.add_argument("--config", default=str(REPO / "configs" / "handwritten" / "mrdd.yaml"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--single-view-c", action="store_true",
+                    help="also score C encoded from each view alone (what stage 1 trains on with hidden targets)")
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the config (route npz)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     lines = [f"Command: `python benchmarks/small_data_defaults.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
              "", "| data set | " + " | ".join(COLUMNS) + " | stage steps | targets |",
              "|---" * (len(COLUMNS) + 3) + "|"]
+    alone: list[str] = []
     with TemporaryDirectory() as tmp:
         for name in args.datasets.split(","):
             views, y = DATASETS[name]()
@@ -182,9 +206,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} seed {seed}: k-means C {m['clustering']['C']['acc']['mean']:.3f}, probe C+V_all "
                       f"{m['classification']['C+V_all']['logreg']['acc']:.3f}, {secs:.0f} s, {lengths}", flush=True)
             s = summary(runs)
+            if args.single_view_c:
+                alone.append(f"| {name} | {s['km C'][0]:.3f} ± {s['km C'][1]:.3f} | {s['probe C'][0]:.3f} ± "
+                             f"{s['probe C'][1]:.3f} | " + " | ".join(
+                                 f"{s[f'{w} C from view {v}'][0]:.3f} ± {s[f'{w} C from view {v}'][1]:.3f}"
+                                 for v in range(2) for w in ("km", "probe")) + " |")
             steps = ", ".join(f"{k} {v[1]}" for k, v in runs[0][2].items())
             lines.append(f"| {name} | " + " | ".join(f"{s[c][0]:.3f} ± {s[c][1]:.3f}" if c != "s" else f"{s[c][0]:.0f}"
                                                    for c in COLUMNS) + f" | {steps} | {verdict(s)} |")
+    if args.single_view_c:
+        lines += ["", "C from both views (the report's) and from each view alone (k-means ACC, probe):", "",
+                  "| data set | km C | probe C | km C from view 0 | probe C from view 0 | km C from view 1 "
+                  "| probe C from view 1 |", "|---|---|---|---|---|---|---|", *alone]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -9,6 +9,7 @@ from viewsplit.data import MultiViewDataset
 from viewsplit.data.multiview import Batch
 from viewsplit.engine.run import prepare
 from viewsplit.engine.trainer import Trainer, make_optimizer
+from viewsplit.errors import ConfigError
 from viewsplit.losses import CLUBSample, club_all_pairs, club_sample, gaussian_kl, gaussian_loglik
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.mrdd import MRDD, MRDDConfig, consistency_objective
@@ -240,6 +241,44 @@ def test_view_drop_hides_whole_views_from_the_encoder_but_keeps_them_as_targets(
     seen.clear()
     m.encode(x, mask)
     assert torch.equal(seen[0], mask)                                  # never at inference
+
+
+def test_aligned_halves_each_half_predicts_the_other_and_agreement_is_known(monkeypatch):
+    """stage1_align: S and its complement T encoded in one batch of 2B, each reconstructing the other;
+    with α = 0 and no KL the objective is exactly stage1_align · mean over two-half samples ‖μ_S − μ_T‖²."""
+    spec = DataSpec([(3,), (3,), (3,)], ["a", "b", "c"], 2)
+    small = BackboneConfig(hidden=[8])
+    m = MRDD(MRDDConfig(c_dim=3, mask_ratio=0.0, stage1_targets="hidden", stage1_align=2.0, alpha=0.0,
+                        kl_weight=0.0, consistency=small, specific=small), spec).train()
+    x = [torch.randn(40, 3) for _ in range(3)]
+    mask = torch.ones(40, 3, dtype=torch.bool)
+    mask[:10, 1:] = False                       # single-view samples: no complement, no agreement term
+    mask[10:20, 2] = False
+    inputs, targets = [], []
+    monkeypatch.setattr(m.consistency, "posterior", lambda views, msk: (
+        inputs.append((views, msk)), (sum(v * msk[:, i:i + 1] for i, v in enumerate(views)), torch.zeros(80, 3)))[1])
+    original = consistency_objective
+    monkeypatch.setattr("viewsplit.methods.mrdd.consistency_objective",
+                        lambda xs, x_hats, msk, *a: (targets.append(msk), original(xs, x_hats, msk, *a))[1])
+    out = m.consistency_loss(Batch(views=x, mask=mask, labels=None, index=torch.arange(40)))
+    views, enc = inputs[0]
+    assert len(inputs) == 1 and all(torch.equal(v, torch.cat([xv, xv])) for v, xv in zip(views, x))
+    seen, other = enc.chunk(2)
+    pair = mask.sum(1) > 1
+    assert torch.equal(seen | other, mask) and not (seen & other)[pair].any()   # S and T split the present views
+    assert torch.equal(other[~pair], seen[~pair]) and seen.any(1).all()
+    assert torch.equal(targets[0], torch.cat([other & pair[:, None], seen & pair[:, None]]))
+    mu_s = sum(xv * seen[:, i:i + 1] for i, xv in enumerate(x))
+    mu_t = sum(xv * other[:, i:i + 1] for i, xv in enumerate(x))
+    expected = ((mu_s - mu_t) ** 2).sum(1)[pair].mean()
+    assert torch.allclose(out["agreement"], expected)
+    assert torch.allclose(out["objective"], 2.0 * expected)
+
+
+def test_stage1_align_needs_hidden_targets():
+    with pytest.raises(ConfigError, match=r"stage1_align.*hidden"):
+        MRDDConfig(stage1_align=1.0).validate()
+    MRDDConfig(stage1_align=1.0, stage1_targets="hidden").validate()
 
 
 def test_c_dim_mismatch_between_stages_is_an_error():

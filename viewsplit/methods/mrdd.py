@@ -55,6 +55,10 @@ Deviations from the reference code, all deliberate (methods.md §1.5):
   that view, so C also encodes each view's private factors (held-out R²(private | C) 0.74 on
   known-factor data); predicting only unseen views removes that incentive (R² 0.01–0.04,
   benchmarks/factor_split.py).
+* ``stage1_align`` (viewsplit option, vector preset 1.0): with hidden targets, codes of different view
+  subsets are never asked to agree, yet evaluation encodes C from every view.  S and its complement T
+  are encoded together, each code predicts the other's views, and ‖μ_S − μ_T‖² is added (two-view sets:
+  k-means of C +0.03–0.09; R²(private | C) 0.005–0.009; docs/mrdd.md#small-two-view-data-sets).
 """
 from __future__ import annotations
 
@@ -68,7 +72,8 @@ from torch import Tensor, nn
 
 from ..config import check_choice, check_positive
 from ..data.multiview import Batch, MultiViewDataset
-from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_sse, per_sample_sse
+from ..errors import ConfigError
+from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_mean, masked_sse, per_sample_sse
 from ..models.backbones import BackboneConfig, feature_encoder, view_decoder
 from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
@@ -101,6 +106,10 @@ class MRDDConfig:
     #: cross-view prediction: the encoder sees a random non-empty proper subset of the views and
     #: reconstructs only the others, so C has no use for a view's private factors)
     stage1_targets: str = "all"
+    #: stage 1, viewsplit option for ``hidden`` targets (0 = off): encode every sample twice, from the
+    #: seen subset S and from its complement T, let each code predict the other subset's views, and add
+    #: ``stage1_align`` · ‖μ_S − μ_T‖², so that codes from different views share one coordinate system
+    stage1_align: float = 0.0
     #: stage 2: specific KL weight β, CLUB weight λ, critic width h
     beta: float = 0.5
     lam: float = 1.0
@@ -138,7 +147,7 @@ class MRDDConfig:
         if not 0.0 <= self.view_drop <= 1.0:
             check_positive(-1, "model.view_drop (must lie in [0, 1])")
         check_positive(self.critic_lr_scale, "model.critic_lr_scale")
-        for k in ("alpha", "kl_weight", "beta", "lam"):
+        for k in ("alpha", "kl_weight", "beta", "lam", "stage1_align"):
             check_positive(getattr(self, k), f"model.{k}", allow_zero=True)
         check_choice(self.order, ("critic_first", "model_first"), "model.order")
         check_choice(self.stage2, ("paper", "released_code"), "model.stage2")
@@ -146,6 +155,9 @@ class MRDDConfig:
         check_choice(self.view_weights, ("size", "equal"), "model.view_weights")
         check_choice(self.stage1_targets, ("all", "hidden"), "model.stage1_targets")
         check_choice(self.missing_decoder, ("stage2", "stage1"), "model.missing_decoder")
+        if self.stage1_align > 0 and self.stage1_targets != "hidden":
+            raise ConfigError(f"model.stage1_align: {self.stage1_align} applies to stage1_targets: hidden only, "
+                              f"got stage1_targets: {self.stage1_targets}")
         self.consistency.validate("model.consistency")
         self.specific.validate("model.specific")
 
@@ -260,6 +272,8 @@ class MRDD(Method):
         masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in batch.views]
         if cfg.stage1_targets == "hidden":
             seen, targets = cross_view_split(batch.mask)
+            if cfg.stage1_align > 0:
+                return self._aligned_halves_loss(batch, masked, seen, targets)
         else:
             seen = modality_drop(batch.mask, cfg.view_drop) if cfg.view_drop > 0 else batch.mask
             targets = batch.mask
@@ -268,6 +282,31 @@ class MRDD(Method):
         x_hats = [dec(c) for dec in self.consistency.decoders]
         return consistency_objective(batch.views, x_hats, targets, mu, logvar, cfg.alpha, cfg.kl_weight,
                                      cfg.recon_reduction, self.view_weights)
+
+    def _aligned_halves_loss(self, batch: Batch, masked: list[Tensor], seen: Tensor, targets: Tensor
+                             ) -> dict[str, Tensor]:
+        """Hidden targets both ways, with agreement (``stage1_align``; a viewsplit option).
+
+        Each sample is encoded from S and from its complement T in one batch of 2B (a single-view
+        sample: from its view twice, with no target); c_S reconstructs T and c_T reconstructs S, the
+        stage-1 objective is taken over the 2B rows, and ``stage1_align`` · mean_b ‖μ_S − μ_T‖² over
+        the samples with both halves is added.  Without it, the decoder of view v only ever sees codes
+        of subsets without v, so nothing makes C(S) and C(T) agree; with two views the encoder never
+        sees both, and the evaluated C from every view (fc_z is linear: an affine map of the mean of the
+        single-view codes) clustered worse than either single-view code (docs/mrdd.md, small data sets).
+        """
+        cfg = self.cfg
+        pair = targets.any(1)
+        other = torch.where(pair[:, None], targets, seen)
+        mu, logvar = self.consistency.posterior([torch.cat([x, x]) for x in masked], torch.cat([seen, other]))
+        c = self.consistency.sample.from_logvar(mu, logvar)
+        x_hats = [dec(c) for dec in self.consistency.decoders]
+        out = consistency_objective([torch.cat([x, x]) for x in batch.views], x_hats,
+                                    torch.cat([targets, seen & pair[:, None]]), mu, logvar, cfg.alpha, cfg.kl_weight,
+                                    cfg.recon_reduction, self.view_weights)
+        mu_s, mu_t = mu.chunk(2)
+        agreement = masked_mean(per_sample_sse(mu_s, mu_t), pair)
+        return {**out, "objective": out["objective"] + cfg.stage1_align * agreement, "agreement": agreement.detach()}
 
     def _recalibrate(self, data: MultiViewDataset, device: torch.device) -> None:
         recalibrate_batchnorm(self.consistency, (b.to(device) for b in data.batches(512)),
