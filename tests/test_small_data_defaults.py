@@ -1,25 +1,34 @@
-"""The shipped vector preset on a small two-view data set it was not chosen on: better clusters than the raw views."""
+"""The shipped vector preset on small two-view data sets it was not chosen on: better clusters than the raw views."""
 import argparse
 
 import numpy as np
+import pytest
 import torch
 from conftest import REPO
 from helpers import import_benchmark
 
 
-def test_mrdd_preset_beats_raw_kmeans_on_a_small_two_view_set(tmp_path):
-    """benchmarks/small_data_defaults.py's ``blobs-600`` (600 samples, 6 classes, nonlinear views of 20 and 50
-    dims with private factors), the npz route with configs/handwritten/mrdd.yaml as shipped, seed 0: k-means ACC
-    of C on the test split beats k-means on each standardised raw view and on both concatenated."""
+@pytest.mark.parametrize(("name", "margin", "lengths"), [
+    ("blobs-600", 0.02, {"consistency": (40, 120), "disentangle": (30, 90)}),   # 480 training samples: 3 steps/epoch
+    ("digits-halves", 0.03, {"consistency": (40, 240), "disentangle": (30, 180)}),
+])
+def test_mrdd_preset_beats_raw_kmeans_on_a_small_two_view_set(tmp_path, name, margin, lengths):
+    """benchmarks/small_data_defaults.py's ``blobs-600`` (600 samples, 6 classes, nonlinear views of 20 and 50 dims
+    with private factors) and ``digits-halves`` (1000 digits, left / right 4 pixel columns), the npz route with
+    configs/handwritten/mrdd.yaml as shipped, seed 0: k-means ACC of C on the test split beats k-means on each
+    standardised raw view and on both concatenated by ``margin``.  On digits-halves C from both views only
+    does so since stage1_align makes the single-view codes agree (0.690 vs raw 0.684 before, 0.752 after)."""
     torch.set_num_threads(1)
     bench = import_benchmark("small_data_defaults")
-    views, y = bench.DATASETS["blobs-600"]()
-    assert [v.shape for v in views] == [(600, 20), (600, 50)] and np.bincount(y).tolist() == [100] * 6
-    npz = tmp_path / "blobs.npz"
+    views, y = bench.DATASETS[name]()
+    if name == "blobs-600":
+        assert [v.shape for v in views] == [(600, 20), (600, 50)] and np.bincount(y).tolist() == [100] * 6
+    npz = tmp_path / f"{name}.npz"
     np.savez(npz, view0=views[0].astype(np.float32), view1=views[1].astype(np.float32), labels=y)
-    args = argparse.Namespace(route="npz", config=str(REPO / "configs" / "handwritten" / "mrdd.yaml"), overrides=[])
-    m, _, lengths = bench.run_one("blobs-600", npz, 0, args)
+    args = argparse.Namespace(route="npz", config=str(REPO / "configs" / "handwritten" / "mrdd.yaml"), overrides=[],
+                              single_view_c=False)
+    m, _, got_lengths = bench.run_one(name, npz, 0, args)
     acc = {r: m["clustering"][r]["acc"]["mean"] for r in m["clustering"]}
     best_raw = max(acc[r] for r in ("raw_0", "raw_1", "raw_all"))
-    assert acc["C"] > best_raw + 0.02, (acc["C"], best_raw)
-    assert lengths == {"consistency": (40, 120), "disentangle": (30, 90)}   # 480 training samples: 3 steps per epoch
+    assert acc["C"] > best_raw + margin, (acc["C"], best_raw)
+    assert got_lengths == lengths

@@ -62,5 +62,3 @@ def default_config(method: str) -> tuple[RunConfig, Path | None]:
     if cfg.method != method:
         raise TypeError(f"{path}: configures method {cfg.method!r}, not {method!r}")
     return cfg, path
-
-

@@ -67,5 +67,3 @@ def as_numpy(x: ArrayLike, where: str) -> np.ndarray:
         return np.asarray(x)
     except (ValueError, TypeError) as err:
         raise DataError(f"{where}: not an array ({err})") from None
-
-

@@ -293,7 +293,7 @@ class MRDD(Method):
         the samples with both halves is added.  Without it, the decoder of view v only ever sees codes
         of subsets without v, so nothing makes C(S) and C(T) agree; with two views the encoder never
         sees both, and the evaluated C from every view (fc_z is linear: an affine map of the mean of the
-        single-view codes) clustered worse than either single-view code (docs/mrdd.md, small data sets).
+        single-view codes) clustered worse than the better single-view code (docs/mrdd.md, small data sets).
         """
         cfg = self.cfg
         pair = targets.any(1)
