@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
-import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,10 +21,8 @@ from torch import Tensor, nn
 
 from ..config import EvalConfig
 from ..data.multiview import DataSplits
-from ..data.registry import cache_dir
+from ..data.registry import cache_dir, cached
 from .evaluate import cap_splits, evaluate
-
-log = logging.getLogger(__name__)
 
 
 class RawViews(nn.Module):
@@ -58,16 +54,17 @@ def add_raw_baselines(metrics: dict, splits: DataSplits, cfg: EvalConfig, device
     """
     raw_cfg = dataclasses.replace(cfg, representations=[], mine=False, secondary_splits=[], factors=False)
     key = cache_key(splits, raw_cfg) if cfg.raw_baseline_cache else None
-    path = cache_dir() / "raw-baselines" / f"{key}.json" if key else None
-    rows = _read(path) if path else None
-    source = f"read from the cache ({path})" if rows else "computed"
-    if rows is None:
+    computed = []
+
+    def compute() -> dict:
+        computed.append(True)
         raw = evaluate(RawViews(), splits, raw_cfg, device)
-        rows = {k: raw[k] for k in ("clustering", "classification")}
-        if path:
-            _write(path, rows)
+        return {k: raw[k] for k in ("clustering", "classification")}
+
+    rows = cached(f"raw-baselines/{key}", compute, enabled=key is not None)
     for k, r in rows.items():
         metrics.setdefault(k, {}).update(r)
+    source = "computed" if computed else f"read from the cache ({cache_dir() / 'raw-baselines' / f'{key}.pt'})"
     metrics.setdefault("protocol", {})["raw_baselines"] = source
     return metrics
 
@@ -94,21 +91,3 @@ def cache_key(splits: DataSplits, cfg: EvalConfig) -> str | None:
     for f in code:
         h.update(f.read_bytes())
     return h.hexdigest()
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        rows = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None   # absent or unreadable: compute again
-    return rows if isinstance(rows, dict) and set(rows) == {"clustering", "classification"} else None
-
-
-def _write(path: Path, rows: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(rows))
-        tmp.replace(path)
-    except OSError as err:   # a read-only cache costs time, never the report
-        log.warning("raw baselines: not cached (%s)", err)
