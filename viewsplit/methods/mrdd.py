@@ -268,42 +268,38 @@ class MRDD(Method):
 
     # ------------------------------------------------------------------ stage 1
     def consistency_loss(self, batch: Batch) -> dict[str, Tensor]:
+        """Stage 1 on one batch: encode the seen views, reconstruct the targets (:func:`consistency_objective`).
+
+        With ``stage1_align`` (hidden targets; a viewsplit option) each sample is encoded from S and from
+        its complement T in one batch of 2B (a single-view sample: from its view twice, with no target);
+        c_S reconstructs T and c_T reconstructs S, the objective is taken over the 2B rows, and
+        ``stage1_align`` · mean_b ‖μ_S − μ_T‖² over the samples with both halves is added.  Without it,
+        the decoder of view v only ever sees codes of subsets without v, so nothing makes C(S) and C(T)
+        agree; with two views the encoder never sees both, and the evaluated C from every view (fc_z is
+        linear: an affine map of the mean of the single-view codes) clustered worse than the better
+        single-view code (docs/mrdd.md, small data sets).
+        """
         cfg = self.cfg
-        masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in batch.views]
+        xs = batch.views
+        masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in xs]
+        align = cfg.stage1_targets == "hidden" and cfg.stage1_align > 0
         if cfg.stage1_targets == "hidden":
             seen, targets = cross_view_split(batch.mask)
-            if cfg.stage1_align > 0:
-                return self._aligned_halves_loss(batch, masked, seen, targets)
+            if align:
+                pair = targets.any(1)
+                other = torch.where(pair[:, None], targets, seen)
+                seen, targets = torch.cat([seen, other]), torch.cat([targets, seen & pair[:, None]])
+                xs, masked = [torch.cat([x, x]) for x in xs], [torch.cat([x, x]) for x in masked]
         else:
             seen = modality_drop(batch.mask, cfg.view_drop) if cfg.view_drop > 0 else batch.mask
             targets = batch.mask
         mu, logvar = self.consistency.posterior(masked, seen)
         c = self.consistency.sample.from_logvar(mu, logvar)
         x_hats = [dec(c) for dec in self.consistency.decoders]
-        return consistency_objective(batch.views, x_hats, targets, mu, logvar, cfg.alpha, cfg.kl_weight,
-                                     cfg.recon_reduction, self.view_weights)
-
-    def _aligned_halves_loss(self, batch: Batch, masked: list[Tensor], seen: Tensor, targets: Tensor
-                             ) -> dict[str, Tensor]:
-        """Hidden targets both ways, with agreement (``stage1_align``; a viewsplit option).
-
-        Each sample is encoded from S and from its complement T in one batch of 2B (a single-view
-        sample: from its view twice, with no target); c_S reconstructs T and c_T reconstructs S, the
-        stage-1 objective is taken over the 2B rows, and ``stage1_align`` · mean_b ‖μ_S − μ_T‖² over
-        the samples with both halves is added.  Without it, the decoder of view v only ever sees codes
-        of subsets without v, so nothing makes C(S) and C(T) agree; with two views the encoder never
-        sees both, and the evaluated C from every view (fc_z is linear: an affine map of the mean of the
-        single-view codes) clustered worse than the better single-view code (docs/mrdd.md, small data sets).
-        """
-        cfg = self.cfg
-        pair = targets.any(1)
-        other = torch.where(pair[:, None], targets, seen)
-        mu, logvar = self.consistency.posterior([torch.cat([x, x]) for x in masked], torch.cat([seen, other]))
-        c = self.consistency.sample.from_logvar(mu, logvar)
-        x_hats = [dec(c) for dec in self.consistency.decoders]
-        out = consistency_objective([torch.cat([x, x]) for x in batch.views], x_hats,
-                                    torch.cat([targets, seen & pair[:, None]]), mu, logvar, cfg.alpha, cfg.kl_weight,
+        out = consistency_objective(xs, x_hats, targets, mu, logvar, cfg.alpha, cfg.kl_weight,
                                     cfg.recon_reduction, self.view_weights)
+        if not align:
+            return out
         mu_s, mu_t = mu.chunk(2)
         agreement = masked_mean(per_sample_sse(mu_s, mu_t), pair)
         return {**out, "objective": out["objective"] + cfg.stage1_align * agreement, "agreement": agreement.detach()}
