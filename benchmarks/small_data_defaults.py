@@ -121,10 +121,10 @@ def run_one(name: str, npz: Path, seed: int, args: argparse.Namespace) -> tuple[
 def single_view_c(method, splits: DataSplits, ecfg: EvalConfig) -> list[dict[str, float]]:
     """k-means ACC and probe of C encoded from one view alone (the other masked), per view, train and test
     alike: what stage 1 with ``stage1_targets: hidden`` was trained on, where the report's C sees all views."""
-    out = []
     def alone(ds, v: int):
         return ds.with_mask(torch.nn.functional.one_hot(torch.full((len(ds),), v), ds.n_views).bool())
 
+    out = []
     for v in range(splits.train.n_views):
         m = evaluate(method, DataSplits(alone(splits.train, v), alone(splits.test, v), splits.cluster_on),
                      dataclasses.replace(ecfg, representations=["C"]))
