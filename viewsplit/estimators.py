@@ -45,7 +45,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from .config import RunConfig, _plain, build_config, load_config, merge
+from .config import RunConfig, build_config, load_config, merge
 from .data.arrays import ArrayLike, as_dataset, as_mask, as_numpy, check_shapes
 from .data.multiview import MultiViewDataset
 from .engine import checkpoint as ckpt
@@ -56,6 +56,7 @@ from .eval.evaluate import check_finite, code_batches, compose, extract
 from .methods import get_method
 from .methods.base import LabelPredictor, Method, ViewPredictor
 from .presets import VECTOR_PRESET, default_config, preset_file, preset_names
+from .typed import plain
 
 _E = TypeVar("_E", bound="MultiViewEstimator")
 
@@ -298,8 +299,8 @@ def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator
     defaults from its vector preset (module docstring), read here, once."""
     cls = get_method(method)
     cfg, path = default_config(method)
-    preset_model = _plain(cfg.model)
-    preset_stages = {k: _plain(v) for k, v in cfg.stages.items()}
+    preset_model = plain(cfg.model)
+    preset_stages = {k: plain(v) for k, v in cfg.stages.items()}
     model = {k: _signature_default(v) for k, v in preset_model.items()}
     clash = set(model) & set(TRAINING)
     if clash:
@@ -363,8 +364,8 @@ def load(path: str | Path, device: str | None = None) -> MultiViewEstimator:
 
 def params_of(cfg: RunConfig) -> dict[str, Any]:
     """Estimator parameters that stand for ``cfg`` (every stage setting under ``stages``)."""
-    model = {k: _signature_default(v) if isinstance(v, list) else v for k, v in _plain(cfg.model).items()}
-    return {**model, "stages": {k: _plain(v) for k, v in cfg.stages.items()}, "standardize": cfg.data.standardize,
+    model = {k: _signature_default(v) if isinstance(v, list) else v for k, v in plain(cfg.model).items()}
+    return {**model, "stages": {k: plain(v) for k, v in cfg.stages.items()}, "standardize": cfg.data.standardize,
             "device": cfg.train.device, "threads": cfg.train.threads, "random_state": cfg.train.seed}
 
 

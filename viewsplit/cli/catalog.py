@@ -25,11 +25,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..config import StageConfig, _plain
+    from ..config import StageConfig
     from ..methods import available_methods, get_method
+    from ..typed import plain
 
     names = args.names or available_methods()
-    defaults = _plain(StageConfig())
+    defaults = plain(StageConfig())
     print("Stage keys (stages.<stage>.<key>) and their defaults: "
           + ", ".join(f"{k}={v}" for k, v in defaults.items()) + "\n")
     for name in names:
@@ -38,7 +39,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
         print(f"{name}: {doc[0] if doc else ''}")
         for stage, over in cls.stage_defaults.items():
             print(f"  stage {stage}: " + (", ".join(f"{k}={v}" for k, v in over.items()) or "the defaults above"))
-        model = _flat(_plain(cls.Config())) if dataclasses.is_dataclass(cls.Config) else {}
+        model = _flat(plain(cls.Config())) if dataclasses.is_dataclass(cls.Config) else {}
         print("  model keys: " + (", ".join(f"{k}={v}" for k, v in model.items()) or "none") + "\n")
     return 0
 

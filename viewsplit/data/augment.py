@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import check_positive
+from ..typed import check_positive
 
 
 @dataclass

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from ..typed import from_dict
 from .multiview import Batch, DataSplits, MultiViewDataset
 from .registry import DATASETS, DataConfig, register
 
@@ -131,7 +132,6 @@ class AugmentedPairs(MultiViewDataset):
 
 def augment_config(cfg: DataConfig) -> AugmentConfig:
     """MIB's strengths with ``data.augment`` overrides (validated; only the image keys apply)."""
-    from ..config import from_dict
     from .augment import AugmentConfig
 
     allowed = {"degrees", "translate", "scale_min", "scale_max", "shear", "corruption"}

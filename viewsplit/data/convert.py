@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DataError
+from ..typed import from_dict
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -294,7 +295,6 @@ def _as_labels(reader: Callable[[], Iterator[np.ndarray]], path: Path) -> Callab
 # ---------------------------------------------------------------------------- built-in data sets
 def dataset_sources(name: str, overrides: dict, chunk: int) -> dict[str, Source]:
     """A built-in data set's train then test samples, with train_index / test_index."""
-    from ..config import from_dict
     from .registry import DataConfig, load_dataset
 
     cfg = from_dict(DataConfig, {**overrides, "name": name}, "data")

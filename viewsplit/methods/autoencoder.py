@@ -18,10 +18,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import check_positive
 from ..data.multiview import Batch
 from ..losses import masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder, view_encoder
+from ..typed import check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 
 

@@ -23,12 +23,12 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import check_choice, check_positive
 from ..data.multiview import Batch
 from ..errors import ConfigError
 from ..losses import DCCALoss
 from ..losses.dcca import VARIANTS
 from ..models.backbones import BackboneConfig
+from ..typed import check_choice, check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 from .softcca import normed_encoder
 

@@ -49,12 +49,12 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import check_positive
 from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
 from ..losses import decur_loss
 from ..models.backbones import BackboneConfig, feature_encoder
+from ..typed import check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
 

@@ -41,11 +41,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import check_choice, check_positive
 from ..data.multiview import Batch
 from ..errors import ConfigError
 from ..losses.dmrnet import HARD_CANDIDATES, DMRNetLoss, WeakCombinationTracker, combination_codes, combination_masks
 from ..models.stochastic import GaussianSample
+from ..typed import check_choice, check_positive
 from .base import DataSpec, Stage, Step, register_method
 from .fusion import Fusion, FusionConfig, embedding_layer
 

@@ -26,10 +26,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import check_positive
 from ..data.multiview import Batch
 from ..losses import SoftCCALoss, masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder
+from ..typed import check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 from .softcca import check_sdl_keys, normed_encoder
 

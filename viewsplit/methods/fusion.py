@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import check_positive
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError, DataError
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.masking import modality_drop
+from ..typed import check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 
 #: DMRNet's reference optimisation (CREMA-D / Kinetics-Sounds)

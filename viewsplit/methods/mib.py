@@ -58,7 +58,6 @@ from typing import ClassVar, cast
 import torch
 from torch import Tensor, nn
 
-from ..config import check_choice, check_positive
 from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch
 from ..distributed import gather, is_distributed
@@ -66,6 +65,7 @@ from ..errors import ConfigError
 from ..losses.mib import NEGATIVES, ExponentialScheduler, MIBCritic, mib_loss, posterior_params, view_pairs
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.stochastic import GaussianSample
+from ..typed import check_choice, check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
 

@@ -70,7 +70,6 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor, nn
 
-from ..config import check_choice, check_positive
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
 from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_mean, masked_sse, per_sample_sse
@@ -78,6 +77,7 @@ from ..models.backbones import BackboneConfig, feature_encoder, view_decoder
 from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
 from ..models.stochastic import GaussianSample
+from ..typed import check_choice, check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
 #: nats: an epoch-mean CLUB estimate below −CLUB_NOISE is flagged as an invalid bound

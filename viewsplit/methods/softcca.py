@@ -29,12 +29,12 @@ from typing import ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
-from ..config import check_choice, check_positive
 from ..data.multiview import Batch
 from ..errors import ConfigError
 from ..losses import SoftCCALoss
 from ..losses.sdl import ALIGNMENTS, REDUCTIONS
 from ..models.backbones import BackboneConfig, view_encoder
+from ..typed import check_choice, check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import check_choice, check_positive
+from ..typed import check_choice, check_positive
 from .resnet import Decoder, Encoder, downsample_factor
 
 
