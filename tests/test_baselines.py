@@ -40,7 +40,7 @@ def test_reports_hold_raw_view_rows(tmp_path, digits_npz):
     train, test = run.splits.train, run.splits.test
     assert np.allclose(train.views[1].mean(0).numpy(), 0, atol=1e-4)
     assert not np.allclose(test.views[1].mean(0).numpy(), 0, atol=1e-4)  # train statistics, not the test split's own
-    feats = np.concatenate([v.numpy() for v in test.views], 1).astype(np.float64)
+    feats = np.concatenate([v.numpy() for v in test.views], 1)
     want = kmeans_protocol(feats, test.labels.numpy(), 10, seeds=2)
     assert metrics["clustering"]["raw_all"]["acc"]["per_seed"] == pytest.approx(want["acc"]["per_seed"])
     md = (tmp_path / "run" / "metrics.md").read_text()

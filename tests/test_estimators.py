@@ -360,8 +360,8 @@ def test_encode_streams_a_folder_into_npy_files_with_the_same_numbers(tmp_path, 
         got = dict(np.load(out)) if out.suffix == ".npz" else {p.stem: np.load(p) for p in out.glob("*.npy")}
         assert set(got) == set(want), name
         for k, v in want.items():
-            assert got[k].dtype == (np.float64 if out.suffix == ".npz" else np.float32), (name, k)
-            assert np.array_equal(got[k], v), (name, k)   # float32 values, exactly, whatever the route
+            assert got[k].dtype == np.float32, (name, k)
+            assert np.array_equal(got[k], v), (name, k)   # the same values, exactly, whatever the route
         assert f"features of 160 samples (C 4, V_0 3, V_1 3, C+V_best 7, C+V_all 10): {out}" in capsys.readouterr().out
     assert not list((tmp_path / "d" / "e").glob("*.tmp"))
     # the Python API: encode and encode_batches take the folder's data set as well as arrays

@@ -66,8 +66,8 @@ def test_report_omits_probe_table_when_no_probe_ran():
     assert "k-means" in text and "Probes" not in text
 
 
-def test_extraction_fills_float64_arrays_in_data_set_order_in_eval_mode():
-    """``extract`` gives every sample's code once, in order, as float64 (the float32 values widened), whatever the
+def test_extraction_fills_float32_arrays_in_data_set_order_in_eval_mode():
+    """``extract`` gives every sample's code once, in order, as float32 (the codes' own values), whatever the
     batch size; codes are computed in eval mode and the module's training mode is restored afterwards."""
     import torch
     from torch import nn
@@ -93,9 +93,9 @@ def test_extraction_fills_float64_arrays_in_data_set_order_in_eval_mode():
     for bs in (10, 103, 500):
         out = extract(m, ds, bs)
         assert m.training and set(out) == {"a", "b"}
-        assert out["a"].dtype == out["b"].dtype == np.float64 and out["b"].shape == (103, 6)
-        assert np.array_equal(out["a"], x0.numpy().astype(np.float64))
-        assert np.array_equal(out["b"], (x1.float() / 255).flatten(1).mul(3).numpy().astype(np.float64))
+        assert out["a"].dtype == out["b"].dtype == np.float32 and out["b"].shape == (103, 6)
+        assert np.array_equal(out["a"], x0.numpy())
+        assert np.array_equal(out["b"], (x1.float() / 255).flatten(1).mul(3).numpy())
     first = next(code_batches(m, ds, 10, "cpu", m.encode))   # an abandoned iteration leaves the mode alone
     assert m.training and first["a"].shape == (10, 4) and first["a"].dtype == torch.float32
     assert _collect(m, ds, 10, "cpu", lambda views, mask: {}) == {}   # no codes (e.g. no Gaussian posteriors)

@@ -182,7 +182,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ features
     def encode(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None = None
                ) -> dict[str, np.ndarray]:
-        """Every representation (posterior means, eval mode), float64, one row per sample: the method's
+        """Every representation (posterior means, eval mode), float32, one row per sample: the method's
         own ones plus ``C+V_best`` / ``C+V_all`` for methods with C and V codes."""
         ds = self._dataset(Xs, mask)
         cfg = self.config_
@@ -191,8 +191,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
     def encode_batches(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None = None
                        ) -> Iterator[dict[str, np.ndarray]]:
-        """:meth:`encode` one ``eval.batch_size`` batch at a time, in order, as float32 (the values :meth:`encode`
-        widens to float64), so memory does not grow with N.  ``Xs`` (here and in :meth:`encode`) may also be a
+        """:meth:`encode` one ``eval.batch_size`` batch at a time, in order (the same float32 values), so
+        memory does not grow with N.  ``Xs`` (here and in :meth:`encode`) may also be a
         data set, e.g. an on-disk folder read in batches: ``folder_dataset(open_folder(path), stream=True)``."""
         ds = self._dataset(Xs, mask)
         cfg = self.config_

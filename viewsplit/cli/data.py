@@ -174,7 +174,7 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
                     help="one .npz (view0, view1, …, optional mask), one CSV per view, raw as in training, or a "
                          "folder of the on-disk format (viewsplit convert; memory-mapped, read in batches)")
     en.add_argument("--out", type=Path, required=True,
-                    help="an .npz (one float64 array per representation, all held in memory), or a folder: one "
+                    help="an .npz (one float32 array per representation, all held in memory), or a folder: one "
                          "float32 <representation>.npy each (same values), written batch by batch, so memory does "
                          "not grow with the number of samples; files of the same name are replaced")
     en.add_argument("--representation", help="only these representations, comma-separated (default: every one)")

@@ -66,15 +66,16 @@ def code_batches(method: Encoder, ds: MultiViewDataset, batch_size: int, device:
 
 def _collect(method: Encoder, ds: MultiViewDataset, batch_size: int, device: torch.device | str,
              codes: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
-    """:func:`code_batches` gathered into float64 arrays of ``len(ds)`` rows, allocated at the first batch
-    and filled in place (peak: the arrays plus one batch)."""
+    """:func:`code_batches` gathered into float32 arrays (the codes' own precision) of ``len(ds)`` rows,
+    allocated at the first batch and filled in place (peak: the arrays plus one batch).  Read-outs that
+    need more precision (ridge's eigendecomposition, MINE) widen their own copy."""
     out: dict[str, np.ndarray] = {}
     start = 0
     for part in code_batches(method, ds, batch_size, device, codes):
         stop = start + next((len(v) for v in part.values()), 0)
         for k, v in part.items():
             if k not in out:
-                out[k] = np.empty((len(ds), v.shape[1]), dtype=np.float64)
+                out[k] = np.empty((len(ds), v.shape[1]), dtype=np.float32)
             out[k][start:stop] = v.numpy()
         start = stop
     return out
@@ -82,7 +83,7 @@ def _collect(method: Encoder, ds: MultiViewDataset, batch_size: int, device: tor
 
 def extract(method: Encoder, ds: MultiViewDataset, batch_size: int = 1024, device: torch.device | str = "cpu",
             mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
-    """``method.encode`` over ``ds`` in eval mode and data-set order; float64 arrays per representation.
+    """``method.encode`` over ``ds`` in eval mode and data-set order; float32 arrays per representation.
 
     ``mask`` (N, V) overrides the data set's availability mask (for missing-view protocols).
     """

@@ -186,9 +186,10 @@ def make_probe(name: str, knn_k: int = 10, seed: int = 0, solver: str = "torch")
 
 @dataclass
 class FittedProbe:
-    """A probe fitted on train features, with the scaler fitted on the same features.  kNN works on
-    float32 copies (half the distance cost; neighbours of standardised features are unchanged at
-    float32 precision but for exact ties)."""
+    """A probe fitted on train features, with the scaler fitted on the same features.  kNN and the torch
+    linear probes work on float32 (the features' own precision; kNN's distances cost half, neighbours of
+    standardised features are unchanged but for exact ties); scikit-learn's linear models and SVC get
+    float64, as they would convert to it."""
 
     scaler: StandardScaler
     clf: Any
@@ -207,7 +208,7 @@ def fit_probe(name: str, x_train: np.ndarray, y_train: np.ndarray, knn_k: int = 
     """Standardise with the train features' statistics and fit probe ``name`` on them."""
     scaler = StandardScaler().fit(x_train)
     clf = make_probe(name, knn_k, solver=solver)
-    dtype = np.float32 if name == "knn" else np.float64
+    dtype = np.float32 if name == "knn" or isinstance(clf, TorchLinearProbe) else np.float64
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(scaler.transform(x_train).astype(dtype, copy=False), y_train)

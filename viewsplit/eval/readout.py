@@ -27,6 +27,8 @@ ALPHAS = np.logspace(-3, 3, 13)
 
 
 def _scaled(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised float64 copies (codes arrive as float32; ridge's eigendecomposition needs float64)."""
+    x_tr, x_te = np.asarray(x_tr, dtype=np.float64), np.asarray(x_te, dtype=np.float64)
     sc = StandardScaler().fit(x_tr)
     return sc.transform(x_tr), sc.transform(x_te)
 
