@@ -191,9 +191,9 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
     def encode_batches(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None = None
                        ) -> Iterator[dict[str, np.ndarray]]:
-        """:meth:`encode` one ``eval.batch_size`` batch at a time, in order (the same float32 values), so
-        memory does not grow with N.  ``Xs`` (here and in :meth:`encode`) may also be a
-        data set, e.g. an on-disk folder read in batches: ``folder_dataset(open_folder(path), stream=True)``."""
+        """:meth:`encode` one ``eval.batch_size`` batch at a time, in order (the same float32 values), so memory
+        does not grow with N.  ``Xs`` (here and in :meth:`encode`) may also be a data set, e.g. an on-disk
+        folder read in batches: ``folder_dataset(open_folder(path), stream=True)``."""
         ds = self._dataset(Xs, mask)
         cfg = self.config_
         for part in code_batches(self.method_, ds, cfg.eval.batch_size, self._device(), self.method_.encode):
