@@ -18,3 +18,14 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 needs_fmnist = pytest.mark.skipif(not FMNIST_DIR.exists(),
                                   reason="apt-get install dataset-fashion-mnist to run the real-data tests")
+
+
+@pytest.fixture(scope="module")
+def fitted_mrdd():
+    """:data:`helpers.SMALL_MRDD` fitted on :func:`helpers.two_views` (once per test module)."""
+    from helpers import SMALL_MRDD, two_views
+
+    from viewsplit.estimators import MRDD
+
+    Xs, _ = two_views()
+    return MRDD(**SMALL_MRDD).fit(Xs)

@@ -81,3 +81,19 @@ def train_killed_at(monkeypatch, train, cfg, run_dir, call: int) -> None:
     with pytest.raises(Killed):
         train(cfg, run_dir)
     monkeypatch.setattr(Trainer, "_train_step", original)
+
+
+def two_views(n: int = 160, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """A shared 3-d factor seen through two random linear maps at very different scales (float64 and int)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 3))
+    y = (z[:, 0] > 0).astype(int) + (z[:, 1] > 0).astype(int)
+    x0 = z @ rng.normal(size=(3, 12)) + 0.1 * rng.normal(size=(n, 12))
+    x1 = np.round(100 * z @ rng.normal(size=(3, 8)) + 500).astype(np.int32)
+    return [x0, x1], y
+
+
+#: a tiny MRDD estimator; one thread: the engine's float results depend on the thread count, and the
+#: CLI runs compared with it must match
+SMALL_MRDD = dict(c_dim=4, v_dim=3, consistency={"hidden": [32]}, specific={"hidden": [16]}, epochs=2, batch_size=64,
+                  random_state=3, threads=1)
