@@ -16,7 +16,8 @@
 
 ``stage2`` is a tuning tool, not a claim: one stage 1, then stage 2 once per ``--variants`` entry (space-separated
 overrides; ``""`` is the config as given), each a fresh model whose consistency encoder is the stage-1 one, so
-stage-2 settings (v_dim, β, λ, epochs, …) are compared from the same C; C, V_v and C+V_all are scored.
+stage-2 settings (v_dim, β, λ, epochs, …) are compared from the same C; C, V_v and C+V_all are scored, and
+the held-out R² of C from μ_V and from a sample of V (as in ``club``; ``--mine-runs 0`` skips MINE).
 
 Every row uses the same data, seed and schedule; the table is printed in Markdown.
 """
@@ -65,6 +66,14 @@ def _mean(rows: list[dict], get: Callable[[dict], float]) -> float:
     return float(np.mean([get(r) for r in rows]))
 
 
+def redundancy(method, splits, s: dict, args: argparse.Namespace) -> list[dict]:
+    """Held-out redundancy of C in each V_v (protocols.md §11), from μ_v and from a posterior sample."""
+    samples = [extract_samples(method, d, 1024, seed=i) for i, d in enumerate((splits.train, splits.test))]
+    red = held_out_redundancy(s["_train"], s["_test"], *samples, mlp=False, mine_runs=args.mine_runs,
+                              mine_epochs=args.mine_epochs)
+    return [red[f"V_{v}"] for v in range(splits.train.n_views)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("claim", choices=("mask-ratio", "club", "dims", "stage2"))
@@ -111,11 +120,7 @@ def main() -> None:
             run_stage(run.cfg, m, run.splits.train, "disentangle", folder / f"lam{lam}")
             views = [f"V_{v}" for v in range(run.splits.train.n_views)]
             s = scores(m, run.splits, [*views, "C+V_all"], args.kmeans_seeds)
-            samples = [extract_samples(m, d, 1024, seed=i) for i, d in enumerate((run.splits.train, run.splits.test))]
-            red = held_out_redundancy(s["_train"], s["_test"], *samples, mlp=False, mine_runs=args.mine_runs,
-                                      mine_epochs=args.mine_epochs)
-
-            per_view = [red[v] for v in views]
+            per_view = redundancy(m, run.splits, s, args)
             mine = f"{_mean(per_view, lambda r: r['mine_nats']['mean']):.3f}" if args.mine_runs else "–"
             v_acc = np.mean([s[v]["logreg"] for v in views])
             print(f"| {lam:g} | {_mean(per_view, lambda r: r['ridge_r2']):.3f} | "
@@ -127,8 +132,9 @@ def main() -> None:
     elif args.claim == "stage2":
         run = prepare(load_config(args.config, base), folder)
         run_stage(run.cfg, run.method, run.splits.train, "consistency", folder / "s1")
-        print("| stage-2 overrides | V_v logistic | C+V_all logistic | C+V_all NMI | C NMI | stage-2 seconds |")
-        print("|---|---|---|---|---|---|")
+        print("| stage-2 overrides | V_v logistic | C+V_all logistic | C+V_all NMI | C NMI | R²(C from μ_V) | "
+              "R²(C from sample V) | stage-2 seconds |")
+        print("|---|---|---|---|---|---|---|---|")
         for i, variant in enumerate(args.variants):
             var = prepare(load_config(args.config, [*base, *variant.split()]), folder)
             var.method.consistency.load_state_dict(run.method.consistency.state_dict())
@@ -138,8 +144,10 @@ def main() -> None:
             s = scores(var.method, var.splits, ["C", *views, "C+V_all"], args.kmeans_seeds)
             v_acc = np.mean([s[v]["logreg"] for v in views])
             both = s["C+V_all"]
+            per_view = redundancy(var.method, var.splits, s, args)
             print(f"| {variant or '(config)'} | {v_acc:.4f} | {both['logreg']:.4f} | {both['nmi']:.4f} | "
-                  f"{s['C']['nmi']:.4f} | {secs:.0f} |", flush=True)
+                  f"{s['C']['nmi']:.4f} | {_mean(per_view, lambda r: r['ridge_r2']):.3f} | "
+                  f"{_mean(per_view, lambda r: r['sample']['ridge_r2']):.3f} | {secs:.0f} |", flush=True)
 
     else:
         print("| c_dim | v_dim | C+V_all logistic | C+V_all NMI | C logistic | C NMI |")
