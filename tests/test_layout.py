@@ -8,11 +8,12 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "viewsplit"
 # what each lower layer must not import (relative imports of sibling packages)
+# (``config``, the run config, builds on the methods' Config classes; the checks they share live in ``typed``)
 FORBIDDEN = {
-    "data": {"models", "losses", "methods", "engine", "eval", "cli", "estimators"},
-    "models": {"methods", "engine", "eval", "cli", "estimators"},
-    "losses": {"methods", "engine", "eval", "cli", "estimators"},
-    "methods": {"engine", "eval", "cli", "estimators"},
+    "data": {"models", "losses", "methods", "engine", "eval", "cli", "estimators", "config"},
+    "models": {"methods", "engine", "eval", "cli", "estimators", "config"},
+    "losses": {"methods", "engine", "eval", "cli", "estimators", "config"},
+    "methods": {"engine", "eval", "cli", "estimators", "config"},
 }
 
 
@@ -31,3 +32,10 @@ def test_lower_layers_do_not_import_upper_ones(layer: str) -> None:
     bad = {f"{p.name}: {sorted(_imported_packages(p) & FORBIDDEN[layer])}"
            for p in (PKG / layer).glob("*.py") if _imported_packages(p) & FORBIDDEN[layer]}
     assert not bad, f"viewsplit/{layer} imports layers above it: {sorted(bad)}"
+
+
+def test_typed_settings_import_nothing_of_viewsplit_but_its_errors() -> None:
+    """``typed`` (from_dict, coerce, the value checks) sits below every layer that has settings."""
+    tree = ast.parse((PKG / "typed.py").read_text())
+    inside = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level >= 1}
+    assert inside == {"errors"}
