@@ -100,6 +100,7 @@ def test_raw_rows_are_cached_by_everything_they_depend_on(digits_npz, monkeypatc
     from viewsplit.config import EvalConfig
     from viewsplit.data import DataConfig, load_dataset
     from viewsplit.data.multiview import DataSplits
+    from viewsplit.data.registry import cache_dir
 
     splits = load_dataset(DataConfig(name="npz", path=str(digits_npz)))
     cfg = EvalConfig(kmeans_seeds=1, kmeans_n_init=2, probes=["logreg"], max_samples=300, redundancy=False,
@@ -121,7 +122,7 @@ def test_raw_rows_are_cached_by_everything_they_depend_on(digits_npz, monkeypatc
     assert key not in changed and len(set(changed)) == len(changed)
     # a corrupt cache file is recomputed, and eval.raw_baseline_cache=false neither reads nor writes
     cached = Path(again["protocol"]["raw_baselines"].split("(", 1)[1].rstrip(")"))
-    assert cached.parent == baselines.cache_dir() / "raw-baselines"
+    assert cached.parent == cache_dir() / "raw-baselines"
     cached.write_text("{not json")
     monkeypatch.setattr(baselines, "evaluate", evaluate_counting := _counting(calls))
     assert baselines.add_raw_baselines({}, splits, cfg)["protocol"]["raw_baselines"] == "computed"

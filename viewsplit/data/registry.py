@@ -205,11 +205,16 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def cache_path(key: str) -> Path:
+    """Where :func:`cached` keeps entry ``key``."""
+    return cache_dir() / f"{key}.pt"
+
+
 def cached(key: str, build: Callable[[], dict], enabled: bool = True) -> dict:
-    """Load a dict of tensors from the cache, or build and store it atomically."""
+    """Load a dict of tensors from the cache (:func:`cache_path`), or build and store it atomically."""
     if not enabled:
         return build()
-    path = cache_dir() / f"{key}.pt"
+    path = cache_path(key)
     if path.exists():
         try:
             return torch.load(path, weights_only=True)

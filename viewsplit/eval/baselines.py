@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..config import EvalConfig
 from ..data.multiview import DataSplits
-from ..data.registry import cache_dir, cached
+from ..data.registry import cache_path, cached
 from .evaluate import cap_splits, evaluate
 
 
@@ -61,10 +61,11 @@ def add_raw_baselines(metrics: dict, splits: DataSplits, cfg: EvalConfig, device
         raw = evaluate(RawViews(), splits, raw_cfg, device)
         return {k: raw[k] for k in ("clustering", "classification")}
 
-    rows = cached(f"raw-baselines/{key}", compute, enabled=key is not None)
+    entry = f"raw-baselines/{key}"
+    rows = cached(entry, compute, enabled=key is not None)
     for k, r in rows.items():
         metrics.setdefault(k, {}).update(r)
-    source = "computed" if computed else f"read from the cache ({cache_dir() / 'raw-baselines' / f'{key}.pt'})"
+    source = "computed" if computed else f"read from the cache ({cache_path(entry)})"
     metrics.setdefault("protocol", {})["raw_baselines"] = source
     return metrics
 
