@@ -22,8 +22,9 @@ from typing import Any
 import yaml
 
 from .data.registry import DataConfig
-from .errors import ConfigError
-from .typed import check_choice, check_positive, from_dict, plain
+from .errors import ConfigError, quote
+from .safeyaml import DuplicateKey, read_yaml
+from .typed import check_choice, check_positive, check_seed, from_dict, plain
 
 #: the shipped configs, ``configs/<data set>/<method>.yaml`` (also reachable as ./configs in the repository)
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -94,6 +95,7 @@ class StageConfig:
         check_positive(self.step_size, f"{key}.step_size")
         if self.grad_clip is not None:
             check_positive(self.grad_clip, f"{key}.grad_clip")
+        check_positive(self.eta_min, f"{key}.eta_min", allow_zero=True)
         if not 0 <= self.eta_min <= self.lr:
             raise ConfigError(f"{key}.eta_min: must lie in [0, lr], got {self.eta_min}")
 
@@ -136,6 +138,7 @@ class TrainConfig:
     tensorboard: bool = True
 
     def validate(self, key: str = "train") -> None:
+        check_seed(self.seed, f"{key}.seed")
         check_choice(self.precision, ("fp32", "bf16"), f"{key}.precision")
         check_choice(self.progress, ("auto", "always", "lines", "never"), f"{key}.progress")
         check_positive(self.progress_every, f"{key}.progress_every", allow_zero=True)
@@ -254,7 +257,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
                 base: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML run config (or start from ``base``), apply ``key=value`` overrides, validate."""
     if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
-        raise ConfigError(f"overrides: expected a list of key=value strings, got {overrides!r}")
+        raise ConfigError(f"overrides: expected a list of key=value strings, got {quote(overrides)}")
     raw: dict[str, Any] = dict(base or {})
     if path is not None:
         p = Path(path)
@@ -263,27 +266,48 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
         if p.is_dir():
             raise ConfigError(f"{p}: is a folder; give a YAML config file")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = read_yaml(p.read_text(), str(p)) or {}
+        except DuplicateKey as err:
+            raise ConfigError(f"{p}: {err}") from None
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"{p}: not valid YAML ({err})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: a run config must be a mapping of sections {list(SECTIONS)}")
         raw = merge(raw, loaded)
     for item in overrides:
-        raw = merge(raw, parse_override(item))
+        raw = merge(raw, _no_dropped_section(raw, parse_override(item), item))
     return build_config(raw)
+
+
+def _no_dropped_section(raw: dict[str, Any], over: dict[str, Any], item: str) -> dict[str, Any]:
+    """``over`` (one parsed override), unless it sets a whole mapping of ``raw`` to null or to another kind of
+    value, which would silently drop every key the config gave there."""
+    cur: Any = raw
+    new: Any = over
+    path: list[str] = []
+    while isinstance(new, dict) and len(new) == 1:
+        (k, v), = new.items()
+        if not isinstance(cur, dict) or k not in cur:
+            return over
+        path.append(str(k))
+        if isinstance(cur[k], dict) and cur[k] and not isinstance(v, dict):
+            key = ".".join(path)
+            raise ConfigError(f"override {quote(item)}: would drop every key the config gives under {key} "
+                              f"({', '.join(map(str, cur[k]))}); set its keys one by one, e.g. {key}.KEY=VALUE")
+        cur, new = cur[k], v
+    return over
 
 
 def parse_override(item: str) -> dict[str, Any]:
     """``a.b.c=value`` → ``{"a": {"b": {"c": value}}}`` with ``value`` parsed as YAML."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r}: expected key=value, e.g. stages.train.epochs=5")
+        raise ConfigError(f"override {quote(item)}: expected key=value, e.g. stages.train.epochs=5")
     key, _, text = item.partition("=")
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {item!r}: empty key")
+        raise ConfigError(f"override {quote(item)}: empty key")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = read_yaml(text, f"override {quote(item)}") if text.strip() else ""
     except yaml.YAMLError:
         value = text
     out: dict[str, Any] = {}
@@ -300,11 +324,12 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
 
     unknown = set(raw) - set(SECTIONS)
     if unknown:
-        raise ConfigError(f"unknown config section(s) {sorted(unknown)}; valid sections: {list(SECTIONS)}")
+        raise ConfigError(f"unknown config section(s) {quote(sorted(map(str, unknown)))}; valid sections: "
+                          f"{list(SECTIONS)}")
     if "method" not in raw:
         raise ConfigError("method: missing; name a registered method, e.g. method: mrdd")
     if not isinstance(raw["method"], str):
-        raise ConfigError(f"method: expected a method name, got {raw['method']!r}")
+        raise ConfigError(f"method: expected a method name, got {quote(raw['method'])}")
     cls = get_method(raw["method"])
     data = from_dict(DataConfig, _section(raw, "data"), "data")
     data.validate()
@@ -320,7 +345,7 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     for name, defaults in cls.stage_defaults.items():
         given = stage_raw.get(name) or {}
         if not isinstance(given, dict):
-            raise ConfigError(f"stages.{name}: expected a mapping of StageConfig keys, got {given!r}")
+            raise ConfigError(f"stages.{name}: expected a mapping of StageConfig keys, got {quote(given)}")
         st = from_dict(StageConfig, merge(dict(defaults), given), f"stages.{name}")
         st.validate(f"stages.{name}")
         stages[name] = st
@@ -334,7 +359,7 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     val = raw.get(name) or {}
     if not isinstance(val, dict):
-        raise ConfigError(f"{name}: expected a mapping of keys, got {val!r}")
+        raise ConfigError(f"{name}: expected a mapping of keys, got {quote(val)}")
     return val
 
 

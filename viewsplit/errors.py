@@ -1,8 +1,35 @@
 """Exceptions with messages meant for users: each names the key, view or file at fault."""
+from __future__ import annotations
+
+from typing import Any
+
+#: the longest message an error carries, and the longest value it quotes: a huge value (a YAML alias bomb, a
+#: whole array) is cut in the middle rather than printed whole
+MAX_MESSAGE = 2000
+MAX_QUOTE = 200
+
+
+def shorten(text: str, limit: int = MAX_QUOTE) -> str:
+    """``text``, or its head and tail around ``…[N characters]…`` when it is longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{text[:head]}…[{len(text) - head - tail} characters]…{text[-tail:]}"
+
+
+def quote(value: Any, limit: int = MAX_QUOTE) -> str:
+    """``repr(value)`` for an error message, shortened to about ``limit`` characters."""
+    return shorten(repr(value), limit)
 
 
 class ViewsplitError(Exception):
-    """Base class of viewsplit's user-facing errors (the CLI prints them without a traceback)."""
+    """Base class of viewsplit's user-facing errors (the CLI prints them without a traceback).
+
+    The message is capped at :data:`MAX_MESSAGE` characters, whatever it quotes.
+    """
+
+    def __init__(self, message: object = "", *args: object):
+        super().__init__(shorten(str(message), MAX_MESSAGE), *args)
 
 
 class ConfigError(ViewsplitError, ValueError):

@@ -6,23 +6,29 @@ It sits below everything that has settings (data, models, methods, the run confi
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, quote
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")
 
+#: the largest integer a config value may hold (torch and numpy store them as int64), and the largest seed
+MAX_INT = 2**63 - 1
+MAX_SEED = 2**31 - 1
+
 
 def from_dict(cls: type[T], data: dict[str, Any], key: str) -> T:
     """Build dataclass ``cls`` from a mapping, type-checking every value."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{key}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{key}: expected a mapping, got {quote(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -50,53 +56,59 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {quote(value)} matches none of {tp}")
     if origin in (list, tuple):
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {quote(value)}")
         if origin is list:
             return [coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ConfigError(f"{key}: expected {len(args)} values, got {value!r}")
+            raise ConfigError(f"{key}: expected {len(args)} values, got {quote(value)}")
         return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {quote(value)}")
         return {str(k): coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {quote(value)}")
     if tp is int:
+        number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = int(value)
+        if number is None:
+            raise ConfigError(f"{key}: expected an integer, got {quote(value)}")
+        if abs(number) > MAX_INT:
+            raise ConfigError(f"{key}: {quote(number, 40)} is beyond the 64-bit integer range")
+        return number
     if tp is float:
+        real: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+            real = float(value) if abs(value) <= 1e308 else math.inf
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                real = float(value)
+        if real is None:
+            raise ConfigError(f"{key}: expected a number, got {quote(value)}")
+        if not math.isfinite(real):
+            raise ConfigError(f"{key}: expected a finite number, got {quote(value, 40)}")
+        return real
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {quote(value)}")
     raise ConfigError(f"{key}: unsupported config type {tp}")  # pragma: no cover - a developer error
 
 
@@ -112,12 +124,21 @@ def plain(obj: Any) -> Any:
 
 
 def check_positive(value: float, key: str, allow_zero: bool = False) -> None:
-    """Raise a ConfigError naming ``key`` unless ``value`` > 0 (or >= 0)."""
+    """Raise a ConfigError naming ``key`` unless ``value`` is finite and > 0 (or >= 0)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def check_seed(value: int, key: str) -> None:
+    """Raise a ConfigError naming ``key`` unless ``value`` is a seed every generator accepts: 0 … 2**31 − 1
+    (numpy's legacy seeding takes < 2**32, and runs add small offsets such as the DDP rank)."""
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{key}: a seed must lie in [0, 2**31 - 1], got {quote(value, 40)}")
 
 
 def check_choice(value: str, options: tuple[str, ...], key: str) -> None:
     """Raise a ConfigError naming ``key`` unless ``value`` is one of ``options``."""
     if value not in options:
-        raise ConfigError(f"{key}: {value!r} is not one of {list(options)}")
+        raise ConfigError(f"{key}: {quote(value)} is not one of {list(options)}")

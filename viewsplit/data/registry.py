@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..typed import check_seed
 from .multiview import DataSplits, MultiViewDataset, make_incomplete, stratified_split
 from .preprocess import STANDARDIZE
 
@@ -78,6 +79,8 @@ class DataConfig:
     channels: int | list[int] | None = None
 
     def validate(self) -> None:
+        check_seed(self.seed, "data.seed")
+        check_seed(self.missing_seed, "data.missing_seed")
         if self.name not in DATASETS:
             raise ConfigError(f"data.name: unknown data set {self.name!r}; choose one of {sorted(DATASETS)}")
         if not 0.0 <= self.missing_rate < 1.0 + 1e-12:
