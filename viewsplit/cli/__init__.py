@@ -13,9 +13,9 @@ import sys
 from typing import Any
 
 from .. import __version__
-from ..errors import ViewsplitError
+from ..errors import MAX_MESSAGE, ViewsplitError, shorten
 from . import catalog, data, plot, training
-from .common import HelpWithDefaults
+from .common import HelpWithDefaults, expand_paths
 
 GROUPS = (catalog, training, data, plot)
 
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    expand_paths(args)
     _log_to_stderr()
     try:
         return args.fn(args)
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"viewsplit: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:   # a file or folder that cannot be read or written; str(err) names it
-        print(f"viewsplit: error: {err}", file=sys.stderr)
+        print(f"viewsplit: error: {shorten(str(err), MAX_MESSAGE)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("viewsplit: interrupted; resume with --resume", file=sys.stderr)

@@ -8,11 +8,27 @@ from typing import Any
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from ..data import DATASETS, DataConfig
+    import dataclasses
 
+    from ..config import merge, parse_override
+    from ..data import DATASETS, DataConfig
+    from ..errors import ConfigError
+    from ..typed import from_dict
+
+    raw: dict = {"root": args.root} if args.root else {}
+    for item in args.overrides:
+        if not item.startswith("data."):
+            raise ConfigError(f"{item!r}: viewsplit datasets only takes data.* overrides, e.g. data.root=DIR")
+        raw = merge(raw, parse_override(item)["data"])
+    base = from_dict(DataConfig, raw, "data")
+    for key in ("root", "path"):
+        given = getattr(base, key)
+        if given and not Path(given).expanduser().exists():
+            option = "--root" if key == "root" and given == args.root else f"data.{key}"
+            raise ConfigError(f"{option}: {given}: no such folder or file")
     rows = []
     for name, info in sorted(DATASETS.items()):
-        cfg = DataConfig(name=name, root=args.root)
+        cfg = dataclasses.replace(base, name=name)
         found, where = info.locate(cfg)
         rows.append((name, info.shape, "yes" if found else "no", where, info.summary))
     print("| name | views, shapes, samples, classes | found | where | description |")
@@ -66,6 +82,7 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     d = sub.add_parser("datasets", help="list the built-in data sets and whether their files were found",
                        formatter_class=fmt)
     d.add_argument("--root", help="also look for data files in this folder")
+    d.add_argument("overrides", nargs="*", help="data.* settings that say where files are, e.g. data.root=DIR")
     d.set_defaults(fn=cmd_datasets)
 
     me = sub.add_parser("methods", help="list each method's stages and config keys with their defaults",

@@ -28,11 +28,29 @@ def config_path(name: str) -> Path:
     """A YAML path, or a shipped config named like ``handwritten/mrdd``."""
     from ..config import CONFIG_DIR
 
-    p = Path(name)
+    p = Path(name).expanduser()
     if p.exists() or p.suffix in (".yaml", ".yml"):
         return p
     shipped = CONFIG_DIR / f"{name}.yaml"
     return shipped if shipped.exists() else p
+
+
+def expand_paths(args: argparse.Namespace) -> None:
+    """Expand ``~`` in every path option and argument (argparse's ``type=Path`` keeps it, which would make a
+    folder literally named ``~``)."""
+    for key, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, key, value.expanduser())
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            setattr(args, key, [v.expanduser() for v in value])
+
+
+def check_count(value: int | None, option: str, minimum: int = 1) -> None:
+    """Raise a ConfigError naming ``option`` unless ``value`` is None or at least ``minimum``."""
+    from ..errors import ConfigError
+
+    if value is not None and value < minimum:
+        raise ConfigError(f"{option}: must be at least {minimum}, got {value}")
 
 
 def print_summary(metrics: dict, folder: Path, label: str = "run folder") -> None:

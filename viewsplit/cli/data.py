@@ -8,17 +8,21 @@ from typing import Any
 
 def _view_indices(spec: str, names: list[str]) -> list[int]:
     """``--views 0,image`` → view indices."""
-    from ..errors import ConfigError
+    from ..errors import ConfigError, quote
 
-    given = []
+    given: list[int] = []
     for tok in spec.split(","):
         tok = tok.strip()
         if tok.isdigit() and int(tok) < len(names):
-            given.append(int(tok))
+            v = int(tok)
         elif tok in names:
-            given.append(names.index(tok))
+            v = names.index(tok)
         else:
-            raise ConfigError(f"--views: {tok!r} is neither a view index (0…{len(names) - 1}) nor a view name {names}")
+            raise ConfigError(f"--views: {quote(tok)} is neither a view index (0…{len(names) - 1}) nor a view name "
+                              f"{quote(names)}")
+        if v in given:
+            raise ConfigError(f"--views: view {v} ({names[v]!r}) is given twice in {quote(spec)}")
+        given.append(v)
     return given
 
 
@@ -50,12 +54,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..estimators import load
+    from .common import check_count
 
+    check_count(args.batch_size, "--batch-size")
     out: Path = args.out
     if out.suffix != ".npz" and (out.suffix == ".npy" or out.is_file()):
         raise ConfigError(f"--out {out}: give an .npz file, or a folder for one .npy per representation")
     est = load(args.model, device=args.device)
-    if args.batch_size:
+    if args.batch_size is not None:
         est.config_.eval.batch_size = args.batch_size
     data, mask = _new_data(args.data, args.mask, folder=True)
     wanted = [r.strip() for r in args.representation.split(",")] if args.representation else []
@@ -142,7 +148,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from ..data.convert import csv_sources, dataset_sources, npz_sources, write_folder
     from ..data.ondisk import open_folder
     from ..errors import ConfigError
+    from .common import check_count
 
+    check_count(args.chunk, "--chunk")
     if args.overrides and not args.dataset:
         raise ConfigError("data.* overrides apply to --dataset only")
     if args.npz:

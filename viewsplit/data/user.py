@@ -3,7 +3,7 @@
 ``data.name=npz data.path=FILE.npz``: arrays ``view0``, ``view1``, … (each ``(N, D)`` or
 ``(N, C, H, W)``), optional ``labels`` (N integers) and optional ``train_index`` /
 ``test_index``.  Without indices, a seeded stratified split (``data.test_fraction``) is drawn.
-Known generating factors (protocols.md §10), if any: ``factors_shared`` and ``factors_view0``,
+Known generating factors (docs/evaluation.md#factor-recovery), if any: ``factors_shared`` and ``factors_view0``,
 ``factors_view1``, … (``(N,)`` or ``(N, k)``); the evaluation then reports factor recovery.
 
 ``data.name=csv data.views=[a.csv,b.csv] [data.labels=y.csv]``: numeric CSVs (a non-numeric
@@ -138,7 +138,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 @register("npz", "your own views from one .npz file (data.path=FILE.npz)",
           "arrays view0, view1, … (+ optional labels, train_index, test_index)",
-          lambda cfg: (bool(cfg.path and Path(cfg.path).exists()), cfg.path or "set data.path=FILE.npz"))
+          lambda cfg: (bool(cfg.path and Path(cfg.path).expanduser().exists()), cfg.path or "set data.path=FILE.npz"))
 def load_npz(cfg: DataConfig) -> DataSplits:
     if not cfg.path:
         raise DataError("data.path: the npz data set needs data.path=FILE.npz")
@@ -210,7 +210,7 @@ def _read_csv(path: Path) -> np.ndarray:
 
 @register("csv", "your own views as one CSV per view (data.views=[a.csv,b.csv], data.labels=y.csv)",
           "one CSV per view, rows aligned; optional labels CSV",
-          lambda cfg: (bool(cfg.views) and all(Path(p).exists() for p in cfg.views),
+          lambda cfg: (bool(cfg.views) and all(Path(p).expanduser().exists() for p in cfg.views),
                        ", ".join(cfg.views) or "set data.views=[a.csv,b.csv]"))
 def load_csv(cfg: DataConfig) -> DataSplits:
     if len(cfg.views) < 2:
