@@ -9,7 +9,7 @@ Trains ``configs/<data>/decur.yaml`` and the same config with ``model.common_fra
     the common dims' value on the (unaugmented) training split tells under- from overfitting;
 (b) **missing views**: a logistic-regression probe on ``C`` fitted on complete training
     features, scored on test features extracted with all views and with one view only (the
-    others missing via the mask, protocols.md §9).  The claim holds when DeCUR loses less
+    others missing via the mask, docs/evaluation.md#missing-views).  The claim holds when DeCUR loses less
     accuracy from all views to one view (mean over views) than Barlow Twins.  The reference's
     own protocol (probe fitted and scored on one view's backbone features B_v, vs B_cat) is
     reported alongside.

@@ -5,7 +5,7 @@ the same encoders, embedding layer, classifier, modality drop and schedule; fusi
 probabilistic embedding, KL or hard-combination term) once per training seed 0 … seeds−1, on a
 fixed data split.  The final epoch is the model; the test split is only scored.  Each model then
 classifies the test split with the mask set to one combination S for every sample (eval mode: μ,
-no modality drop; protocols.md §9), for all 2^V − 1 combinations (Handwritten: 63).
+no modality drop; docs/evaluation.md#missing-views), for all 2^V − 1 combinations (Handwritten: 63).
 
 Markdown to stdout: one row per combination, sorted by fusion accuracy (hardest first), with
 mean ± std over seeds and the difference DMRNet − fusion; then the mean over combinations, the

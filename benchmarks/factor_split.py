@@ -1,4 +1,5 @@
-"""Does a method split consistent from specific?  Measured where the answer is known (protocols.md §10).
+"""Does a method split consistent from specific?  Measured where the answer is known
+(docs/evaluation.md#factor-recovery).
 
     python benchmarks/factor_split.py [--methods mrdd,fae,decur] [--generators g1,g2,g3] [--seeds 3]
                                       [--config-dir configs/handwritten] [--out FILE.md] [key=value ...]

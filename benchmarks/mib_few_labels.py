@@ -3,7 +3,7 @@
 Both methods train the same networks on the same augmentation pairs (``configs/edge_fmnist/
 mib-augpairs.yaml``: two independent augmentations of each Fashion-MNIST training image, shared
 encoder); MV-InfoMax is MIB with β ≡ 0.  The representation is the posterior mean μ of the
-un-augmented images (``Z_0``).  Label-limited evaluation (protocols.md §4):
+un-augmented images (``Z_0``).  Label-limited evaluation (docs/evaluation.md#probes):
 
 * a ``MinMaxScaler`` fitted on the embeddings of **all train-split images** (no labels used);
 * ``LogisticRegression(solver="saga", C=10, tol=0.1)`` trained on a balanced subset of k labelled

@@ -2,7 +2,7 @@
 
 Every method (``--methods``) is trained with its shipped config ``configs/<data>/<method>.yaml`` and
 ``data.missing_rate=r`` for each r in ``--rates`` (COMPLETER-style masks on the training split,
-protocols.md §9), once per training seed (``--seeds``), through :func:`viewsplit.bench.run_pair`:
+docs/evaluation.md#missing-views), once per training seed (``--seeds``), through :func:`viewsplit.bench.run_pair`:
 runs go to ``OUT/rate<r>/<data>/<method>/seed<s>`` and a finished run (its ``metrics.json``) is
 reused, so an interrupted benchmark continues where it stopped.  Evaluation is the standard one, on
 the **complete** test data.  Each method is reported with one representation fixed in advance:

@@ -9,7 +9,7 @@
     ratio, then k-means NMI/ACC (test split) and the logistic probe of C.
 (b) ``club``: with the CLUB term on (λ > 0), the redundancy of C in V_v is lower than with λ = 0,
     at equal or better downstream accuracy: one stage 1, then stage 2 for each λ from the same
-    stage-1 weights.  Redundancy is measured held out (protocols.md §11: fitted on the train
+    stage-1 weights.  Redundancy is measured held out (docs/evaluation.md#redundancy-of-c-in-v_v: fitted on the train
     split's codes, scored on the test split's): ridge R² of C from V_v and the Gaussian predictive
     information in nats, from μ_v and from a posterior sample, and (``--mine-runs`` > 0) MINE.
 (c) ``dims``: c_dim < v_dim helps the combined representation C+V_all.
@@ -67,7 +67,8 @@ def _mean(rows: list[dict], get: Callable[[dict], float]) -> float:
 
 
 def redundancy(method, splits, s: dict, args: argparse.Namespace) -> list[dict]:
-    """Held-out redundancy of C in each V_v (protocols.md §11), from μ_v and from a posterior sample."""
+    """Held-out redundancy of C in each V_v (docs/evaluation.md#redundancy-of-c-in-v_v), from μ_v and from a
+    posterior sample."""
     samples = [extract_samples(method, d, 1024, seed=i) for i, d in enumerate((splits.train, splits.test))]
     red = held_out_redundancy(s["_train"], s["_test"], *samples, mlp=False, mine_runs=args.mine_runs,
                               mine_epochs=args.mine_epochs)

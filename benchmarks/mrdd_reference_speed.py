@@ -1,6 +1,6 @@
 """MRDD with the reference architecture: the reference code's execution pattern vs viewsplit's, side by side.
 
-Both sides build the *same* network (methods.md §1.1, the EdgeFMNIST preset of
+Both sides build the *same* network (docs/methods.md#mrdd-backbone, the EdgeFMNIST preset of
 configs/edge_fmnist/mrdd-reference.yaml: ResNet encoder/decoder, 16 base channels, ch_mult
 [1, 2, 4], 3 ResBlocks, latent 8×8×8, c_dim = v_dim = 10) with identical weights and the same
 optimiser (AdamW; stage 1 with gradient clipping), and train it on the same batches:

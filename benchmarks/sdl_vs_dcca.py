@@ -5,7 +5,7 @@ against the output dimension k, measured side by side in one process on the same
 
 * SDL: ``SDL(Z_1)`` (one view, the loss itself) and ``SDL(Z_1) + SDL(Z_2)`` (both views, as Soft CCA
   applies it); float32, running covariance;
-* DCCA: ``DCCALoss(Z_1, Z_2)`` (Cholesky whitening and an SVD, float64 inside; methods.md §6).
+* DCCA: ``DCCALoss(Z_1, Z_2)`` (Cholesky whitening and an SVD, float64 inside; docs/methods.md#dcca).
 
 DCCA is a two-view loss while SDL is per view, so both ratios are printed: DCCA / SDL(one view)
 compares the losses, DCCA / SDL(two views) compares the decorrelating parts of the objectives.

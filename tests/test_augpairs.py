@@ -1,5 +1,6 @@
-"""MIB's two-augmentation data set (datasets.md §4): disabled augmentation, corruption rate, independence,
-reproducibility per (seed, epoch, index, view) whatever the batch, un-augmented evaluation, the loader."""
+"""MIB's two-augmentation data set (docs/datasets.md#mib-augmentation-pairs): disabled augmentation, corruption
+rate, independence, reproducibility per (seed, epoch, index, view) whatever the batch, un-augmented evaluation,
+the loader."""
 import pytest
 import torch
 

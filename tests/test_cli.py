@@ -30,7 +30,8 @@ def test_run_handwritten_baseline_learns_and_writes_run_folder(tmp_path):
     assert (m["dataset"], m["method"], m["split"]) == ("handwritten", "autoencoder", "all")
     acc = m["clustering"]["C"]["acc"]
     assert set(acc) == {"mean", "std", "per_seed"} and len(acc["per_seed"]) == 3
-    # raw standardised concatenated views give k-means ACC 0.824 (anchors.md §4): the baseline must beat it clearly
+    # raw standardised concatenated views give k-means ACC 0.824 (docs/datasets.md#handwritten-raw-baselines):
+    # the baseline must beat it clearly
     assert acc["mean"] > 0.87
     assert acc["mean"] > m["clustering"]["raw_all"]["acc"]["mean"] + 0.03  # the report's own raw-view row
     assert m["classification"]["C"]["logreg"]["acc"] > 0.93

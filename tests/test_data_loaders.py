@@ -34,7 +34,8 @@ def test_handwritten_shipped_copy():
 
 
 def test_handwritten_anchor_baselines():
-    """anchors.md §4: raw concatenated k-means and kNN-graph spectral clustering on all 2000 samples."""
+    """docs/datasets.md#handwritten-raw-baselines: raw concatenated k-means and kNN-graph spectral clustering on all
+    2000 samples."""
     from sklearn.cluster import SpectralClustering
 
     views, y = load_raw()

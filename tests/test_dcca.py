@@ -1,4 +1,4 @@
-"""DCCA: methods.md §6 test vectors, invariances, finite gradients, the m ≤ k error, DDP, end to end."""
+"""DCCA: docs/methods.md#dcca test vectors, invariances, finite gradients, the m ≤ k error, DDP, end to end."""
 import itertools
 
 import pytest
@@ -35,7 +35,7 @@ def eigh_correlation(h1, h2, eps=0.0):
     return torch.linalg.svdvals(inv_sqrt(s11) @ (a.T @ b / (m - 1)) @ inv_sqrt(s22)).sum()
 
 
-# ---------------------------------------------------------------------------- §6 test vectors
+# ---------------------------------------------------------------------------- test vectors (docs/methods.md#dcca)
 def test_vectors():
     assert loss(A, A) == pytest.approx(-2.0, abs=1e-12)
     assert loss(A, A, variant="squared") == pytest.approx(-2.0, abs=1e-12)

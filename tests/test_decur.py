@@ -1,4 +1,4 @@
-"""DeCUR: methods.md §3 test vectors, invariances, global N, DDP equivalence, parameter groups, learning."""
+"""DeCUR: docs/methods.md#decur test vectors, invariances, global N, DDP equivalence, parameter groups, learning."""
 import json
 
 import pytest
@@ -27,7 +27,7 @@ B = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [-1.0, -1.0]], dtype=tor
 Z = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64)
 
 
-# ---------------------------------------------------------------------------- test vectors (methods.md §3)
+# ---------------------------------------------------------------------------- test vectors (docs/methods.md#decur)
 @pytest.mark.parametrize("eps, expected", [(0.0, 0.5 / 3), (1e-5, 0.1666633)])
 def test_decur_loss_vector(eps, expected):
     terms = decur_loss([A, A], [A, A], n_common=1, eps=eps)

@@ -1,5 +1,6 @@
-"""Does a method do its job where the answer is known?  Stochastic layers and modes (protocols.md §12),
-the CLUB bound's validity, held-out read-outs (§10–11) and MRDD's consistent/specific split."""
+"""Does a method do its job where the answer is known?  Stochastic layers and modes
+(docs/evaluation.md#stochastic-layers), the CLUB bound's validity, held-out read-outs
+(docs/evaluation.md#factor-recovery, docs/evaluation.md#redundancy-of-c-in-v_v) and MRDD's consistent/specific split."""
 import json
 import math
 import warnings
@@ -63,7 +64,7 @@ def test_every_stochastic_layer_samples_in_training_and_is_deterministic_in_eval
 
 # ---------------------------------------------------------------------------- CLUB
 def test_gaussian_nll_is_in_nats():
-    """methods.md §7 vector: ℓ = ln 2, offset 1, d = 2 gives the proper NLL 3.0310242."""
+    """docs/methods.md#club vector: ℓ = ln 2, offset 1, d = 2 gives the proper NLL 3.0310242."""
     lv = torch.full((1, 2), math.log(2.0))
     assert critic_nll(torch.ones(1, 2), lv, torch.zeros(1, 2)).item() == pytest.approx(3.0310242, abs=1e-6)
     y = torch.randn(5, 3)

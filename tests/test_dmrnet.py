@@ -1,4 +1,4 @@
-"""DMRNet and its fusion baseline: methods.md §4 test vectors, training-only modality drop,
+"""DMRNet and its fusion baseline: docs/methods.md#dmrnet test vectors, training-only modality drop,
 masked views that cannot change any output, the weak-combination choice, and learning."""
 import json
 import math

@@ -1,4 +1,4 @@
-"""Clustering metrics against protocols.md §3 test vectors, and the probe protocol."""
+"""Clustering metrics against docs/evaluation.md#clustering test vectors, and the probe protocol."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""MIB: methods.md §2 test vectors, the one-step optimiser, β resume, DDP equivalence, missing views, learning."""
+"""MIB: docs/methods.md#mib test vectors, the one-step optimiser, β resume, DDP equivalence, missing views, learning."""
 import json
 import math
 

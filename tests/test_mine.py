@@ -1,4 +1,4 @@
-"""MINE redundancy estimates against protocols.md §8 known answers."""
+"""MINE redundancy estimates against docs/evaluation.md#mine known answers."""
 import math
 
 import numpy as np

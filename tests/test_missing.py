@@ -1,4 +1,4 @@
-"""Missing views everywhere (protocols.md §9): every method ignores absent views, trains on
+"""Missing views everywhere (docs/evaluation.md#missing-views): every method ignores absent views, trains on
 incomplete data and documents how; the per-combination evaluation, imputation and ``eval --missing``."""
 import copy
 import importlib

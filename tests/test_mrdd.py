@@ -1,4 +1,4 @@
-"""MRDD: methods.md §1 and §7 test vectors, stage-2 invariances and parameter isolation."""
+"""MRDD: docs/methods.md#mrdd and docs/methods.md#club test vectors, stage-2 invariances and parameter isolation."""
 import math
 
 import pytest

@@ -1,4 +1,5 @@
-"""SDL and Soft CCA: methods.md §5 test vectors, running-state semantics, invariances, DDP, end to end."""
+"""SDL and Soft CCA: docs/methods.md#sdl-soft-cca-and-fae test vectors, running-state semantics, invariances, DDP,
+end to end."""
 import json
 
 import pytest
@@ -20,7 +21,7 @@ def sdl(**kw) -> StochasticDecorrelationLoss:
     return StochasticDecorrelationLoss(2, **kw)
 
 
-# ---------------------------------------------------------------------------- §5 test vectors
+# ------------------------------------------------------------ test vectors (docs/methods.md#sdl-soft-cca-and-fae)
 def test_per_batch_vectors():
     assert torch.allclose(torch.cov(Z.T), torch.full((2, 2), 4 / 3))
     assert sdl(running=False, reduction="mean")(Z).item() == pytest.approx(1.333333, abs=1e-6)   # HEAD k(k-1)-mean

@@ -154,7 +154,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation protocol (``eval.*``; protocols.md §2–4)."""
+    """Evaluation protocol (``eval.*``; docs/evaluation.md)."""
 
     #: k-means repetitions (seeds 0 … kmeans_seeds−1), each with ``kmeans_n_init`` inits
     kmeans_seeds: int = 10
@@ -168,13 +168,13 @@ class EvalConfig:
     #: extra clustering rows, for comparison with reference protocols: ``train``, ``train+test``
     secondary_splits: list[str] = field(default_factory=list)
     batch_size: int = 1024
-    #: factor recovery (protocols.md §10) on data sets that carry their generating factors
+    #: factor recovery (docs/evaluation.md#factor-recovery) on data sets that carry their generating factors
     factors: bool = True
-    #: held-out redundancy of C in each V_v (protocols.md §11): R², Gaussian NLL / information
+    #: held-out redundancy of C in each V_v (docs/evaluation.md#redundancy-of-c-in-v_v): R², Gaussian NLL / information
     redundancy: bool = True
     #: also a small MLP read-out beside the linear one (factor recovery, redundancy)
     readout_mlp: bool = True
-    #: also MINE (protocols.md §8), trained on the training codes and scored on the test codes: runs, epochs
+    #: also MINE (docs/evaluation.md#mine), trained on the training codes and scored on the test codes: runs, epochs
     mine: bool = False
     mine_runs: int = 10
     mine_epochs: int = 100

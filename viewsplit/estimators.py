@@ -22,7 +22,7 @@ an image preset instead with :meth:`MultiViewEstimator.from_preset`, e.g.
 Training drives the CLI's engine: :func:`viewsplit.engine.run.build` (seeding, standardisation) and
 the :class:`~viewsplit.engine.trainer.Trainer` on an in-memory :class:`MultiViewDataset`, in a
 temporary run folder; an estimator and ``viewsplit train`` with the same settings and seed give the
-same features.  The scikit-learn contract (conventions.md §8): ``__init__`` only stores its
+same features.  The scikit-learn contract (docs/methods.md#scikit-learn-estimators): ``__init__`` only stores its
 arguments, ``fit`` returns ``self``, learned attributes end with ``_``; ``clone``, ``get_params`` /
 ``set_params``, ``Pipeline`` and ``GridSearchCV`` work.  Cross-validation splits rows of one matrix,
 so grid searches take a ``Pipeline`` that starts with :class:`SplitViews`.

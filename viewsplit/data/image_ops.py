@@ -19,7 +19,7 @@ def dilate3x3(x: Tensor) -> Tensor:
 
 
 def edge_map(x: Tensor) -> Tensor:
-    """``dilate(x) − x``: the Edge-MNIST second view (datasets.md §2). Never negative."""
+    """``dilate(x) − x``: the Edge-MNIST second view (docs/datasets.md#edge-mnist-and-edge-fmnist). Never negative."""
     return dilate3x3(x) - x
 
 

@@ -12,7 +12,7 @@ view folder without the extension, ``<class>/<stem>``: the files of one sample i
 share it (their extensions may differ).  Samples are in sorted order; labels are the sorted class
 names → 0 … K−1, kept as ``class_names`` in the split info (the report's ``protocol.data``).  A sample
 with no file in some view has that view missing (mask False, zeros in the view), as incomplete data
-everywhere in viewsplit (protocols.md §9); a class present in one view only just gives such samples.
+everywhere in viewsplit (docs/evaluation.md#missing-views); a class present in one view only just gives such samples.
 
 Images are resized to ``data.image_size`` × ``data.image_size`` (antialiased; the aspect ratio is not
 kept), with 1 (grey) or 3 (RGB) channels per view: ``data.channels``, or from the view's first image

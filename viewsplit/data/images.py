@@ -1,4 +1,5 @@
-"""COIL-20, COIL-100 and Office-31 from their original folder layouts (datasets.md §5–6).
+"""COIL-20, COIL-100 and Office-31 from their original folder layouts (docs/datasets.md#coil-20-and-coil-100 and
+docs/datasets.md#office-31).
 
 Views are built deterministically from explicit seeds (never the global RNG, unlike the
 reference, defect D11) and nothing is written into the data folder.  Decoding needs Pillow

@@ -86,7 +86,7 @@ def _as_float(x: Tensor) -> Tensor:
 class MultiViewDataset:
     """V aligned views of N samples held as tensors in memory.
 
-    ``factors`` (optional) holds the generating factors where they are known (protocols.md §10):
+    ``factors`` (optional) holds the generating factors where they are known (docs/evaluation.md#factor-recovery):
     ``"shared"`` (seen by every view) and ``"view<v>"`` (private to view v), each a float32
     ``(N, k)`` tensor; the class is ``labels``.
     """
@@ -282,7 +282,7 @@ def check_values(x: Tensor, tag: str, present: Tensor | None = None) -> None:
 
 
 def check_batch_mask(mask: Tensor) -> None:
-    """Raise if a batch mask has a row without any view (protocols.md §9)."""
+    """Raise if a batch mask has a row without any view (docs/evaluation.md#missing-views)."""
     if mask.dtype != torch.bool or mask.dim() != 2:
         raise DataError(f"mask must be a (B, V) bool tensor, got {mask.dtype} {tuple(mask.shape)}")
     if not bool(mask.any(1).all()):
@@ -291,7 +291,7 @@ def check_batch_mask(mask: Tensor) -> None:
 
 # ---------------------------------------------------------------------------- masks, splits
 def incomplete_mask(n: int, n_views: int, missing_rate: float, seed: int) -> Tensor:
-    """COMPLETER-style availability mask (protocols.md §9).
+    """COMPLETER-style availability mask (docs/evaluation.md#missing-views).
 
     ``round(missing_rate * n)`` samples (half rounded up) become incomplete; each keeps a
     uniformly drawn non-empty proper subset of the views (bitmask order 1 … 2^V − 2).
@@ -341,7 +341,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
 def reference_split(n: int, test_fraction: float = 0.2, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
     """``sklearn.train_test_split(range(n), test_size=0.2, random_state=42)`` without sklearn.
 
-    Returns ``(train, test)`` in the order scikit-learn returns them (datasets.md §5).
+    Returns ``(train, test)`` in the order scikit-learn returns them (docs/datasets.md#coil-20-and-coil-100).
     """
     perm = np.random.RandomState(seed).permutation(n)
     n_test = int(np.ceil(test_fraction * n))

@@ -39,7 +39,7 @@ class DataConfig:
     grouping: str = "random"
     #: number of views for data sets where it is a choice (COIL, synthetic)
     n_views: int = 3
-    #: fraction of incomplete training samples (protocols.md §9); 0 = complete data
+    #: fraction of incomplete training samples (docs/evaluation.md#missing-views); 0 = complete data
     missing_rate: float = 0.0
     missing_seed: int = 0
     #: keep only this many (stratified, seeded) training / test samples; for quick runs
@@ -60,7 +60,7 @@ class DataConfig:
     cache: bool = True
     #: ``augpairs``: the image data set and view whose two augmentations form the views, and
     #: overrides of the augmentation strengths (AugmentConfig keys: degrees, translate, scale_min,
-    #: scale_max, shear, corruption; defaults = MIB's, datasets.md §4)
+    #: scale_max, shear, corruption; defaults = MIB's, docs/datasets.md#mib-augmentation-pairs)
     source: str | None = None
     source_view: int = 0
     augment: dict[str, float] = field(default_factory=dict)

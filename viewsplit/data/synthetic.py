@@ -1,4 +1,4 @@
-"""A synthetic multi-view generator with known factors (protocols.md §10).
+"""A synthetic multi-view generator with known factors (docs/evaluation.md#factor-recovery).
 
 Each sample has a class ``y`` (embedded as ``e(y) ∈ R^{class_dim}``, a fixed random table),
 shared continuous factors ``s ~ N(0, I_{shared_dim})`` independent of the class, and per view

@@ -1,7 +1,7 @@
 """The evaluation suite: extract representations, cluster them, probe them, write the report.
 
 Features are extracted in eval mode, without gradients, as the posterior means the method's
-``encode`` returns (protocols.md §1).  Clustering runs on the data set's clustering split
+``encode`` returns (docs/evaluation.md#feature-extraction).  Clustering runs on the data set's clustering split
 (``test``, or ``all`` samples for Handwritten); probes fit on train and score on test.
 """
 from __future__ import annotations
@@ -113,7 +113,7 @@ def extract_samples(method: Encoder, ds: MultiViewDataset, batch_size: int = 102
 
 
 def compose(reps: dict[str, np.ndarray], n_views: int, best_view: int) -> dict[str, np.ndarray]:
-    """Add ``C+V_best`` and ``C+V_all`` (protocols.md §2) when a method exposes C and V codes."""
+    """Add ``C+V_best`` and ``C+V_all`` (docs/evaluation.md#representations) when a method exposes C and V codes."""
     spec = [f"V_{v}" for v in range(n_views)]
     out = dict(reps)
     if "C" in reps and all(k in reps for k in spec):

@@ -1,4 +1,4 @@
-"""Factor recovery on data with known factors (protocols.md §10).
+"""Factor recovery on data with known factors (docs/evaluation.md#factor-recovery).
 
 For every representation R and every known factor f (``shared``, ``view<v>``), a read-out fitted
 on the training split's codes and scored on the test split's: ridge R² (and a small MLP's R²,

@@ -1,4 +1,4 @@
-"""Clustering metrics and the k-means protocol (protocols.md §3)."""
+"""Clustering metrics and the k-means protocol (docs/evaluation.md#clustering)."""
 from __future__ import annotations
 
 import numpy as np

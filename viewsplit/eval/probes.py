@@ -1,4 +1,4 @@
-"""Classification probes fitted on the train split and scored on the test split (protocols.md §4).
+"""Classification probes fitted on the train split and scored on the test split (docs/evaluation.md#probes).
 
 Features are standardised with a ``StandardScaler`` fitted on the train features only.
 

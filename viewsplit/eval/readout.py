@@ -1,6 +1,7 @@
 """Held-out read-outs: how much of a target a code holds, fitted on train codes, scored on test codes.
 
-Used by factor recovery (protocols.md §10) and the held-out redundancy measures (§11).
+Used by factor recovery (docs/evaluation.md#factor-recovery) and the held-out redundancy measures
+(docs/evaluation.md#redundancy-of-c-in-v_v).
 
 * :func:`ridge_r2` — ridge regression (alpha chosen by leave-one-out CV on the training split, as
   scikit-learn's ``RidgeCV`` chooses it; :func:`ridge_loo`)

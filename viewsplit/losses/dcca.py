@@ -1,4 +1,4 @@
-"""Deep CCA correlation loss (Andrew, Arora, Bilmes, Livescu, ICML 2013; methods.md §6).
+"""Deep CCA correlation loss (Andrew, Arora, Bilmes, Livescu, ICML 2013; docs/methods.md#dcca).
 
 For two views' outputs H_1 (m × k_1), H_2 (m × k_2)::
 

@@ -2,7 +2,7 @@
 
 Wang et al., "Decoupling Common and Unique Representations for Multimodal Self-supervised
 Learning", ECCV 2024 (arXiv 2309.05300); Zbontar et al., "Barlow Twins", ICML 2021.
-Specification: methods.md §3 (reference code zhu-xlab/DeCUR @ f190e9a).
+Specification: docs/methods.md#decur (reference code zhu-xlab/DeCUR @ f190e9a).
 
     BN(Z)    = (Z − mean_b Z) / sqrt(var_b Z + eps)            (biased variance; BatchNorm1d(affine=False))
     Ĉ(A, B)  = BN(A)ᵀ BN(B) / N                                 N = the global batch size

@@ -1,4 +1,4 @@
-"""DMRNet's objective, modality drop and weak-combination choice (methods.md §4).
+"""DMRNet's objective, modality drop and weak-combination choice (docs/methods.md#dmrnet).
 
 Robust Multimodal Learning via Representation Decoupling (Wei et al., ECCV 2024, arXiv 2407.04458);
 reference code shicaiwei123/ECCV2024-DMRNet @ 8472850.  A sample's fused features give a

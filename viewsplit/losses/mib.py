@@ -1,7 +1,7 @@
 """MIB's estimators: critic MI bounds, Gaussian posteriors, symmetrised KL and the β schedule.
 
 Multi-View Information Bottleneck (Federici et al., ICLR 2020, arXiv 2002.07017); reference code
-mfederici/Multi-View-Information-Bottleneck @ 296fbb9 (methods.md §2).  With critic scores
+mfederici/Multi-View-Information-Bottleneck @ 296fbb9 (docs/methods.md#mib).  With critic scores
 ``pos_b = T([z1_b; z2_b])`` on positive pairs and ``neg`` on negative pairs::
 
     Î_JSD = −mean softplus(−pos) − mean softplus(neg)      (the surrogate MIB maximises)

@@ -26,7 +26,7 @@ def masked_view_mse(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor) -> Ten
     """Σ_v mean over present samples of the per-sample mean squared error of view v.
 
     A view that is missing for a sample contributes nothing for that sample
-    (protocols.md §9: per-view losses are multiplied by the mask and normalised by the count).
+    (docs/evaluation.md#missing-views: per-view losses are multiplied by the mask and normalised by the count).
     """
     total = xs[0].new_zeros(())
     for v, (x, xh) in enumerate(zip(xs, x_hats)):

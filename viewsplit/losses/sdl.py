@@ -1,5 +1,5 @@
 """Stochastic Decorrelation Loss (SDL) and the Soft CCA objective (Chang, Xiang, Hospedales, CVPR 2018,
-arXiv 1707.09669; methods.md §5).
+arXiv 1707.09669; docs/methods.md#sdl-soft-cca-and-fae).
 
 SDL, paper form, for one view's embedding Z ∈ R^{m×k} at training step t::
 
@@ -162,7 +162,8 @@ def off_diagonal_abs(phi: Tensor, reduction: str = "sum") -> Tensor:
 
 
 class SoftCCALoss(nn.Module):
-    """Soft CCA: L = mean_{v<w} align(Z̃_v, Z̃_w) + λ Σ_v SDL(Z_v) (module docstring; methods.md §5).
+    """Soft CCA: L = mean_{v<w} align(Z̃_v, Z̃_w) + λ Σ_v SDL(Z_v) (module docstring;
+    docs/methods.md#sdl-soft-cca-and-fae).
 
     Args:
         dim: k, each view's embedding width.

@@ -1,4 +1,4 @@
-"""Deep CCA (Andrew, Arora, Bilmes, Livescu, ICML 2013; methods.md §6).
+"""Deep CCA (Andrew, Arora, Bilmes, Livescu, ICML 2013; docs/methods.md#dcca).
 
 Per view an encoder H_v = Enc_v(x_v) ∈ R^k, trained by one optimiser on::
 
@@ -11,7 +11,7 @@ batch must hold more samples than k (else :class:`~viewsplit.losses.BatchTooSmal
 Each encoder ends with BatchNorm1d(affine=False); the loss is invariant to it (an invertible
 per-dimension affine map) but the representations then share one scale for k-means and probes.
 
-Representations: ``Z_<v>`` = H_v and ``Z_cat`` = their concatenation (protocols.md §2); a missing
+Representations: ``Z_<v>`` = H_v and ``Z_cat`` = their concatenation (docs/evaluation.md#representations); a missing
 view never reaches its encoder and its H_v is zeros.  The loss pairs views on the samples where
 both are present (:meth:`DCCALoss.forward`).
 """

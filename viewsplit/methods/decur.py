@@ -2,7 +2,7 @@
 
 Per view v: a backbone f_v and a projector g_v ([Linear(no bias) → BN → ReLU] × n, then
 Linear(no bias)), z_v^a = g_v(f_v(aug_a(x_v))) ∈ R^K for two random augmentations a ∈ {1, 2}.
-One optimiser step minimises (methods.md §3; :mod:`viewsplit.losses.decur`)::
+One optimiser step minimises (docs/methods.md#decur; :mod:`viewsplit.losses.decur`)::
 
     L = (2 · mean_v L_BT(Ĉ(z_v¹, z_v²)) + mean_{v<w} (L_com + L_uni)(Ĉ(z_v¹, z_w¹)) / 2) / 3
 

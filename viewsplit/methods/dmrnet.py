@@ -1,5 +1,5 @@
 """DMRNet: Robust Multimodal Learning via Representation Decoupling (Wei et al., ECCV 2024,
-arXiv 2407.04458; reference code shicaiwei123/ECCV2024-DMRNet @ 8472850; methods.md §4).
+arXiv 2407.04458; reference code shicaiwei123/ECCV2024-DMRNet @ 8472850; docs/methods.md#dmrnet).
 
 Per-view encoders, concatenation fusion h = [f_1; …; f_V] and a probabilistic embedding (PME)::
 

@@ -1,4 +1,4 @@
-"""Factorisation autoencoder with SDL (methods.md §5; viewsplit design, the SDL paper's exact FAE
+"""Factorisation autoencoder with SDL (docs/methods.md#sdl-soft-cca-and-fae; viewsplit design, the SDL paper's exact FAE
 formulation is unverified).
 
 Per view an encoder with a BatchNorm1d(affine=False) output gives the code [s_v ; p_v] (shared

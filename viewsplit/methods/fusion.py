@@ -1,4 +1,4 @@
-"""Concatenation fusion trained with modality drop: DMRNet's supervised baseline (methods.md §4).
+"""Concatenation fusion trained with modality drop: DMRNet's supervised baseline (docs/methods.md#dmrnet).
 
 Per view a feature encoder f_v (``model.backbone``: MLP for vector views, conv net for images);
 the fused features h = [f_1(x_1); …; f_V(x_V)] feed a deterministic embedding and a linear
@@ -14,7 +14,7 @@ hard-combination terms.  (The reference's own ``pme = 0`` baseline classifies h 
 * **Modality drop** (training only): every training sample sees a combination drawn uniformly
   among the non-empty subsets of its available views (with probability ``drop_rate``;
   :func:`~viewsplit.models.masking.modality_drop`).  Evaluation never drops (defect N2): the mask is the
-  one given, e.g. a fixed combination for every test sample (protocols.md §9).
+  one given, e.g. a fixed combination for every test sample (docs/evaluation.md#missing-views).
 * **Absent views** (``mask`` False, given or dropped) never reach their encoder
   (:func:`~viewsplit.methods.base.apply_present`); their features are zeros, DMRNet's feature
   zeroing, so their values cannot change any output.

@@ -1,4 +1,4 @@
-"""MIB: Multi-View Information Bottleneck (Federici et al., ICLR 2020, arXiv 2002.07017; methods.md §2).
+"""MIB: Multi-View Information Bottleneck (Federici et al., ICLR 2020, arXiv 2002.07017; docs/methods.md#mib).
 
 Stochastic encoders give Gaussian posteriors p_v = p(z | x_v) (σ = softplus(·) + 1e-7); with one
 reparameterised sample z_v ~ p_v per view and a critic T_ψ on [z_u; z_v]::

@@ -1,13 +1,13 @@
 """MRDD: masked cross-view prediction + distilled disentangling (Ke et al., CVPR 2024, arXiv 2403.10897).
 
-Stage ``consistency`` (masked cross-view prediction, methods.md §1.2)::
+Stage ``consistency`` (masked cross-view prediction, docs/methods.md#mrdd-stage-1)::
 
     x̃_v = mask(x_v, r, p)                     patches (images) or features (vectors), per view and sample
     (μ_c, logvar_c) = fc_z(cat_v Enc(x̃_v)),  c = μ_c + ε·e^{logvar_c/2}
     L1 = α Σ_v SSE(x_v, Dec_v(c)) + w_kl · mean_b KL(q(c|x̃) ‖ N(0, I))
 
-Stage ``disentangle`` (distilled disentangling, §1.3): the stage-1 model is frozen in eval mode
-and gives c = μ_c of the unmasked views.  Per view, a VAE encodes s_v, its decoder reconstructs
+Stage ``disentangle`` (distilled disentangling, docs/methods.md#mrdd-stage-2): the stage-1 model is
+frozen in eval mode and gives c = μ_c of the unmasked views.  Per view, a VAE encodes s_v, its decoder reconstructs
 x_v from [s_v, c], and a CLUB critic q_θ(c | s_v) is fitted on detached s_v::
 
     critic step:  L_θ = −loglik_θ(sg(s_v), c)
@@ -15,7 +15,7 @@ x_v from [s_v, c], and a CLUB critic q_θ(c | s_v) is fitted on detached s_v::
 
 Representations: ``C`` = μ_c of the unmasked views, ``V_v`` = μ_v (posterior means).
 
-Missing views (``batch.mask``; protocols.md §9): an absent view never reaches an encoder
+Missing views (``batch.mask``; docs/evaluation.md#missing-views): an absent view never reaches an encoder
 (``apply_present``), so its features enter fc_z as zeros and μ_c comes from the available views.
 Stage 1 scores the reconstruction of view v only on the samples where v is present (the KL term
 covers every sample); in stage 2 each view's reconstruction, KL and CLUB terms (and its critic's
@@ -25,7 +25,7 @@ Stage 1 never sees a whole view absent in the paper, so μ_c of a subset of view
 distribution; ``view_drop`` > 0 (viewsplit option) hides random whole views from the encoder in
 stage 1 while still reconstructing them, which makes C and ``predict`` usable from any subset.
 
-Deviations from the reference code, all deliberate (methods.md §1.5):
+Deviations from the reference code, all deliberate (docs/methods.md#mrdd-reference-code-defects):
 
 * Stage 2 is the paper's objective (D1).  ``stage2: released_code`` reproduces the released loop
   (only the critic NLL, minimised jointly by encoder and critic) and is *not the paper's method*.
@@ -41,8 +41,8 @@ Deviations from the reference code, all deliberate (methods.md §1.5):
   the reference's batch-summed SSE the KL and CLUB terms are ~10⁴ times smaller than the
   reconstruction at batch 1024, so λ barely acts; the reference presets keep ``sum``.
 * Sampling keys on the VAE that owns it (:class:`~viewsplit.models.stochastic.GaussianSample`,
-  protocols.md §12): both stages sample c and s_v while their VAE trains, and use μ in eval mode.
-* The CLUB critic (methods.md §7) sees c standardised with the frozen stage 1's per-dim training
+  docs/evaluation.md#stochastic-layers): both stages sample c and s_v while their VAE trains, and use μ in eval mode.
+* The CLUB critic (docs/methods.md#club) sees c standardised with the frozen stage 1's per-dim training
   statistics and s_v standardised over the batch (MI is invariant to both maps; the critic's
   log-variance is tanh-bounded to (−1, 1), so raw c with per-dim std 0.1–2.4 cannot be fitted), and
   takes ``n_critic`` = 5 steps per batch (the CLUB authors' demo: 5; the MRDD code: 1) on fresh

@@ -1,4 +1,4 @@
-"""Soft CCA (Chang, Xiang, Hospedales, CVPR 2018, arXiv 1707.09669; methods.md §5).
+"""Soft CCA (Chang, Xiang, Hospedales, CVPR 2018, arXiv 1707.09669; docs/methods.md#sdl-soft-cca-and-fae).
 
 Per view an encoder with a BatchNorm1d(affine=False) output, Z_v = BN(Enc_v(x_v)) ∈ R^k, and::
 
@@ -17,7 +17,7 @@ representations use its running statistics.  The loss standardises again with th
 statistics, a no-op up to eps in one process and the global batch's statistics under DDP.
 
 Representations: ``Z_<v>`` = each view's projection, ``Z_cat`` = their concatenation
-(protocols.md §2).  Missing views never reach their encoder: a missing Z_v is zeros (also inside
+(docs/evaluation.md#representations).  Missing views never reach their encoder: a missing Z_v is zeros (also inside
 Z_cat); the loss uses for each view only the samples where it is present and aligns a pair on the
 samples where both are (details in :class:`~viewsplit.losses.SoftCCALoss`).
 """

@@ -13,7 +13,7 @@ def recalibrate_batchnorm(module: nn.Module, batches: Iterable, forward: Callabl
     averages (``momentum=None``) over ``forward(batch)`` for each batch, then return to eval mode.
 
     Used after MRDD's stage 1, whose BN statistics were gathered on masked inputs but are applied
-    to unmasked ones (methods.md D4).  Idempotent for a fixed batch sequence.
+    to unmasked ones (docs/methods.md#mrdd-reference-code-defects (D4)).  Idempotent for a fixed batch sequence.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in norms]

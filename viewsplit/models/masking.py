@@ -1,4 +1,4 @@
-"""Input masking: patches and features for masked cross-view prediction (MRDD stage 1, methods.md §1.2),
+"""Input masking: patches and features for masked cross-view prediction (MRDD stage 1, docs/methods.md#mrdd-stage-1),
 and whole views (DMRNet's modality drop, MRDD's optional view drop)."""
 from __future__ import annotations
 

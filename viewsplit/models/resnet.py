@@ -1,4 +1,4 @@
-"""The VQGAN-style convolutional encoder/decoder of MRDD's reference code (methods.md §1.1).
+"""The VQGAN-style convolutional encoder/decoder of MRDD's reference code (docs/methods.md#mrdd-backbone).
 
 ResBlock = BN → swish → conv3×3 → BN → swish → conv3×3 (+ 1×1 skip when widths differ),
 BatchNorm with eps 1e-6; ``len(ch_mult) − 1`` stride-2 downsamplings (zero-pad right/bottom,

@@ -1,4 +1,4 @@
-"""Stochastic layers that key their behaviour on their own mode (protocols.md §12).
+"""Stochastic layers that key their behaviour on their own mode (docs/evaluation.md#stochastic-layers).
 
 The engine keeps a method in eval mode and switches only the submodules a stage trains to train
 mode, so a layer that asked an outer module (``method.training``) would never sample.  Every
