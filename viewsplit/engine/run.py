@@ -22,7 +22,7 @@ from ..config import RunConfig, build_config, load_config
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
 from ..distributed import DistContext, init_distributed
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError, ViewsplitError
 from ..eval.checks import check_evaluable
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
@@ -128,13 +128,41 @@ def load_model(path: str | Path, device: str | None = None, checkpoint: str = "f
     """The trained model of a run folder or model file, in eval mode; needs no data."""
     path = checkpoint_path(path, checkpoint)
     state = ckpt.load(path)
-    cfg = build_config(state["config"])
+    try:
+        cfg = build_config(state["config"])
+        spec = DataSpec.from_dict(state["spec"])
+        method = build_method(cfg.method, cfg.model, spec)
+    except ViewsplitError as err:
+        raise CheckpointError(f"{path}: its saved config cannot be rebuilt ({err})") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its saved config or data description is incomplete or damaged "
+                              f"({type(err).__name__}: {err})") from None
+    load_weights(method, state["model"], path)
     if device:
         cfg.train.device = device
     dev = resolve_device(cfg.train.device, DistContext())
-    method = build_method(cfg.method, cfg.model, DataSpec.from_dict(state["spec"]))
-    method.load_state_dict(state["model"])  # strict: a mismatch is an error, never silently ignored
     return cfg, method.to(dev).eval(), dev
+
+
+def load_weights(method: Method, weights: Any, path: Path) -> None:
+    """``method.load_state_dict(weights)``, strictly; a mismatch is a :class:`CheckpointError` naming ``path`` and
+    the first missing, unexpected or differently shaped entries (never silently ignored)."""
+    own = method.state_dict()
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: the saved weights are not a state dict (got {type(weights).__name__})")
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [f"{k} {tuple(weights[k].shape)} saved, {tuple(own[k].shape)} expected" for k in own
+              if k in weights and getattr(weights[k], "shape", None) != own[k].shape]
+    problems = [f"{what}: {', '.join(map(str, keys[:3]))}{', …' if len(keys) > 3 else ''}"
+                for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if keys]
+    if problems:
+        raise CheckpointError(f"{path}: the saved weights do not match the model its saved config builds "
+                              f"({method.name}): {'; '.join(problems)} (the file is damaged or was edited)")
+    try:
+        method.load_state_dict(weights)
+    except (RuntimeError, TypeError) as err:
+        raise CheckpointError(f"{path}: the saved weights cannot be loaded ({str(err).splitlines()[0]})") from None
 
 
 def load_run(run_dir: str | Path, device: str | None = None, checkpoint: str = "final") -> Run:
