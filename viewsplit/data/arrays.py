@@ -1,10 +1,14 @@
-"""Views given as arrays (numpy or torch, any real dtype) → a validated in-memory :class:`MultiViewDataset`.
+"""Views given as arrays → a validated in-memory :class:`MultiViewDataset`, and the estimators' other input checks.
 
 Used by the estimators (:mod:`viewsplit.estimators`): ``fit``, ``transform`` and friends take a list of
-per-view arrays; errors name the view (``view 1``), the mask or ``X`` at fault.
+per-view arrays (numpy, torch, pandas DataFrames including nullable dtypes, or scipy sparse matrices whose
+dense copy holds at most :data:`DENSE_LIMIT` elements); errors name the view (``view 1``), the mask, ``y``
+or ``X`` at fault.
 """
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,9 +17,18 @@ import torch
 
 from ..errors import DataError
 from .multiview import MultiViewDataset
+from .preprocess import Standardizer
 from .user import _as_view
 
-ArrayLike = Any  # a numpy array or a torch tensor
+ArrayLike = Any  # a numpy array, a torch tensor, a pandas DataFrame / Series or a scipy sparse matrix
+
+#: the most elements a scipy sparse input may hold once made dense (viewsplit's networks take dense arrays)
+DENSE_LIMIT = 10**8
+#: a view whose feature means lie this many fitted standard deviations (median over features) from the
+#: fitted ones, or whose spread differs by this factor, is flagged by :func:`warn_if_shifted`
+SHIFT_LIMIT, SCALE_LIMIT = 1.0, 4.0
+#: fewer present rows than this are not compared with the fitted statistics (too noisy to tell)
+SHIFT_MIN_ROWS = 10
 
 
 def as_dataset(Xs: Sequence[ArrayLike], labels: torch.Tensor | None = None, mask: ArrayLike | None = None,
@@ -61,9 +74,96 @@ def as_mask(mask: ArrayLike) -> np.ndarray:
 
 
 def as_numpy(x: ArrayLike, where: str) -> np.ndarray:
+    """``x`` as a numpy array: torch tensors, pandas objects (:func:`from_pandas`) and small scipy sparse matrices
+    are converted; a :class:`DataError` names ``where`` for what cannot be."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
+    if type(x).__module__.startswith("pandas"):
+        return from_pandas(x, where)
+    if type(x).__module__.startswith("scipy.sparse"):
+        size = math.prod(x.shape)
+        if size > DENSE_LIMIT:
+            raise DataError(f"{where}: a scipy sparse matrix of shape {x.shape} would need {size:.3g} dense elements, "
+                            f"more than the {DENSE_LIMIT:.0e} viewsplit converts (its networks take dense arrays); "
+                            "reduce it first, e.g. with sklearn's TruncatedSVD")
+        return np.asarray(x.toarray())
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as err:
         raise DataError(f"{where}: not an array ({err})") from None
+
+
+def from_pandas(x: Any, where: str) -> np.ndarray:
+    """A pandas DataFrame or Series as a numpy array: numeric and boolean columns, nullable ones (``Int64``,
+    ``Float32``, ...) included; missing values (NA) become NaN, which the value checks name."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    frame = x.to_frame() if x.ndim == 1 else x
+    for col, dtype in frame.dtypes.items():
+        if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
+            raise DataError(f"{where}: column {col!r} has dtype {dtype}; every column must be numeric")
+    if bool(frame.isna().to_numpy().any()):
+        out = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        out = frame.to_numpy(dtype=np.result_type(*(getattr(d, "numpy_dtype", d) for d in frame.dtypes)))
+    return out.reshape(-1) if x.ndim == 1 else out
+
+
+def as_labels(y: ArrayLike, n: int, where: str = "y") -> np.ndarray:
+    """``y`` as a 1-D array of ``n`` labels (an (N, 1) column is accepted); -1 or NaN marks an unlabelled sample."""
+    arr = as_numpy(y, where)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise DataError(f"{where} must be 1-D (one label per sample), got shape {arr.shape}; "
+                        "for one-hot labels pass y.argmax(1)")
+    if len(arr) != n:
+        raise DataError(f"{where}: {len(arr)} labels for {n} samples")
+    return arr
+
+
+def unlabelled(y: np.ndarray) -> np.ndarray:
+    """Which labels mark an unlabelled sample: -1 or NaN (numeric labels only)."""
+    if y.dtype.kind not in "iuf":
+        return np.zeros(len(y), dtype=bool)
+    return (y == -1) | np.isnan(y.astype(np.float64))
+
+
+def warn_if_shifted(ds: MultiViewDataset, pre: Standardizer) -> None:
+    """Warn (``UserWarning``) when a standardised view's data lie far from the statistics it was fitted with:
+    the median over features of |mean − fitted mean| / fitted std above :data:`SHIFT_LIMIT`, or of its spread's
+    ratio to the fitted std beyond a factor :data:`SCALE_LIMIT` (views given in another order, e.g. two of the
+    same width swapped).  Views with fewer than :data:`SHIFT_MIN_ROWS` present rows are not compared."""
+    assert ds.mask is not None   # validate() sets it
+    stats = {v: pre.stats(v) for v in range(len(ds.views)) if bool(pre.active[v])}
+    moments = {}
+    for v in stats:
+        x = ds.views[v]
+        if not isinstance(x, torch.Tensor) or x.dtype == torch.uint8:
+            continue
+        x = x[ds.mask[:, v]]
+        if len(x) < SHIFT_MIN_ROWS:
+            continue
+        x = x[torch.linspace(0, len(x) - 1, min(len(x), 20000)).long()].double()
+        dims = [0, *range(2, x.dim())]
+        moments[v] = (x.mean(dims), x.std(dims, correction=0))
+
+    def off(v: int, u: int) -> tuple[float, float]:
+        """How far view ``u``'s data lie from view ``v``'s fitted statistics: (mean shift, spread factor)."""
+        mean, std = (s.double().reshape(-1) for s in stats[v])
+        m, s = moments[u]
+        shift = float(((m - mean).abs() / std).median())
+        scale = float(((s.clamp_min(1e-12) / std).log().abs()).median().exp())
+        return shift, scale
+
+    for v in moments:
+        shift, scale = off(v, v)
+        if shift <= SHIFT_LIMIT and scale <= SCALE_LIMIT:
+            continue
+        fits = [u for u in moments if u != v and moments[u][0].shape == moments[v][0].shape
+                and max(off(v, u)[0] / SHIFT_LIMIT, off(v, u)[1] / SCALE_LIMIT) <= 1]
+        hint = (f"; view {fits[0]}'s data match view {v}'s statistics: were the views given in another order?"
+                if fits else "; are the views in the order they were fitted in?")
+        warnings.warn(f"view {v}: its data lie far from the statistics the model was fitted on (feature means "
+                      f"{shift:.2g} fitted standard deviations away, spread x{scale:.2g}, medians over features)"
+                      f"{hint}", UserWarning, stacklevel=4)

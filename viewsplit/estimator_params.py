@@ -1,0 +1,113 @@
+"""Estimator parameters ↔ run-config values: what scikit-learn users pass, made plain and checked, and
+:func:`params_of`, the parameters that stand for a run config.
+
+- numpy scalars (``np.int64(8)``, ``np.float32(1e-3)``, e.g. from a ``GridSearchCV`` grid over ``np.arange``)
+  become Python numbers, in nested sections and lists too (:func:`plain_params`);
+- ``random_state`` is None (a fresh seed drawn from numpy's global generator), an integer in
+  ``train.seed``'s range [0, 2**31 − 1], or a ``np.random.RandomState`` / ``np.random.Generator`` from which
+  one seed is drawn, as scikit-learn's ``check_random_state(rs).randint(...)`` does (:func:`seed_of`);
+- a setting that follows another one (:data:`DERIVED`) defaults to ``"auto"``: the preset's value, adapted
+  to the setting it follows, so that a grid over that one (e.g. ``out_dim``) never builds an impossible
+  model; an explicit value is kept and checked as given (:func:`resolve_derived`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .typed import check_seed, plain
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+#: the value of a derived setting that follows the setting it depends on
+AUTO = "auto"
+
+
+def _at_most(base: str) -> Callable[[dict[str, Any], Any], Any]:
+    """The preset's value lowered to the model's ``base`` setting (None, i.e. all, stays None)."""
+    def rule(model: dict[str, Any], preset: Any) -> Any:
+        limit = model.get(base)
+        if preset is None or not isinstance(limit, int) or isinstance(limit, bool):
+            return preset   # an invalid base setting is named by the config check
+        return min(preset, limit)
+    return rule
+
+
+def _stage1_align(model: dict[str, Any], preset: Any) -> Any:
+    """MRDD's view-agreement term applies to hidden stage-1 targets only: off for ``stage1_targets: all``."""
+    return preset if model.get("stage1_targets") == "hidden" else 0.0
+
+
+#: method → {setting: rule(model settings, the preset's value) → the value "auto" stands for}
+DERIVED: dict[str, dict[str, Callable[[dict[str, Any], Any], Any]]] = {
+    "dcca": {"top_k": _at_most("out_dim")},
+    "softcca": {"align_dim": _at_most("out_dim")},
+    "mrdd": {"stage1_align": _stage1_align},
+}
+
+#: what "auto" means for each derived setting, for the estimators' docstrings
+DERIVED_DOC = {
+    "dcca": "top_k='auto': the preset's top_k, at most out_dim",
+    "softcca": "align_dim='auto': the preset's align_dim, at most out_dim",
+    "mrdd": "stage1_align='auto': the preset's stage1_align with stage1_targets='hidden', else 0",
+}
+
+
+def resolve_derived(method: str, model: dict[str, Any], preset: dict[str, Any]) -> dict[str, Any]:
+    """``model`` with every derived setting left at ``"auto"`` replaced by the value it stands for."""
+    out = dict(model)
+    for key, rule in DERIVED.get(method, {}).items():
+        if isinstance(out.get(key), str) and out[key] == AUTO:
+            out[key] = rule(out, preset[key])
+    return out
+
+
+def plain_params(value: Any) -> Any:
+    """``value`` with numpy scalars (and 0-d arrays) as Python numbers, inside dicts, lists and tuples too."""
+    if isinstance(value, dict):
+        return {k: plain_params(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_params(v) for v in value)
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value
+
+
+def seed_of(random_state: Any) -> int:
+    """The training seed ``random_state`` stands for (module docstring); a :class:`ConfigError` names it."""
+    if random_state is None:
+        return int(np.random.randint(2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int32).max))
+    seed = plain_params(random_state)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"random_state: expected None, an integer or a numpy RandomState, got {random_state!r}")
+    check_seed(seed, "random_state")
+    return seed
+
+
+def signature_default(value: Any) -> Any:
+    """A Config default as an immutable estimator default: lists → tuples, nested sections → None."""
+    if isinstance(value, list):
+        return tuple(value)
+    return None if dataclasses.is_dataclass(value) or isinstance(value, dict) else value
+
+
+def signature_defaults(method: str, model: dict[str, Any]) -> dict[str, Any]:
+    """The estimator's defaults for the model settings ``model`` (plain): :func:`signature_default`, and
+    ``"auto"`` for the method's derived settings (:data:`DERIVED`)."""
+    return {k: AUTO if k in DERIVED.get(method, {}) else signature_default(v) for k, v in model.items()}
+
+
+def params_of(cfg: RunConfig) -> dict[str, Any]:
+    """Estimator parameters that stand for ``cfg`` (every stage setting under ``stages``)."""
+    model = {k: signature_default(v) if isinstance(v, list) else v for k, v in plain(cfg.model).items()}
+    return {**model, "stages": {k: plain(v) for k, v in cfg.stages.items()}, "standardize": cfg.data.standardize,
+            "device": cfg.train.device, "threads": cfg.train.threads, "random_state": cfg.train.seed}
