@@ -29,6 +29,8 @@ def _view_indices(spec: str, names: list[str]) -> list[int]:
 def _new_data(paths: list[Path], mask_path: Path | None = None, folder: bool = False) -> tuple[Any, Any]:
     """``--data`` (one .npz or a CSV per view; with ``folder``, also an on-disk folder, memory-mapped and read
     in batches, its mask.npy in the data set) and the optional ``--mask`` file (.npy or CSV of 0/1)."""
+    import numpy as np
+
     from ..data.user import _read_csv, read_views
 
     views: Any
@@ -43,9 +45,7 @@ def _new_data(paths: list[Path], mask_path: Path | None = None, folder: bool = F
     else:
         views, mask = read_views(paths)
     if mask_path is not None:
-        from ..data.ondisk import read_npy
-
-        mask = read_npy(mask_path) if mask_path.suffix == ".npy" else _read_csv(mask_path)
+        mask = np.load(mask_path, allow_pickle=False) if mask_path.suffix == ".npy" else _read_csv(mask_path)
     return views, mask
 
 
@@ -54,12 +54,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..estimators import load
+    from ..files import atomic_path, refuse_inputs
     from .common import check_count
 
     check_count(args.batch_size, "--batch-size")
-    out: Path = args.out
+    out: Path = args.out.expanduser()
     if out.suffix != ".npz" and (out.suffix == ".npy" or out.is_file()):
         raise ConfigError(f"--out {out}: give an .npz file, or a folder for one .npy per representation")
+    refuse_inputs(out, [*args.data, *([args.mask] if args.mask else []), args.model])
     est = load(args.model, device=args.device)
     if args.batch_size is not None:
         est.config_.eval.batch_size = args.batch_size
@@ -75,9 +77,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     shapes: dict[str, tuple[int, ...]]
     if out.suffix == ".npz":
         reps = pick(est.encode(data, mask))
-        out.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = reps   # Any: mypy would match **arrays against savez's allow_pickle flag
-        np.savez(out, **arrays)
+        with atomic_path(out) as tmp:
+            np.savez(tmp, **arrays)
         shapes = {k: v.shape for k, v in reps.items()}
     else:   # streamed: each batch's rows appended to OUT/<representation>.npy (float32), memory one batch
         from ..data.convert import write_npy_rows
@@ -89,14 +91,26 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _npz(path: Path) -> Path:
+    """``path`` with the ``.npz`` that ``numpy.savez`` would append to it."""
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import ConfigError
+    from ..files import atomic_path, refuse_inputs
 
     if args.data:
         from ..estimators import load
 
+        out = args.out.expanduser() if args.out else None
+        if out is not None and out.is_dir():
+            out = out / f"predictions-from-{args.views.replace(',', '-')}.npz"
+        if out is not None:
+            out = _npz(out)
+            refuse_inputs(out, [*args.data, args.run_dir])
         est = load(args.run_dir, device=args.device)
         if not hasattr(est, "predict_views"):
             raise ConfigError(f"method {est.config_.method!r} cannot predict missing views")
@@ -108,9 +122,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not missing:
             raise ConfigError("--views: every view is given; leave at least one out to predict it")
         preds = est.predict_views(views, mask)
-        out = args.out or Path(f"predictions-from-{'-'.join(map(str, given))}.npz")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out, **{f"pred_view{v}": preds[v] for v in missing})
+        out = _npz(out or Path(f"predictions-from-{'-'.join(map(str, given))}.npz"))
+        refuse_inputs(out, [*args.data, args.run_dir])
+        with atomic_path(out) as tmp:
+            np.savez(tmp, **{f"pred_view{v}": preds[v] for v in missing})
         print(f"predictions: {out}")
         return 0
 
@@ -129,10 +144,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError("--views: every view is given; leave at least one out to predict it")
     preds = predict_views(run.method, ds, given, run.cfg.eval.batch_size, run.device)
     name = f"predictions-{args.split}-from-{'-'.join(map(str, given))}.npz"
-    out = (args.out / name if args.out.is_dir() else args.out) if args.out else run.run_dir / name
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _npz((args.out / name if args.out.is_dir() else args.out) if args.out else run.run_dir / name)
+    refuse_inputs(out, [args.run_dir])
     predicted: dict[str, Any] = {f"pred_view{v}": run.method.preprocess.invert(v, preds[v]).numpy() for v in missing}
-    np.savez_compressed(out, index=np.arange(len(ds)), **predicted)   # Any: as in cmd_encode
+    with atomic_path(out) as tmp:
+        np.savez_compressed(tmp, index=np.arange(len(ds)), **predicted)   # Any: as in cmd_encode
     train_views, truth = run.splits.train.stack_views_float(), ds.stack_views_float()
     print("| predicted view | MSE (standardised) | mean-view baseline |")
     print("|---|---|---|")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from .common import config_path, print_summary
@@ -34,6 +35,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..config import build_config, merge, parse_override
     from ..engine.run import evaluate_missing_run, evaluate_run, load_run
     from ..errors import ConfigError
+    from ..files import run_lock
 
     run = load_run(args.run_dir, device=args.device, checkpoint=args.checkpoint)
     if args.mine:
@@ -46,13 +48,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raw = merge(raw, parse_override(item))
         run.cfg = build_config(raw)
     out = args.out or run.run_dir
-    if args.missing:
-        from ..eval.missing import markdown
+    # writing into the run folder: hold its lock, so that no training writes it meanwhile
+    with run_lock(run.run_dir) if args.out is None and run.run_dir.is_dir() else contextlib.nullcontext():
+        if args.missing:
+            from ..eval.missing import markdown
 
-        print(markdown(evaluate_missing_run(run, out)))
-        print(f"missing-view report: {out / 'missing.md'}, {out / 'missing.json'}")
-        return 0
-    print_summary(evaluate_run(run, out), out, "report folder")
+            print(markdown(evaluate_missing_run(run, out)))
+            print(f"missing-view report: {out / 'missing.md'}, {out / 'missing.json'}")
+            return 0
+        metrics = evaluate_run(run, out)
+    print_summary(metrics, out, "report folder")
     return 0
 
 

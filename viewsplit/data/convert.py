@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DataError
+from ..files import make_dirs, remove_dirs
 from ..typed import from_dict
 
 if TYPE_CHECKING:
@@ -104,10 +105,11 @@ def write_npy_rows(folder: str | Path, n: int, batches: Iterable[dict[str, np.nd
     """
     folder = Path(folder).expanduser()
     writers: dict[str, NpyWriter] = {}
+    created: list[Path] = []
     try:
         for batch in batches:
             if not writers:
-                folder.mkdir(parents=True, exist_ok=True)
+                created = make_dirs(folder)
                 writers = {k: NpyWriter(folder / f"{k}.npy", (n, *np.shape(v)[1:]), dtype) for k, v in batch.items()}
             if batch.keys() != writers.keys():
                 raise DataError(f"{folder}: a batch holds arrays {sorted(batch)}, the first held {sorted(writers)}")
@@ -119,6 +121,7 @@ def write_npy_rows(folder: str | Path, n: int, batches: Iterable[dict[str, np.nd
     except BaseException:
         for w in writers.values():
             w.abort()
+        remove_dirs(created)
         raise
     for w in writers.values():
         w.close()
@@ -126,16 +129,28 @@ def write_npy_rows(folder: str | Path, n: int, batches: Iterable[dict[str, np.nd
 
 
 def write_folder(out: str | Path, arrays: dict[str, Source]) -> Path:
-    """Write every array of ``arrays`` (name → source) as ``out/NAME.npy``; refuses a folder holding .npy files."""
+    """Write every array of ``arrays`` (name → source) as ``out/NAME.npy``; refuses a folder holding .npy files.
+
+    Each file is written under a temporary name and renamed when complete; when any array fails (or the
+    result does not read back), the files written and the folders created are removed, so a retry into
+    the same folder works."""
     out = Path(out).expanduser()
     if out.exists() and any(out.glob("*.npy")):
         raise DataError(f"{out}: already holds .npy files; convert into a new or empty folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, (shape, dtype, chunks) in arrays.items():
-        write_npy(out / f"{name}.npy", shape, dtype, chunks())
     from .ondisk import open_folder
 
-    open_folder(out)  # the result must read back
+    created = make_dirs(out)
+    written: list[Path] = []
+    try:
+        for name, (shape, dtype, chunks) in arrays.items():
+            write_npy(out / f"{name}.npy", shape, dtype, chunks())
+            written.append(out / f"{name}.npy")
+        open_folder(out)  # the result must read back
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        remove_dirs(created)
+        raise
     return out
 
 

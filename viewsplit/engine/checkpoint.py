@@ -2,7 +2,8 @@
 
 A checkpoint is a dict saved with ``torch.save`` to a temporary file in the same folder, then
 ``os.replace``-d over the target, so a kill at any moment leaves either the old or the new
-checkpoint, never a torn one.  Layout of ``checkpoints/last.pt``::
+checkpoint, never a torn one; a failed write leaves the old one (:func:`atomic_save`).
+Layout of ``checkpoints/last.pt``::
 
     {"format": 2, "viewsplit": version, "config": run config dict, "spec": DataSpec dict,
      "model": state_dict, "stage_index": i, "epoch": completed epochs of that stage,
@@ -19,7 +20,7 @@ therefore stored as tensors and plain tuples.
 """
 from __future__ import annotations
 
-import os
+import io
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError
+from ..files import write_bytes
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -39,17 +41,12 @@ FORMAT = 2
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """``torch.save`` ``obj`` to ``path`` atomically: serialised in memory, then written to a temporary file
+    that is renamed over ``path``.  A failed write (disk full, file-size limit, permissions) raises the
+    ``OSError`` naming its cause, removes the temporary file and leaves an existing ``path`` untouched."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getbuffer())
 
 
 def load(path: str | Path) -> dict:

@@ -6,6 +6,7 @@ training, ``final.pt`` when done), ``log.jsonl``, ``metrics.json``, ``metrics.md
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -24,6 +25,7 @@ from ..data.registry import load_dataset
 from ..distributed import DistContext, init_distributed
 from ..errors import CheckpointError, ConfigError, ViewsplitError
 from ..eval.checks import check_evaluable
+from ..files import Staged, check_run_folder, is_run_folder, run_lock, write_text
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
@@ -79,12 +81,22 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
 
     ``allow_changed`` names config keys (``stages.*`` / ``train.*``, wildcards allowed) that may differ from
     the saved run on resume; ``check_eval`` first checks that the evaluation can run (labels, ``eval.*``).
+    ``run_dir`` must be new, empty or a viewsplit run folder (:func:`viewsplit.files.check_run_folder`); it is
+    locked while training writes it (:func:`viewsplit.files.run_lock`), and nothing is written in it before
+    every check (data, config, resume) has passed.
     """
+    run, ctx = _start(cfg, run_dir, resume, check_eval)
+    with _locked(run):
+        _fit(run, ctx, resume, allow_changed)
+    return run
+
+
+def _start(cfg: RunConfig, run_dir: str | Path | None, resume: bool, check_eval: bool) -> tuple[Run, DistContext]:
+    """The checks that need no training, and the run prepared; writes nothing."""
     if resume and run_dir is None:
         raise ConfigError("--resume: name the run folder to continue with --out RUN_DIR")
-    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: is a file; --out must be a run folder")
+    run_dir = Path(run_dir).expanduser() if run_dir else default_run_dir(cfg)
+    check_run_folder(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
     if resume and not last.exists():
         raise ConfigError(f"--resume: no checkpoint at {last}; nothing to resume")
@@ -96,12 +108,18 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     run = prepare(cfg, run_dir, ctx)
     if check_eval and ctx.is_main:
         check_evaluable(run.method, run.splits, cfg.eval)
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / "config.yaml")
-    Trainer(cfg, run.method, run.splits.train, run_dir, ctx, run.device).fit(resume, allow_changed)
+    return run, ctx
+
+
+def _locked(run: Run) -> contextlib.AbstractContextManager:
+    """The run folder's lock, held by the main process (the other DDP ranks write nothing)."""
+    return run_lock(run.run_dir) if run.is_main else contextlib.nullcontext()
+
+
+def _fit(run: Run, ctx: DistContext, resume: bool, allow_changed: Sequence[str]) -> None:
+    Trainer(run.cfg, run.method, run.splits.train, run.run_dir, ctx, run.device).fit(
+        resume, allow_changed, config_file=run.run_dir / "config.yaml")
     ctx.close()
-    return run
 
 
 def checkpoint_path(path: str | Path, checkpoint: str = "final") -> Path:
@@ -181,6 +199,7 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     from ..eval.evaluate import evaluate, markdown
 
     check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
+    out_dir = _report_dir(run, out_dir)
     t0 = time.perf_counter()
     metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
     if run.cfg.eval.raw_baselines:
@@ -195,11 +214,11 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     warned = training_warnings(run.run_dir)
     if warned:
         metrics["training_warnings"] = warned
-    out_dir = _report_dir(run, out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out_dir / "metrics.md").write_text(markdown(metrics, run.splits.train.view_names))
-    if run.cfg.eval.figures:
-        save_figures(run, out_dir)
+    with Staged(out_dir) as out:   # the report appears whole or not at all
+        write_text(out.path(out_dir / "metrics.json"), json.dumps(metrics, indent=2))
+        write_text(out.path(out_dir / "metrics.md"), markdown(metrics, run.splits.train.view_names))
+        if run.cfg.eval.figures:
+            save_figures(run, out_dir, staged=out)
     return metrics
 
 
@@ -223,26 +242,37 @@ def evaluate_missing_run(run: Run, out_dir: Path | None = None) -> dict:
     from ..eval.missing import evaluate_missing, markdown
 
     check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
+    out_dir = _report_dir(run, out_dir)
     t0 = time.perf_counter()
     result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
     result["timing"] = {"eval_seconds": round(time.perf_counter() - t0, 2)}
-    out_dir = _report_dir(run, out_dir)
-    (out_dir / "missing.json").write_text(json.dumps(result, indent=2))
-    (out_dir / "missing.md").write_text(markdown(result))
+    with Staged(out_dir) as out:
+        write_text(out.path(out_dir / "missing.json"), json.dumps(result, indent=2))
+        write_text(out.path(out_dir / "missing.md"), markdown(result))
     return result
 
 
+#: what an evaluation writes into its report folder
+REPORT_FILES = frozenset({"metrics.json", "metrics.md", "missing.json", "missing.md", "figures"})
+
+
 def _report_dir(run: Run, out_dir: Path | None) -> Path:
-    """Where an evaluation writes its report: ``out_dir`` (created) or the run folder."""
+    """Where an evaluation writes its report: the run folder, or ``out_dir`` when it is new, empty, a run
+    folder or an earlier report folder (holding only :data:`REPORT_FILES`); checked before evaluating."""
     if out_dir is None:
         return run.run_dir
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file; give a folder for the report")
+    if out_dir.is_dir() and not is_run_folder(out_dir) and any(p.name not in REPORT_FILES for p in out_dir.iterdir()):
+        raise ConfigError(f"--out {out_dir}: holds files that are not a viewsplit report; write the report into a "
+                          "new or empty folder, a run folder or an earlier report folder")
     return out_dir
 
 
-def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path]:
-    """Write the method's image grids (first ``n`` test samples) to ``<out_dir or run>/figures/*.png``."""
+def save_figures(run: Run, out_dir: Path | None = None, n: int = 8, staged: Staged | None = None) -> list[Path]:
+    """Write the method's image grids (first ``n`` test samples) to ``<out_dir or run>/figures/*.png``
+    (through ``staged`` when given, else each atomically)."""
     visualise = getattr(run.method, "visualise", None)
     if visualise is None or not any(len(s) == 3 for s in run.splits.test.view_shapes):
         return []
@@ -253,11 +283,11 @@ def save_figures(run: Run, out_dir: Path | None = None, n: int = 8) -> list[Path
     with torch.no_grad():
         grids = visualise(batch.views, batch.mask)
     folder = (out_dir or run.run_dir) / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, rows in grids.items():
-        save_grid(folder / f"{name}.png", [r.float().cpu() for r in rows])
-        paths.append(folder / f"{name}.png")
+    with contextlib.nullcontext(staged) if staged is not None else Staged(folder) as out:
+        for name, rows in grids.items():
+            save_grid(out.path(folder / f"{name}.png"), [r.float().cpu() for r in rows])
+            paths.append(folder / f"{name}.png")
     return paths
 
 
@@ -266,14 +296,16 @@ def run_all(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fa
     """Train every stage, evaluate and write the report (evaluation on rank 0 only), then the plots
     (:func:`save_plots`) when ``eval.plots`` is on and matplotlib is installed; the evaluation's settings
     and labels are checked before training."""
-    run = train(cfg, run_dir, resume, allow_changed, check_eval=True)
-    if not run.is_main:
-        return run, None
-    metrics = evaluate_run(run)
-    if cfg.eval.plots and importlib.util.find_spec("matplotlib") is None:
-        log.info("plots skipped: matplotlib is not installed (pip install 'viewsplit[plots]')")
-    elif cfg.eval.plots:
-        save_plots(run)
+    run, ctx = _start(cfg, run_dir, resume, check_eval=True)
+    with _locked(run):
+        _fit(run, ctx, resume, allow_changed)
+        if not run.is_main:
+            return run, None
+        metrics = evaluate_run(run)
+        if cfg.eval.plots and importlib.util.find_spec("matplotlib") is None:
+            log.info("plots skipped: matplotlib is not installed (pip install 'viewsplit[plots]')")
+        elif cfg.eval.plots:
+            save_plots(run)
     return run, metrics
 
 

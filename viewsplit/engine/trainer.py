@@ -35,9 +35,10 @@ from ..config import RunConfig, StageConfig
 from ..data.multiview import Batch, MultiViewDataset, check_values, num_batches
 from ..distributed import DistContext, average_gradients, broadcast_state, mean_across_ranks
 from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
+from ..files import atomic_path
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
-from .logger import ProgressLines, RunLogger
+from .logger import ProgressLines, RunLogger, log
 
 
 def resolve_device(name: str, ctx: DistContext) -> torch.device:
@@ -103,31 +104,41 @@ class Trainer:
             self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
 
     # ------------------------------------------------------------------ public
-    def fit(self, resume: bool = False, allow_changed: Sequence[str] = ()) -> float:
+    def fit(self, resume: bool = False, allow_changed: Sequence[str] = (), config_file: Path | None = None) -> float:
         """Train every stage (continuing from ``last.pt`` when ``resume``); return training seconds.
 
         ``allow_changed``: config keys (``stages.*`` or ``train.*``, ``fnmatch`` wildcards) that may differ
         from the saved run when resuming, e.g. ``stages.consistency.lr`` or ``train.threads``.
+        ``config_file``: where the run's config is written (atomically) once every check has passed: a refused
+        resume or batch size writes nothing.  A checkpoint that cannot be written stops training with a
+        :class:`TrainingError` naming the file and the cause; the last good checkpoint is kept for ``resume``.
         """
         tcfg = self.cfg.train
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)
         if tcfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        if self.ctx.is_main:
-            ckpt.remove_orphans(self.ckpt_path.parent)
         state = None
         if resume and self.ckpt_path.exists():
             state = ckpt.load(self.ckpt_path)
             self._check_resumable(state, allow_changed)
+        for name, scfg in self.cfg.stages.items():   # every stage's batching, before the first one trains
+            self._batching(name, scfg)
+        if self.ctx.is_main:   # every check has passed: now the run folder may be written
+            ckpt.remove_orphans(self.ckpt_path.parent)
+            if config_file is not None and not (state is not None and state.get("done")):
+                with atomic_path(config_file) as tmp:
+                    self.cfg.save(tmp)
+        if state is not None:
             self.method.load_state_dict(state["model"])
             self.train_seconds = state["train_seconds"]
             if state.get("done"):
+                if self.ctx.is_main and not self.final_path.exists():   # a write of final.pt failed before
+                    self._write(self.final_state(), self.final_path)
+                log.info(f"{self.run_dir}: training had finished; nothing to train")
                 return self.train_seconds
         else:
             ckpt.seed_everything(tcfg.seed + self.ctx.rank)
-        for name, scfg in self.cfg.stages.items():   # every stage's batching, before the first one trains
-            self._batching(name, scfg)
         self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, tensorboard=tcfg.tensorboard)
         try:
             for si, (name, scfg) in enumerate(self.cfg.stages.items()):
@@ -136,9 +147,9 @@ class Trainer:
                 resume_state = state if state is not None and si == state["stage_index"] else None
                 self._run_stage(si, name, scfg, resume_state)
                 state = None
+            if self.ctx.is_main:   # final.pt first: a last.pt marked done promises it
+                self._write(self.final_state(), self.final_path)
             self._save(len(self.cfg.stages), 0, 0, {}, done=True)
-            if self.ctx.is_main:
-                ckpt.atomic_save(self.final_state(), self.final_path)
         finally:
             self.logger.close()
             if self.ctx.is_main:
@@ -374,7 +385,23 @@ class Trainer:
             "rng": ckpt.rng_state(), "train_seconds": self.train_seconds, "done": done,
             "threads": torch.get_num_threads(),
         }
-        ckpt.atomic_save(state, self.ckpt_path)
+        self._write(state, self.ckpt_path)
+
+    def _write(self, state: dict, path: Path) -> None:
+        """Save a checkpoint atomically; when the write fails (disk full, file-size limit, permissions), stop
+        with a one-line :class:`TrainingError` naming the file and the cause, keeping the last good checkpoint."""
+        try:
+            ckpt.atomic_save(state, path)
+        except OSError as err:
+            kept = (f"the last good checkpoint {self.ckpt_path} is kept" if self.ckpt_path.exists()
+                    else "no checkpoint had been written yet")
+            msg = (f"cannot write checkpoint {path}: {err.strerror or err}; training stopped and {kept}. Free space "
+                   f"(or fix the folder's permissions), then continue with `viewsplit train CONFIG --out "
+                   f"{self.run_dir} --resume`")
+            if self.logger is not None:
+                with contextlib.suppress(OSError):   # the log may sit on the same full disk
+                    self.logger.log({"kind": "error", "message": msg})
+            raise TrainingError(msg) from None
 
     def _check_resumable(self, state: dict, allow_changed: Sequence[str]) -> None:
         for pattern in allow_changed:
@@ -388,13 +415,22 @@ class Trainer:
         saved, now = state["config"], self.cfg.to_dict()
         ignore = {("train", "device"), ("train", "progress"), ("train", "progress_every"), ("train", "tensorboard"),
                   ("train", "threads"), ("eval",)}
-        diffs = [k for k in (".".join(map(str, k)) for k in _diff(saved, now)
-                             if not any(k[: len(i)] == i for i in ignore)) if not allowed(k)]
+        changed = [".".join(map(str, k)) for k in _diff(saved, now) if not any(k[: len(i)] == i for i in ignore)]
+        if state.get("done") and changed:
+            raise ConfigError(f"{self.run_dir}: this run has finished training; the config differs from the saved "
+                              f"run in {', '.join(changed)}, and these settings were not applied (nothing was trained "
+                              "or written). To train with them, start a new run folder (another --out).")
+        diffs = [k for k in changed if not allowed(k)]
+        fixed = [k for k in diffs if k.split(".")[0] not in ("stages", "train")]
+        if fixed:
+            raise ConfigError(f"cannot resume {self.ckpt_path}: the config differs from the saved run in "
+                              f"{', '.join(diffs)}; {', '.join(fixed)} define the model and data the checkpoint was "
+                              "trained on and cannot change. Resume with the run's own config.yaml or start a new "
+                              "run folder.")
         if diffs:
-            keys = ", ".join(diffs[:8])
-            raise ConfigError(f"cannot resume {self.ckpt_path}: the config differs from the saved run in {keys}. "
-                              "Resume with the run's own config.yaml, start a new run folder, or accept the change "
-                              f"with --allow-changed {diffs[0]}.")
+            raise ConfigError(f"cannot resume {self.ckpt_path}: the config differs from the saved run in "
+                              f"{', '.join(diffs)}. Resume with the run's own config.yaml, start a new run folder, or "
+                              f"accept the changes with --allow-changed {','.join(diffs)}")
         threads, now_threads = state.get("threads"), torch.get_num_threads()
         if threads is not None and threads != now_threads and not state.get("done") and not allowed("train.threads"):
             raise ConfigError(f"cannot resume {self.ckpt_path}: it trained with {threads} threads, this process has "

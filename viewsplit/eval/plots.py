@@ -27,6 +27,7 @@ import torch
 
 from ..data.multiview import MultiViewDataset
 from ..errors import ConfigError, DataError, MissingDependencyError
+from ..files import Staged
 from ..methods.base import Method
 from .evaluate import extract
 
@@ -133,11 +134,16 @@ def plot_embedding(xy: np.ndarray, labels: np.ndarray | None, path: Path, title:
 
 def embedding_plots(method: Method, test: MultiViewDataset, out_dir: Path, max_points: int = 2000, seed: int = 0,
                     batch_size: int = 1024, device: torch.device | str = "cpu", embedding: str = "auto",
-                    representations: Sequence[str] = ()) -> list[Path]:
+                    representations: Sequence[str] = (), staged: Staged | None = None) -> list[Path]:
     """``embedding_<rep>.png`` for each representation (default: every one ``encode`` gives except the
     ``*_cat`` concatenations) of a seeded subsample of ``test``, and ``embedding.npz`` holding the
-    subsample's positions in the test split (``index``) and each map's 2-D coordinates."""
+    subsample's positions in the test split (``index``) and each map's 2-D coordinates.  The files appear
+    together when every one is complete (through ``staged`` when given); a failure leaves none."""
     require_matplotlib()
+    if staged is None:
+        with Staged(out_dir) as out:
+            return embedding_plots(method, test, out_dir, max_points, seed, batch_size, device, embedding,
+                                   representations, out)
     idx = subsample(len(test), max_points, seed)
     reps = extract(method, test.subset(idx), batch_size, device)
     names = list(representations) or [r for r in reps if not r.endswith("_cat")]
@@ -145,7 +151,6 @@ def embedding_plots(method: Method, test: MultiViewDataset, out_dir: Path, max_p
     if unknown:
         raise ConfigError(f"representations: {unknown} not available; this method gives {list(reps)}")
     labels = None if test.labels is None else test.labels[idx].numpy()
-    out_dir.mkdir(parents=True, exist_ok=True)
     arrays, paths = {"index": idx}, []
     which = (f"all {len(test)} test samples" if len(idx) == len(test) else
              f"{len(idx)} of {len(test)} test samples (seeded subsample, seed {seed})")
@@ -155,9 +160,10 @@ def embedding_plots(method: Method, test: MultiViewDataset, out_dir: Path, max_p
         arrays[r] = xy
         title = f"{r} of {type(method).name} on {test.name}: {how}\n{which}, coloured by label"
         name = re.sub(r"[^\w+.-]", "_", r)
-        paths.append(plot_embedding(xy, labels, out_dir / f"embedding_{name}.png", title))
+        plot_embedding(xy, labels, staged.path(out_dir / f"embedding_{name}.png"), title)
+        paths.append(out_dir / f"embedding_{name}.png")
     saved: dict[str, Any] = arrays   # Any: mypy would match **saved against savez's allow_pickle flag
-    np.savez(out_dir / "embedding.npz", **saved)
+    np.savez(staged.path(out_dir / "embedding.npz"), **saved)
     return paths
 
 
@@ -250,14 +256,21 @@ def plot_loss_curves(curves: Curves, path: Path, x: str = "epoch", title: str = 
 def save_plots(method: Method, test: MultiViewDataset, log_path: Path, out_dir: Path, max_points: int = 2000,
                seed: int = 0, batch_size: int = 1024, device: torch.device | str = "cpu", embedding: str = "auto",
                x: str = "epoch", representations: Sequence[str] = ()) -> list[Path]:
-    """:func:`embedding_plots` and, when the run has a training log, ``loss_curves.png``; the PNGs written."""
+    """:func:`embedding_plots` and, when the run has a training log, ``loss_curves.png``; the PNGs written.
+
+    The log is read first, and every file appears only when all are complete: an unreadable log or a failed
+    map writes nothing."""
     require_matplotlib()
     if x not in LOSS_AXES:
         raise ConfigError(f"x: must be one of {', '.join(LOSS_AXES)}, got {x!r}")
-    paths = embedding_plots(method, test, out_dir, max_points, seed, batch_size, device, embedding, representations)
-    if log_path.is_file():
-        title = f"{type(method).name} on {test.name}: training loss terms"
-        paths.append(plot_loss_curves(read_loss_curves(log_path, x), out_dir / "loss_curves.png", x, title))
-    else:
-        log.info(f"plot: no {log_path}, so no loss curves")
+    curves = read_loss_curves(log_path, x) if log_path.is_file() else None
+    with Staged(out_dir) as out:
+        paths = embedding_plots(method, test, out_dir, max_points, seed, batch_size, device, embedding,
+                                representations, out)
+        if curves is not None:
+            title = f"{type(method).name} on {test.name}: training loss terms"
+            plot_loss_curves(curves, out.path(out_dir / "loss_curves.png"), x, title)
+            paths.append(out_dir / "loss_curves.png")
+        else:
+            log.info(f"plot: no {log_path}, so no loss curves")
     return paths
