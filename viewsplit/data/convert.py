@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, quote
 from ..files import make_dirs, remove_dirs
 from ..typed import from_dict
 
@@ -237,45 +237,68 @@ def _npz_reader(path: Path, member: str, shape: tuple[int, ...], dtype: np.dtype
 
 # ---------------------------------------------------------------------------- CSV
 def _csv_layout(path: Path) -> tuple[int, int, int]:
-    """(header lines, data rows, columns) of a numeric CSV."""
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    with open(path) as fh:
-        first = fh.readline()
-        try:
-            cols = len([float(t) for t in first.strip().split(",") if t.strip()])
-            skip = 0
-        except ValueError:
-            skip, cols = 1, len(first.split(","))
-        rows = sum(1 for line in fh if line.strip()) + (1 - skip if first.strip() else 0)
+    """(header lines, data rows, columns) of a numeric CSV; a header must name every column."""
+    if not path.is_file():
+        raise DataError(f"{path}: {'is a folder, not a CSV file' if path.is_dir() else 'file not found'}")
+    try:
+        with open(path) as fh:
+            first = fh.readline()
+            try:
+                cols = len([float(t) for t in first.strip().split(",") if t.strip()])
+                skip = 0
+            except ValueError:
+                skip, cols = 1, len(first.split(","))
+            rows, data_cols = (0, None) if skip else (1 if first.strip() else 0, cols)
+            for line in fh:
+                if line.strip():
+                    rows += 1
+                    data_cols = len(line.split(",")) if data_cols is None else data_cols
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable text CSV ({err})") from None
     if rows == 0:
         raise DataError(f"{path}: no data rows")
+    if data_cols is not None and data_cols != cols:
+        raise DataError(f"{path}: the header has {cols} names but the rows have {data_cols} columns")
     return skip, rows, cols
 
 
-def _csv_reader(path: Path, skip: int, chunk: int) -> Callable[[], Iterator[np.ndarray]]:
+def _csv_reader(path: Path, skip: int, chunk: int, cols: int) -> Callable[[], Iterator[np.ndarray]]:
     def read() -> Iterator[np.ndarray]:
         with open(path) as fh:
             for _ in range(skip):
                 fh.readline()
-            lines: list[str] = []
-            for line in fh:
+            lines: list[tuple[int, str]] = []
+            for number, line in enumerate(fh, start=skip + 1):
                 if line.strip():
-                    lines.append(line)
+                    lines.append((number, line))
                 if len(lines) == chunk:
-                    yield _parse(lines, path)
+                    yield _parse(lines, path, cols)
                     lines = []
             if lines:
-                yield _parse(lines, path)
+                yield _parse(lines, path, cols)
 
     return read
 
 
-def _parse(lines: list[str], path: Path) -> np.ndarray:
+def _parse(lines: list[tuple[int, str]], path: Path, cols: int) -> np.ndarray:
+    """Numbered CSV lines as a ``(rows, cols)`` array; an error names the file and the first bad line."""
     try:
-        return np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as err:
-        raise DataError(f"{path}: not a numeric CSV ({err})") from None
+        arr = np.loadtxt([line for _, line in lines], delimiter=",", ndmin=2, dtype=np.float64)
+        if arr.shape[1] == cols:
+            return arr
+    except ValueError:
+        pass
+    for number, line in lines:
+        tokens = line.strip().split(",")
+        if len(tokens) != cols:
+            raise DataError(f"{path}: line {number} has {len(tokens)} columns, the file's first row has {cols}")
+        for t in tokens:
+            try:
+                float(t)
+            except ValueError:
+                raise DataError(f"{path}: line {number}: {quote(t.strip(), 40)} is not a number "
+                                "(a numeric CSV holds numbers only)") from None
+    raise DataError(f"{path}: not a numeric CSV")   # pragma: no cover - loadtxt and the line checks agree
 
 
 def csv_sources(views: list[str], labels: str | None, chunk: int) -> dict[str, Source]:
@@ -286,10 +309,14 @@ def csv_sources(views: list[str], labels: str | None, chunk: int) -> dict[str, S
     files = [(f"view{v}", Path(p).expanduser()) for v, p in enumerate(views)]
     if labels:
         files.append(("labels", Path(labels).expanduser()))
-    for name, path in files:
-        skip, rows, cols = _csv_layout(path)
+    layouts = {name: (path, *_csv_layout(path)) for name, path in files}
+    counts = {str(path): rows for path, _, rows, _ in layouts.values()}
+    if len(set(counts.values())) > 1:
+        raise DataError(f"--csv/--labels: the files must have one row per sample, aligned, but their data rows "
+                        f"differ: {quote(counts, 600)}")
+    for name, (path, skip, rows, cols) in layouts.items():
         shape = (rows,) if name == "labels" else (rows, cols)
-        reader = _csv_reader(path, skip, chunk)
+        reader = _csv_reader(path, skip, chunk, cols)
         if name == "labels":
             out[name] = (shape, np.dtype(np.int64), _as_labels(reader, path))
         else:
