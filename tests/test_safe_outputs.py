@@ -172,6 +172,31 @@ def test_a_run_writes_only_into_a_new_empty_or_run_folder(tmp_path, capsys, conf
     assert main(["train", str(config), "--out", str(old), "--resume"]) == 0
 
 
+def test_eval_never_writes_its_report_into_another_run(tmp_path, capsys, finished):
+    other = shutil.copytree(finished, tmp_path / "other")
+    before = snapshot(other)
+    fails(capsys, ["eval", finished, "--out", other], str(other), "another run's folder")
+    assert snapshot(other) == before
+
+
+def test_a_run_finished_meanwhile_by_another_process_is_not_overwritten(tmp_path, monkeypatch, config, finished):
+    """Between the first checks and the lock, another process trains into the same new folder: the lock
+    holder checks again and refuses."""
+    from viewsplit.engine import run as run_module
+
+    real, run_dir = run_module.prepare, tmp_path / "run"
+
+    def prepare_while_another_finishes(*args, **kwargs):
+        out = real(*args, **kwargs)
+        shutil.copytree(finished, run_dir)
+        return out
+
+    monkeypatch.setattr(run_module, "prepare", prepare_while_another_finishes)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(load_config(config), run_dir)
+    assert snapshot(run_dir) == snapshot(finished)
+
+
 def test_a_second_writer_is_refused_naming_the_folder(tmp_path, capsys, config, finished):
     run = shutil.copytree(finished, tmp_path / "run")
     before = snapshot(run)

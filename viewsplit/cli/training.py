@@ -35,7 +35,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..config import build_config, merge, parse_override
     from ..engine.run import evaluate_missing_run, evaluate_run, load_run
     from ..errors import ConfigError
-    from ..files import run_lock
+    from ..files import run_lock, same_file
 
     run = load_run(args.run_dir, device=args.device, checkpoint=args.checkpoint)
     if args.mine:
@@ -49,7 +49,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run.cfg = build_config(raw)
     out = args.out or run.run_dir
     # writing into the run folder: hold its lock, so that no training writes it meanwhile
-    with run_lock(run.run_dir) if args.out is None and run.run_dir.is_dir() else contextlib.nullcontext():
+    own = run.run_dir.is_dir() and (args.out is None or same_file(args.out, run.run_dir))
+    with run_lock(run.run_dir) if own else contextlib.nullcontext():
         if args.missing:
             from ..eval.missing import markdown
 

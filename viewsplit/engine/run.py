@@ -25,7 +25,7 @@ from ..data.registry import load_dataset
 from ..distributed import DistContext, init_distributed
 from ..errors import CheckpointError, ConfigError, ViewsplitError
 from ..eval.checks import check_evaluable
-from ..files import Staged, check_run_folder, is_run_folder, run_lock, write_text
+from ..files import Staged, check_run_folder, is_run_folder, run_lock, same_file, write_text
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from . import checkpoint as ckpt
@@ -97,11 +97,7 @@ def _start(cfg: RunConfig, run_dir: str | Path | None, resume: bool, check_eval:
         raise ConfigError("--resume: name the run folder to continue with --out RUN_DIR")
     run_dir = Path(run_dir).expanduser() if run_dir else default_run_dir(cfg)
     check_run_folder(run_dir)
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume and not last.exists():
-        raise ConfigError(f"--resume: no checkpoint at {last}; nothing to resume")
-    if not resume and last.exists():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    _check_checkpoint(run_dir, resume)
     device_type = "cuda" if cfg.train.device.startswith("cuda") or (
         cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
     ctx = init_distributed(device_type)
@@ -111,12 +107,25 @@ def _start(cfg: RunConfig, run_dir: str | Path | None, resume: bool, check_eval:
     return run, ctx
 
 
+def _check_checkpoint(run_dir: Path, resume: bool) -> None:
+    """``resume`` needs ``last.pt``; a new run must not find one."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if resume and not last.exists():
+        raise ConfigError(f"--resume: no checkpoint at {last}; nothing to resume")
+    if not resume and last.exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+
+
 def _locked(run: Run) -> contextlib.AbstractContextManager:
     """The run folder's lock, held by the main process (the other DDP ranks write nothing)."""
     return run_lock(run.run_dir) if run.is_main else contextlib.nullcontext()
 
 
 def _fit(run: Run, ctx: DistContext, resume: bool, allow_changed: Sequence[str]) -> None:
+    """Train under the lock; the checkpoint is checked again, as another process may have written the folder
+    between :func:`_start` and the lock."""
+    if run.is_main:
+        _check_checkpoint(run.run_dir, resume)
     Trainer(run.cfg, run.method, run.splits.train, run.run_dir, ctx, run.device).fit(
         resume, allow_changed, config_file=run.run_dir / "config.yaml")
     ctx.close()
@@ -264,6 +273,9 @@ def _report_dir(run: Run, out_dir: Path | None) -> Path:
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: is a file; give a folder for the report")
+    if is_run_folder(out_dir) and not same_file(out_dir, run.run_dir):
+        raise ConfigError(f"--out {out_dir}: is another run's folder; its report would be replaced, so write the "
+                          "report into a new or empty folder")
     if out_dir.is_dir() and not is_run_folder(out_dir) and any(p.name not in REPORT_FILES for p in out_dir.iterdir()):
         raise ConfigError(f"--out {out_dir}: holds files that are not a viewsplit report; write the report into a "
                           "new or empty folder, a run folder or an earlier report folder")
