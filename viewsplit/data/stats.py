@@ -5,8 +5,12 @@ float32 batches (uint8 scaled to [0, 1]).
 """
 from __future__ import annotations
 
+import warnings
+
+import torch
 from torch import Tensor
 
+from ..errors import DataError, DataWarning
 from .multiview import MultiViewDataset
 
 
@@ -34,3 +38,30 @@ def view_moments(ds: MultiViewDataset, batch_size: int = 4096) -> list[tuple[Ten
                 m2[v] = m2[v] + m2b + delta.pow(2) * (n * nb / (n + nb))
         n += nb
     return [(mu, (s / n).sqrt()) for mu, s in zip(mean, m2)]
+
+
+def check_trainable(ds: MultiViewDataset, batch_size: int = 4096) -> None:
+    """Before training on ``ds``: refuse a view that the mask marks missing for every sample (its encoder would
+    never see data), and warn of a view whose present samples are all the same (it carries no information).
+    Each message names the view; one pass over the data (batch by batch, so memory-mapped views work too)."""
+    assert ds.mask is not None   # validate() sets it
+    names = list(ds.view_names or [f"view{v}" for v in range(ds.n_views)])
+    for v in range(ds.n_views):
+        if not bool(ds.mask[:, v].any()):
+            raise DataError(f"data set {ds.name!r}, view {v} ({names[v]!r}): missing (mask false) in every one of "
+                            f"the {len(ds)} training samples, so its encoder cannot be trained; give training "
+                            "samples that have this view, or leave the view out")
+    lo: dict[int, Tensor] = {}
+    hi: dict[int, Tensor] = {}
+    for batch in ds.batches(batch_size):
+        for v, x in enumerate(batch.views):
+            x = x[batch.mask[:, v]]
+            if len(x):
+                a, b = x.amin(0), x.amax(0)
+                lo[v] = torch.minimum(lo[v], a) if v in lo else a
+                hi[v] = torch.maximum(hi[v], b) if v in hi else b
+    for v in lo:
+        if bool(torch.equal(lo[v], hi[v])):
+            warnings.warn(f"data set {ds.name!r}, view {v} ({names[v]!r}): every present training sample holds the "
+                          "same values (zero variance), so this view carries no information", DataWarning,
+                          stacklevel=2)

@@ -22,6 +22,7 @@ import torch
 from ..config import RunConfig, build_config, load_config
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
+from ..data.stats import check_trainable
 from ..distributed import DistContext, init_distributed
 from ..errors import CheckpointError, ConfigError, ViewsplitError
 from ..eval.checks import check_evaluable
@@ -52,7 +53,9 @@ def default_run_dir(cfg: RunConfig) -> Path:
 
 def build(cfg: RunConfig, train: MultiViewDataset) -> Method:
     """The method for ``cfg``: weights initialised from ``train.seed``, standardisation
-    (``data.standardize``) fitted on ``train``.  The CLI and the estimators both start here."""
+    (``data.standardize``) fitted on ``train``.  The CLI and the estimators both start here; a view that no
+    training sample has is refused, and a constant one warned of, first (:func:`~.data.stats.check_trainable`)."""
+    check_trainable(train)
     ckpt.seed_everything(cfg.train.seed)
     method = build_method(cfg.method, cfg.model, DataSpec.of(train))
     method.preprocess.fit(train, cfg.data.standardize)
