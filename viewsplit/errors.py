@@ -54,3 +54,7 @@ class MissingDependencyError(ViewsplitError, ImportError):
 
 class TrainingWarning(UserWarning):
     """Training went on but something is wrong with it (e.g. a bound that stopped being one)."""
+
+
+class DataWarning(UserWarning):
+    """The data can be used but something about it is likely a mistake (e.g. a constant view)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from typing import Any
 
 from .. import __version__
-from ..errors import MAX_MESSAGE, ViewsplitError, shorten
+from ..errors import MAX_MESSAGE, DataWarning, TrainingWarning, ViewsplitError, shorten
 from . import catalog, data, plot, training
 from .common import HelpWithDefaults, expand_paths
 
@@ -52,6 +53,15 @@ def _log_to_stderr() -> None:
         log.setLevel(logging.INFO)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """viewsplit's own warnings as one ``viewsplit: warning: …`` line; others as Python shows them."""
+    if issubclass(category, (DataWarning, TrainingWarning)):
+        print(f"viewsplit: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -64,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     expand_paths(args)
     _log_to_stderr()
     try:
-        return args.fn(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.fn(args)
     except ViewsplitError as err:
         print(f"viewsplit: error: {err}", file=sys.stderr)
         return 2

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from .decoded import DecodedView, decode, require_eight_bit
 from .multiview import DataSplits, MultiViewDataset
 from .ondisk import OnDiskDataset, as_views
@@ -106,10 +107,34 @@ def view_folders(root: Path, chosen: list[str]) -> list[Path]:
     return [root / v for v in found]
 
 
+def check_case(folders: list[Path], per_view: list[dict[str, Path]]) -> None:
+    """Refuse class folders, and warn of sample files, whose names differ only in case (``cat`` and ``Cat``): they
+    would become separate classes, or samples present in one view each, without a word."""
+    spellings: dict[str, dict[str, list[str]]] = {}
+    for folder, found in zip(folders, per_view):
+        for cls in sorted({k.split("/", 1)[0] for k in found}):
+            spellings.setdefault(cls.casefold(), {}).setdefault(cls, []).append(folder.name)
+    clash = next((s for s in spellings.values() if len(s) > 1), None)
+    if clash:
+        where = ", ".join(f"{folder}/{cls}" for cls, views in clash.items() for folder in views)
+        raise DataError(f"{folders[0].parent}: class folders {where} differ only in case; they would be separate "
+                        "classes (and samples seen in one view only): give a class the same name in every view")
+    keys: dict[str, set[str]] = {}
+    for found in per_view:
+        for k in found:
+            keys.setdefault(k.casefold(), set()).add(k)
+    odd = sorted(sorted(s) for s in keys.values() if len(s) > 1)
+    if odd:
+        warnings.warn(f"{folders[0].parent}: {len(odd)} sample(s) have file names that differ only in case across "
+                      f"views (e.g. {' / '.join(odd[0])}); they are different samples, each missing from the other "
+                      "views: rename the files if they are the same sample", DataWarning, stacklevel=3)
+
+
 def scan(root: Path, chosen: list[str]) -> Layout:
     """Scan ``root`` (module docstring); a :class:`DataError` names the folder or file at fault."""
     folders = view_folders(root, chosen)
     per_view = [scan_view(f) for f in folders]
+    check_case(folders, per_view)
     keys = sorted(set().union(*per_view))
     pos = {k: i for i, k in enumerate(keys)}
     files, file_of = [], []

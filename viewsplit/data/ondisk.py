@@ -23,6 +23,7 @@ memory (N bytes to 8N bytes each), and so are the known factors (``dataset.facto
 """
 from __future__ import annotations
 
+import math
 import mmap
 import queue
 import threading
@@ -57,9 +58,13 @@ def map_npy(path: Path) -> tuple[np.ndarray, mmap.mmap]:
     can be released with ``madvise``.
     """
     try:
-        probe = np.load(path, mmap_mode="r", allow_pickle=False)
+        with open(path, "rb") as fh:
+            magic = fh.read(len(NPY_MAGIC))
+        probe = np.load(path, mmap_mode="r", allow_pickle=False) if magic == NPY_MAGIC else None
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a .npy file") from None
     except ValueError as err:
         ragged = "allow_pickle" in str(err) or "Python objects" in str(err)
         why = "an object (ragged) array" if ragged else f"not a readable .npy array ({err})"
@@ -67,14 +72,33 @@ def map_npy(path: Path) -> tuple[np.ndarray, mmap.mmap]:
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err})") from None
     if not isinstance(probe, np.memmap):
-        raise DataError(f"{path}: not a .npy array file")
+        raise DataError(f"{path}: not a .npy file (it does not start with the .npy header{_looks_like(magic)}); "
+                        "save the array with np.save")
     if probe.ndim > 1 and not probe.flags.c_contiguous:
         raise DataError(f"{path}: stored in Fortran order; save it with np.save(np.ascontiguousarray(x))")
     shape, dtype, offset = probe.shape, probe.dtype, probe.offset
     del probe
+    size, expected = path.stat().st_size, offset + math.prod(shape) * dtype.itemsize
+    if size != expected:
+        what = f"{size - expected} bytes past" if size > expected else f"{expected - size} bytes less than"
+        raise DataError(f"{path}: holds {what} the {shape} {dtype} array its header describes; the file is "
+                        "damaged, truncated or was appended to: save the array again with np.save")
     with open(path, "rb") as fh:
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     return np.ndarray(shape, dtype, buffer=mm, offset=offset), mm
+
+
+#: the first bytes of every .npy file
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _looks_like(head: bytes) -> str:
+    """``"; it looks like text"`` when ``head`` is printable text (a CSV saved as .npy), else ``""``."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return "; it looks like a text file" if text and all(c.isprintable() or c.isspace() for c in text) else ""
 
 
 class MappedView:
@@ -266,6 +290,12 @@ class Folder:
     @property
     def view_bytes(self) -> int:
         return sum(a.nbytes for a, _, _ in self.views)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A small ``.npy`` file read into memory, checked as :func:`map_npy` checks it (no pickles, no stray bytes)."""
+    arr, _ = map_npy(path)
+    return np.array(arr)
 
 
 def _small(path: Path, kinds: str, what: str) -> np.ndarray:
