@@ -29,8 +29,6 @@ def _view_indices(spec: str, names: list[str]) -> list[int]:
 def _new_data(paths: list[Path], mask_path: Path | None = None, folder: bool = False) -> tuple[Any, Any]:
     """``--data`` (one .npz or a CSV per view; with ``folder``, also an on-disk folder, memory-mapped and read
     in batches, its mask.npy in the data set) and the optional ``--mask`` file (.npy or CSV of 0/1)."""
-    import numpy as np
-
     from ..data.user import _read_csv, read_views
 
     views: Any
@@ -45,7 +43,9 @@ def _new_data(paths: list[Path], mask_path: Path | None = None, folder: bool = F
     else:
         views, mask = read_views(paths)
     if mask_path is not None:
-        mask = np.load(mask_path, allow_pickle=False) if mask_path.suffix == ".npy" else _read_csv(mask_path)
+        from ..data.ondisk import read_npy
+
+        mask = read_npy(mask_path) if mask_path.suffix == ".npy" else _read_csv(mask_path)
     return views, mask
 
 
