@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
+from viewsplit import estimators
 from viewsplit.data import DataError
 from viewsplit.data import arrays as arrays_mod
 from viewsplit.data.arrays import warn_if_shifted
@@ -164,6 +165,8 @@ def test_score_checks_y_and_skips_unlabelled_samples(fitted_ae):
         fitted_ae.score(Xs, np.eye(3)[y])
     with pytest.raises(DataError, match="every sample is unlabelled"):
         fitted_ae.score(Xs, np.full(80, -1))
+    with pytest.raises(DataError, match="score needs the labels y"):
+        fitted_ae.score(Xs, None)
     # -1 marks an unlabelled sample: scored as if those samples carried no label, not as a class of their own
     part = y.copy()
     part[::2] = -1
@@ -197,12 +200,20 @@ def test_sparse_views_small_ones_converted_large_ones_refused(fitted_ae, monkeyp
         fitted_ae.transform(sparse)
 
 
-def test_save_to_a_folder_names_the_path(tmp_path, fitted_ae):
+def test_save_to_a_folder_names_the_path(tmp_path, fitted_ae, monkeypatch):
     with pytest.raises(DataError, match=f"{tmp_path}: is a folder"):
         fitted_ae.save(tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         fitted_ae.save(tmp_path / "no" / "such" / "m.pt")
     assert list(tmp_path.iterdir()) == []
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(estimators.ckpt, "atomic_save", full)
+    with pytest.raises(DataError, match=f"{tmp_path / 'm.pt'}: cannot write the model file \\(No space left"):
+        fitted_ae.save(tmp_path / "m.pt")
+    monkeypatch.undo()
     assert fitted_ae.save(tmp_path / "m.pt").is_file()
 
 
@@ -222,6 +233,13 @@ def test_pandas_views_nullable_dtypes_included(fitted_ae):
     text = pd.DataFrame({"a": ["x"] * 80})
     with pytest.raises(DataError, match="view 1: column 'a' has dtype"):
         fitted_ae.transform([frames[0], text])
+
+
+def test_boolean_views_are_binary_features(fitted_ae):
+    Xs, _ = two_views(80)
+    flags = [Xs[0] > 0, Xs[1] > 500]
+    est = Autoencoder(**TINY).fit(flags)
+    assert np.array_equal(est.transform(flags), est.transform([f.astype(np.float32) for f in flags]))
 
 
 def equal_width_views(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -248,21 +266,26 @@ def test_swapped_views_warn_and_an_honest_split_does_not():
 
 @pytest.mark.parametrize("n_test", [10, 30, 400])
 def test_handwritten_test_splits_do_not_warn(n_test):
-    """The rule on real, heavy-tailed features (6 Handwritten views): a random test split is never flagged,
-    a view scaled or shifted by its own spread is."""
-    views, _ = load_raw()
+    """The rule on real, heavy-tailed features (6 Handwritten views): a random test split is never flagged, nor
+    is one digit's samples (a legitimate shift); a view shifted by 3 of its standard deviations, or spread 10
+    times wider, is."""
+    views, labels = load_raw()
     order = np.random.default_rng(n_test).permutation(len(views[0]))
     train, test = order[:1600], order[1600:1600 + n_test]
     pre = Standardizer([v.shape[1:] for v in views]).fit(
         MultiViewDataset([torch.from_numpy(v[train]).float() for v in views]))
+    digit = np.nonzero(np.asarray(labels) == n_test % 10)[0][:n_test]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_if_shifted(MultiViewDataset([torch.from_numpy(v[test]).float() for v in views]), pre)
+        for rows in (test, digit):
+            warn_if_shifted(MultiViewDataset([torch.from_numpy(v[rows]).float() for v in views]), pre)
     moved = [torch.from_numpy(v[test]).float() for v in views]
     moved[2] = moved[2] + 3 * pre.stats(2)[1].float()
-    with pytest.warns(UserWarning, match="view 2: ") as caught:
+    mean = pre.stats(4)[0].float()
+    moved[4] = (moved[4] - mean) * 10 + mean
+    with pytest.warns(UserWarning, match="view [24]: ") as caught:
         warn_if_shifted(MultiViewDataset(moved), pre)
-    assert len(caught) == 1
+    assert sorted(str(w.message)[:6] for w in caught) == ["view 2", "view 4"]
 
 
 def test_errors_are_viewsplit_errors_on_one_line(fitted_ae):

@@ -243,6 +243,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
         from .eval.metrics import cluster_acc
 
+        if y is None:
+            raise DataError("y: score needs the labels y (score(Xs, y))")
         out = self.predict(Xs, mask) if self._supervised() else self.transform(Xs, mask)
         y = as_labels(y, len(out))
         known = ~unlabelled(y)
@@ -282,7 +284,10 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
             raise DataError(f"{path}: is a folder; save writes one model file, e.g. {path / 'model.pt'}")
         if not path.parent.is_dir():
             raise DataError(f"{path}: its folder {path.parent} does not exist")
-        ckpt.atomic_save(ckpt.model_state(self.config_, self.method_), path)
+        try:
+            ckpt.atomic_save(ckpt.model_state(self.config_, self.method_), path)
+        except OSError as err:
+            raise DataError(f"{path}: cannot write the model file ({err.strerror or err})") from None
         return path
 
     # ------------------------------------------------------------------ helpers
