@@ -1,6 +1,7 @@
 """scikit-learn estimators for every method: ``MRDD(c_dim=16, epochs=20).fit(Xs).transform(Xs)``.
 
-``Xs`` is a list of per-view arrays (numpy or torch, any real dtype) with the same number of rows:
+``Xs`` is a list of per-view arrays (numpy, torch, pandas or small scipy sparse; any real or boolean
+dtype; :mod:`viewsplit.data.arrays`) with the same number of rows:
 vector views ``(N, D_v)``, image views ``(N, C, H, W)`` (``uint8`` images are scaled to [0, 1], as
 the data loaders do).  Keyword arguments are the method's model settings (its ``Config`` dataclass;
 a nested section such as MRDD's ``consistency`` takes a dict of overrides, None = the preset's
@@ -46,7 +47,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .config import RunConfig, build_config, load_config, merge
-from .data.arrays import ArrayLike, as_dataset, as_labels, as_mask, check_shapes, unlabelled, warn_if_shifted
+from .data.arrays import ArrayLike, as_dataset, as_mask, check_shapes, class_codes, known_labels, warn_if_shifted
 from .data.multiview import MultiViewDataset
 from .engine import checkpoint as ckpt
 from .engine.run import build, load_model
@@ -163,15 +164,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
             raise DataError(f"Xs: fitting needs at least 2 samples, got {len(data)}")
         cfg = self.run_config(len(data))
         if self._supervised():
-            if y is None:
-                raise DataError(f"{type(self).__name__}: is supervised; fit(Xs, y) needs the labels y")
-            labels = as_labels(y, len(data))
-            if unlabelled(labels).any():
-                raise DataError(f"y: {int(unlabelled(labels).sum())} samples are unlabelled (-1 or NaN); "
-                                f"{type(self).__name__} is supervised and trains on labelled samples only")
-            self.classes_, codes = np.unique(labels, return_inverse=True)
-            data = MultiViewDataset(data.views, torch.from_numpy(codes.astype(np.int64).reshape(-1)),
-                                    mask=data.mask, name=data.name)
+            self.classes_, codes = class_codes(y, len(data), type(self).__name__)
+            data = MultiViewDataset(data.views, codes, mask=data.mask, name=data.name)
         with _torch_state(), _global_rng():
             method = build(cfg, data)
             with tempfile.TemporaryDirectory(prefix="viewsplit-fit-") as tmp:
@@ -243,13 +237,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
         from .eval.metrics import cluster_acc
 
-        if y is None:
-            raise DataError("y: score needs the labels y (score(Xs, y))")
         out = self.predict(Xs, mask) if self._supervised() else self.transform(Xs, mask)
-        y = as_labels(y, len(out))
-        known = ~unlabelled(y)
-        if not known.any():
-            raise DataError("y: every sample is unlabelled (-1 or NaN); score needs labels")
+        y, known = known_labels(y, len(out))
         if self._supervised():
             return float(np.mean(out[known] == y[known]))
         feats = np.asarray(out)

@@ -126,6 +126,30 @@ def as_labels(y: ArrayLike, n: int, where: str = "y") -> np.ndarray:
     return arr
 
 
+def class_codes(y: ArrayLike | None, n: int, who: str) -> tuple[np.ndarray, torch.Tensor]:
+    """A supervised estimator's training labels ``y`` as ``(classes, codes 0 … K−1)``; every sample needs one."""
+    if y is None:
+        raise DataError(f"{who}: is supervised; fit(Xs, y) needs the labels y")
+    labels = as_labels(y, n)
+    missing = int(unlabelled(labels).sum())
+    if missing:
+        raise DataError(f"y: {missing} samples are unlabelled (-1 or NaN); {who} is supervised and trains on "
+                        "labelled samples only")
+    classes, codes = np.unique(labels, return_inverse=True)
+    return classes, torch.from_numpy(codes.astype(np.int64).reshape(-1))
+
+
+def known_labels(y: ArrayLike | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels ``y`` to score ``n`` samples against, and which of them are labelled (at least one must be)."""
+    if y is None:
+        raise DataError("y: score needs the labels y (score(Xs, y))")
+    labels = as_labels(y, n)
+    known = ~unlabelled(labels)
+    if not known.any():
+        raise DataError("y: every sample is unlabelled (-1 or NaN); score needs labels")
+    return labels, known
+
+
 def unlabelled(y: np.ndarray) -> np.ndarray:
     """Which labels mark an unlabelled sample: -1 or NaN (numeric labels only)."""
     if y.dtype.kind not in "iuf":
