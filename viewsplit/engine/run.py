@@ -29,6 +29,7 @@ from ..eval.checks import check_evaluable
 from ..files import Staged, check_run_folder, is_run_folder, run_lock, same_file, write_text
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
+from ..methods.fusion import Fusion
 from . import checkpoint as ckpt
 from .trainer import Trainer, resolve_device
 
@@ -58,6 +59,8 @@ def build(cfg: RunConfig, train: MultiViewDataset) -> Method:
     check_trainable(train)
     ckpt.seed_everything(cfg.train.seed)
     method = build_method(cfg.method, cfg.model, DataSpec.of(train))
+    if isinstance(method, Fusion):   # supervised (DMRNet too): every training sample needs a label
+        method.check_labels(train)
     method.preprocess.fit(train, cfg.data.standardize)
     return method
 

@@ -112,10 +112,18 @@ class Fusion(Method):
     def trained_modules(self) -> list[nn.Module]:
         return [self.encoders, self.embed, self.classifier]
 
-    def check_labels(self, data: MultiViewDataset, device: torch.device) -> None:
-        """Stage start: the method is supervised, every training sample needs a label."""
-        if data.labels is None or bool((data.labels < 0).any()):
-            raise DataError(f"method {self.name}: is supervised; every training sample needs a label >= 0")
+    def check_labels(self, data: MultiViewDataset, device: torch.device | None = None) -> None:
+        """Before training and at stage start: the method is supervised, every training sample needs a label
+        (−1 means unlabelled in viewsplit, never a class)."""
+        if data.labels is None:
+            raise DataError(f"method {self.name}: is supervised, but data set {data.name!r} has no labels; give one "
+                            "integer label per sample (an npz 'labels' array, data.labels=y.csv, fit(Xs, y))")
+        unlabelled = (data.labels < 0).nonzero()[:, 0]
+        if len(unlabelled):
+            raise DataError(f"method {self.name}: is supervised, but {len(unlabelled)} of the {len(data)} training "
+                            f"samples of data set {data.name!r} are unlabelled (label -1; the first at positions "
+                            f"{unlabelled[:5].tolist()} of the training split); label them, leave them out, or use an "
+                            "unsupervised method")
 
     def stage(self, name: str) -> Stage:
         if name != "train":
