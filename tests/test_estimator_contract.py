@@ -146,6 +146,8 @@ def test_n_features_in_and_pandas_output_of_a_pipeline(fitted_ae):
     assert pipe.n_features_in_ == 20 and list(pipe[0].feature_names_in_) == list(X.columns)
     direct = fitted_ae.set_output(transform="pandas").transform(Xs)
     assert isinstance(direct, pd.DataFrame) and direct.shape == (80, 4)
+    with pytest.raises(DataError, match=r"set_params\(representation='Z'\)"):
+        fitted_ae.transform(Xs, representation="Z")   # the columns are named after the parameter's representation
     fitted_ae.set_output(transform="default")
     with pytest.raises(ValueError, match="transform must be"):
         SplitViews([(0, 1), (1, 2)]).set_output(transform="xarray")

@@ -42,6 +42,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
+from sklearn import get_config
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
@@ -210,8 +211,14 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
     def transform(self, Xs: Sequence[ArrayLike], mask: ArrayLike | None = None,
                   representation: str | None = None) -> np.ndarray:
-        """One representation of every sample (default: ``self.representation``, else the method's main one)."""
-        name = representation or self.representation or self.main_representation
+        """One representation of every sample (default: ``self.representation``, else the method's main one;
+        with a pandas or polars output (``set_output``), choose it by the ``representation`` parameter)."""
+        default = self.representation or self.main_representation
+        name = representation or default
+        output = getattr(self, "_sklearn_output_config", {}).get("transform", get_config()["transform_output"])
+        if name != default and output != "default":
+            raise DataError(f"representation {name!r}: with set_output(transform={output!r}), set the estimator's "
+                            f"representation parameter (set_params(representation={name!r})) to name the columns")
         reps = self.encode(Xs, mask)
         if name not in reps:
             raise DataError(f"representation {name!r}: not one of {type(self).__name__}'s {list(reps)}")
