@@ -116,9 +116,9 @@ def compose(reps: dict[str, np.ndarray], n_views: int, best_view: int) -> dict[s
     """Add ``C+V_best`` and ``C+V_all`` (docs/evaluation.md#representations) when a method exposes C and V codes."""
     spec = [f"V_{v}" for v in range(n_views)]
     out = dict(reps)
+    if not 0 <= best_view < n_views:   # for every method: a setting that means nothing is a mistake, not ignored
+        raise ConfigError(f"eval.best_view: {best_view} is not a view index (the data has {n_views} views)")
     if "C" in reps and all(k in reps for k in spec):
-        if best_view >= n_views:
-            raise ConfigError(f"eval.best_view: {best_view} is not a view index (the data has {n_views} views)")
         out["C+V_best"] = np.concatenate([reps["C"], reps[spec[best_view]]], 1)
         out["C+V_all"] = np.concatenate([reps["C"], *(reps[k] for k in spec)], 1)
     return out
