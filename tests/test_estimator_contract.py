@@ -116,10 +116,12 @@ def test_every_estimator_accepts_a_grid_over_each_integer_size(method):
 
 def test_numpy_scalars_and_random_states_are_accepted():
     est = MRDD(c_dim=np.int64(8), lr=np.float32(1e-3), epochs=np.int32(2), random_state=np.int64(5),
-               consistency={"hidden": [np.int64(32)]}, stages={"disentangle": {"batch_size": np.int64(16)}})
+               consistency={"hidden": [np.int64(32)]}, specific={"hidden": np.array([8, 4])},
+               stages={"disentangle": {"batch_size": np.int64(16)}})
     cfg = est.run_config()
     assert cfg.model.c_dim == 8 and type(cfg.model.c_dim) is int and cfg.train.seed == 5
     assert cfg.model.consistency.hidden == [32] and cfg.stages["disentangle"].batch_size == 16
+    assert cfg.model.specific.hidden == [8, 4]
     assert abs(cfg.stages["consistency"].lr - 1e-3) < 1e-9 and type(cfg.stages["consistency"].lr) is float
     # a RandomState gives one seed drawn from it, as scikit-learn's estimators do
     seed = MRDD(random_state=np.random.RandomState(3)).run_config().train.seed

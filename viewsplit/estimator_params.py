@@ -71,13 +71,14 @@ def resolve_derived(method: str, model: dict[str, Any], preset: dict[str, Any]) 
 
 
 def plain_params(value: Any) -> Any:
-    """``value`` with numpy scalars (and 0-d arrays) as Python numbers, inside dicts, lists and tuples too."""
+    """``value`` with numpy scalars as Python numbers and numpy arrays as (nested) lists, inside dicts, lists and
+    tuples too."""
     if isinstance(value, dict):
         return {k: plain_params(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(plain_params(v) for v in value)
-    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
-        return value.item()
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
     return value
 
 
