@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from viewsplit import estimators
 from viewsplit.data import DataError
 from viewsplit.data import arrays as arrays_mod
-from viewsplit.data.arrays import warn_if_shifted
+from viewsplit.data.arrays import class_codes, warn_if_shifted
 from viewsplit.data.handwritten import load_raw
 from viewsplit.data.multiview import MultiViewDataset
 from viewsplit.data.preprocess import Standardizer
@@ -183,6 +183,15 @@ def test_score_checks_y_and_skips_unlabelled_samples(fitted_ae):
         DMRNet(**TINY).fit(Xs, part)
     with pytest.raises(DataError, match="y must be 1-D"):
         DMRNet(**TINY).fit(Xs, np.eye(3)[y])
+
+
+def test_labels_from_pandas_may_be_strings_or_nullable_integers():
+    classes, codes = class_codes(pd.Series(["b", "a", "b"]), 3, "DMRNet")
+    assert list(classes) == ["a", "b"] and codes.tolist() == [1, 0, 1]
+    classes, codes = class_codes(pd.Series([3, 1, 3], dtype="Int64"), 3, "DMRNet")
+    assert list(classes) == [1, 3] and codes.tolist() == [1, 0, 1]
+    with pytest.raises(DataError, match="y: 1 samples are unlabelled"):
+        class_codes(pd.Series([3, None, 3], dtype="Int64"), 3, "DMRNet")
 
 
 def test_score_counts_only_labelled_samples_of_a_supervised_estimator():
