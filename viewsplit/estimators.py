@@ -106,7 +106,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
         The preset's ``model`` and ``stages`` sections, ``data.standardize`` and ``train.seed`` /
         ``device`` / ``threads`` become parameters (as :func:`load` reads a saved config), every one of
-        them explicit: a stage's batch size larger than the data is an error, not lowered.  A nested
+        them explicit: a stage's batch size larger than the data is an error, not lowered, and a derived
+        setting (DCCA's ``top_k``, ...) does not follow the one it derives from (a grid sets both).  A nested
         section or ``stages`` in ``overrides`` is a dict of overrides of the preset's; ``epochs``,
         ``steps``, ``batch_size`` and ``lr`` apply to every stage, below per-stage ``stages`` settings.
         An unknown preset is a :class:`ConfigError` that lists this method's presets.
