@@ -311,6 +311,60 @@ def test_a_failed_checkpoint_write_keeps_the_last_good_one_and_resume_finishes(t
     assert all(torch.equal(a[k], b[k]) for k in a)   # as if never interrupted
 
 
+class _FullDisk:
+    """A log file on a disk that filled up after ``rows`` rows."""
+
+    def __init__(self, fh, rows: int):
+        self.fh, self.rows = fh, rows
+
+    def write(self, text: str) -> int:
+        self.rows -= 1
+        if self.rows < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.fh.write(text)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def test_a_full_disk_under_the_log_stops_with_one_line_and_resume_finishes(tmp_path, capsys, monkeypatch, config,
+                                                                         finished):
+    from viewsplit.engine.logger import RunLogger
+
+    real = RunLogger.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        self.fh = _FullDisk(self.fh, 1)   # the stage's row, then the disk is full
+
+    monkeypatch.setattr(RunLogger, "__init__", init)
+    run = tmp_path / "run"
+    fails(capsys, ["train", config, "--out", run], str(run / "log.jsonl"), "No space left on device")
+    monkeypatch.undo()
+    torch.set_num_threads(1)
+    assert not ckpt.load(run / "checkpoints" / "last.pt")["done"]
+    assert main(["train", str(config), "--out", str(run), "--resume"]) == 0
+    a, b = load_run(finished).method.state_dict(), load_run(run).method.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_report_that_cannot_be_written_names_the_file_and_leaves_none(tmp_path, capsys, monkeypatch, finished):
+    run = shutil.copytree(finished, tmp_path / "run")
+    before = snapshot(run)
+    real, calls = Path.write_text, {"n": 0}
+
+    def write_text(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:   # metrics.md, after metrics.json was written
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    fails(capsys, ["eval", run], str(run / "metrics.md"), "No space left on device")
+    monkeypatch.undo()
+    assert snapshot(run) == before   # metrics.json did not appear alone
+
+
 def test_a_real_file_size_limit_stops_with_one_line(tmp_path, config):
     """RLIMIT_FSIZE below a checkpoint's size: the write fails with EFBIG (Python ignores SIGXFSZ)."""
     run = tmp_path / "run"

@@ -1,6 +1,6 @@
 """Writing files safely: temporary names renamed when complete, the run-folder lock, inputs never overwritten.
 
-* :func:`temp_name` / :func:`atomic_path` / :func:`write_text`: a file is written under a hidden temporary
+* :func:`temp_name` / :func:`atomic_path` / :func:`write_bytes`: a file is written under a hidden temporary
   name in its own folder and ``os.replace``-d over the target when complete, so a reader (or a kill) sees the
   old file or the new one, never a torn one; a failure removes the temporary file and the folders it created.
 * :class:`Staged`: several outputs renamed into place together when a block succeeds; when it fails, none
@@ -50,23 +50,29 @@ def remove_dirs(created: Iterable[Path]) -> None:
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Generator[Path, None, None]:
     """Yield a temporary path to write ``path``'s content to; renamed over ``path`` when the block ends
-    normally, else removed (with the folders created for it)."""
+    normally, else removed (with the folders created for it).  An ``OSError`` about the temporary file is
+    raised again naming ``path``."""
     path = Path(path)
     created = make_dirs(path.parent)
     tmp = temp_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        remove_dirs(created)
+        raise _named(err, tmp, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         remove_dirs(created)
         raise
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+def _named(err: OSError, tmp: Path, path: Path) -> OSError:
+    """``err`` about the temporary file ``tmp`` (or about no file) told about ``path``, the file the user knows."""
+    if err.errno is None or err.filename not in (None, str(tmp)):
+        return err
+    return OSError(err.errno, err.strerror, str(path))
 
 
 def write_bytes(path: str | Path, data: bytes | memoryview) -> None:
@@ -99,6 +105,14 @@ class Staged:
         tmp = temp_name(final)
         self.pending.append((tmp, final))
         return tmp
+
+    def write_text(self, final: str | Path, text: str) -> None:
+        """Write ``text`` as ``final`` (at the commit); an ``OSError`` names ``final``."""
+        tmp = self.path(final)
+        try:
+            tmp.write_text(text)
+        except OSError as err:
+            raise _named(err, tmp, Path(final)) from None
 
     def commit(self) -> list[Path]:
         """Rename every pending output into place; the final paths."""

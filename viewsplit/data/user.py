@@ -216,9 +216,6 @@ def load_csv(cfg: DataConfig) -> DataSplits:
     if len(cfg.views) < 2:
         raise DataError(f"data.views: the csv data set needs at least 2 CSV files, got {cfg.views}")
     paths = [Path(p).expanduser() for p in cfg.views]
-    same = sorted({str(p) for p in paths if sum(q.resolve() == p.resolve() for q in paths) > 1})
-    if same:
-        raise DataError(f"data.views: {same} given more than once; give each view's CSV once")
     views = [_as_view(_read_csv(p).astype(np.float32), str(p)) for p in paths]
     labels = None
     if cfg.labels:

@@ -2,6 +2,7 @@
 lines on the ``viewsplit`` logger (the CLI prints them to stderr)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -34,7 +35,10 @@ class RunLogger:
         if not self.enabled or self.fh is None:
             return
         row = {"time": round(time.time(), 3), **row}
-        self.fh.write(json.dumps(row) + "\n")
+        try:
+            self.fh.write(json.dumps(row) + "\n")
+        except OSError as err:   # e.g. a full disk: name the log, not a bare errno
+            raise OSError(err.errno, f"cannot write the training log ({err.strerror})", str(self.path)) from None
         if self.tb is not None and row.get("kind") in ("step", "epoch"):
             for k, v in row.items():
                 if isinstance(v, float) and k not in ("time",):
@@ -42,7 +46,8 @@ class RunLogger:
 
     def close(self) -> None:
         if self.fh is not None:
-            self.fh.close()
+            with contextlib.suppress(OSError):   # a failed write has been reported; closing must not mask it
+                self.fh.close()
             self.fh = None
         if self.tb is not None:
             self.tb.close()

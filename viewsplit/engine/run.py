@@ -26,7 +26,7 @@ from ..data.stats import check_trainable
 from ..distributed import DistContext, init_distributed
 from ..errors import CheckpointError, ConfigError, ViewsplitError
 from ..eval.checks import check_evaluable
-from ..files import Staged, check_run_folder, is_run_folder, run_lock, same_file, write_text
+from ..files import Staged, check_run_folder, is_run_folder, run_lock, same_file
 from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from ..methods.fusion import Fusion
@@ -230,8 +230,8 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     if warned:
         metrics["training_warnings"] = warned
     with Staged(out_dir) as out:   # the report appears whole or not at all
-        write_text(out.path(out_dir / "metrics.json"), json.dumps(metrics, indent=2))
-        write_text(out.path(out_dir / "metrics.md"), markdown(metrics, run.splits.train.view_names))
+        out.write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+        out.write_text(out_dir / "metrics.md", markdown(metrics, run.splits.train.view_names))
         if run.cfg.eval.figures:
             save_figures(run, out_dir, staged=out)
     return metrics
@@ -262,8 +262,8 @@ def evaluate_missing_run(run: Run, out_dir: Path | None = None) -> dict:
     result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
     result["timing"] = {"eval_seconds": round(time.perf_counter() - t0, 2)}
     with Staged(out_dir) as out:
-        write_text(out.path(out_dir / "missing.json"), json.dumps(result, indent=2))
-        write_text(out.path(out_dir / "missing.md"), markdown(result))
+        out.write_text(out_dir / "missing.json", json.dumps(result, indent=2))
+        out.write_text(out_dir / "missing.md", markdown(result))
     return result
 
 

@@ -17,7 +17,6 @@ run ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import itertools
 import math
 import sys
@@ -39,6 +38,7 @@ from ..files import atomic_path
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
 from .logger import ProgressLines, RunLogger, log
+from .resume import check_resumable
 
 
 def resolve_device(name: str, ctx: DistContext) -> torch.device:
@@ -121,7 +121,7 @@ class Trainer:
         state = None
         if resume and self.ckpt_path.exists():
             state = ckpt.load(self.ckpt_path)
-            self._check_resumable(state, allow_changed)
+            check_resumable(state, self.cfg, allow_changed, self.ckpt_path)
         for name, scfg in self.cfg.stages.items():   # every stage's batching, before the first one trains
             self._batching(name, scfg)
         if self.ctx.is_main:   # every check has passed: now the run folder may be written
@@ -402,47 +402,3 @@ class Trainer:
                 with contextlib.suppress(OSError):   # the log may sit on the same full disk
                     self.logger.log({"kind": "error", "message": msg})
             raise TrainingError(msg) from None
-
-    def _check_resumable(self, state: dict, allow_changed: Sequence[str]) -> None:
-        for pattern in allow_changed:
-            if pattern.split(".")[0] not in ("stages", "train"):
-                raise ConfigError(f"--allow-changed {pattern}: only stages.* and train.* settings may change on "
-                                  "resume; the others define the model and data the checkpoint was trained on")
-
-        def allowed(key: str) -> bool:
-            return any(fnmatch.fnmatchcase(key, p) or key.startswith(p + ".") for p in allow_changed)
-
-        saved, now = state["config"], self.cfg.to_dict()
-        ignore = {("train", "device"), ("train", "progress"), ("train", "progress_every"), ("train", "tensorboard"),
-                  ("train", "threads"), ("eval",)}
-        changed = [".".join(map(str, k)) for k in _diff(saved, now) if not any(k[: len(i)] == i for i in ignore)]
-        if state.get("done") and changed:
-            raise ConfigError(f"{self.run_dir}: this run has finished training; the config differs from the saved "
-                              f"run in {', '.join(changed)}, and these settings were not applied (nothing was trained "
-                              "or written). To train with them, start a new run folder (another --out).")
-        diffs = [k for k in changed if not allowed(k)]
-        fixed = [k for k in diffs if k.split(".")[0] not in ("stages", "train")]
-        if fixed:
-            raise ConfigError(f"cannot resume {self.ckpt_path}: the config differs from the saved run in "
-                              f"{', '.join(diffs)}; {', '.join(fixed)} define the model and data the checkpoint was "
-                              "trained on and cannot change. Resume with the run's own config.yaml or start a new "
-                              "run folder.")
-        if diffs:
-            raise ConfigError(f"cannot resume {self.ckpt_path}: the config differs from the saved run in "
-                              f"{', '.join(diffs)}. Resume with the run's own config.yaml, start a new run folder, or "
-                              f"accept the changes with --allow-changed {','.join(diffs)}")
-        threads, now_threads = state.get("threads"), torch.get_num_threads()
-        if threads is not None and threads != now_threads and not state.get("done") and not allowed("train.threads"):
-            raise ConfigError(f"cannot resume {self.ckpt_path}: it trained with {threads} threads, this process has "
-                              f"{now_threads}; another thread count changes floating-point sums, so the result would "
-                              f"not match an uninterrupted run. Set train.threads={threads}, or accept the "
-                              "difference with --allow-changed train.threads.")
-
-
-def _diff(a: Any, b: Any, prefix: tuple = ()) -> list[tuple]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), (*prefix, k))
-        return out
-    return [] if a == b else [prefix]
