@@ -99,6 +99,12 @@ def _encode_onto_symlinked_data(d: Path, run: Path) -> list:
     return ["encode", run, "--data", data, "--out", d / "link.npz"]
 
 
+def _encode_onto_hard_linked_data(d: Path, run: Path) -> list:
+    data = views_npz(d / "in.npz")
+    os.link(data, d / "same.npz")
+    return ["encode", run, "--data", data, "--out", d / "same.npz"]
+
+
 def _encode_onto_run_folder(d: Path, run: Path) -> list:
     return ["encode", run, "--data", views_npz(d / "in.npz"), "--out", run]
 
@@ -123,6 +129,7 @@ INPUTS = {
     "encode --out = the model file": (_encode_onto_model_file, ["--out", "model.pt"]),
     "encode --out = the data folder": (_encode_onto_data_folder, ["--out", "folder", "input"]),
     "encode --out = a symlink to --data": (_encode_onto_symlinked_data, ["--out", "link.npz", "in.npz"]),
+    "encode --out = a hard link to --data": (_encode_onto_hard_linked_data, ["--out", "same.npz", "in.npz"]),
     "encode --out = the run folder": (_encode_onto_run_folder, ["--out", "input"]),
     "predict --out = --data": (_predict_onto_data, ["--out", "in.npz", "input"]),
     "predict --out = --data without .npz": (_predict_onto_data_without_suffix, ["--out", "in.npz", "input"]),
