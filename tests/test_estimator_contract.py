@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from viewsplit import estimators
 from viewsplit.data import DataError
 from viewsplit.data import arrays as arrays_mod
-from viewsplit.data.arrays import warn_if_shifted
+from viewsplit.data.arrays import class_codes, warn_if_shifted
 from viewsplit.data.handwritten import load_raw
 from viewsplit.data.multiview import MultiViewDataset
 from viewsplit.data.preprocess import Standardizer
@@ -116,10 +116,12 @@ def test_every_estimator_accepts_a_grid_over_each_integer_size(method):
 
 def test_numpy_scalars_and_random_states_are_accepted():
     est = MRDD(c_dim=np.int64(8), lr=np.float32(1e-3), epochs=np.int32(2), random_state=np.int64(5),
-               consistency={"hidden": [np.int64(32)]}, stages={"disentangle": {"batch_size": np.int64(16)}})
+               consistency={"hidden": [np.int64(32)]}, specific={"hidden": np.array([8, 4])},
+               stages={"disentangle": {"batch_size": np.int64(16)}})
     cfg = est.run_config()
     assert cfg.model.c_dim == 8 and type(cfg.model.c_dim) is int and cfg.train.seed == 5
     assert cfg.model.consistency.hidden == [32] and cfg.stages["disentangle"].batch_size == 16
+    assert cfg.model.specific.hidden == [8, 4]
     assert abs(cfg.stages["consistency"].lr - 1e-3) < 1e-9 and type(cfg.stages["consistency"].lr) is float
     # a RandomState gives one seed drawn from it, as scikit-learn's estimators do
     seed = MRDD(random_state=np.random.RandomState(3)).run_config().train.seed
@@ -181,6 +183,15 @@ def test_score_checks_y_and_skips_unlabelled_samples(fitted_ae):
         DMRNet(**TINY).fit(Xs, part)
     with pytest.raises(DataError, match="y must be 1-D"):
         DMRNet(**TINY).fit(Xs, np.eye(3)[y])
+
+
+def test_labels_from_pandas_may_be_strings_or_nullable_integers():
+    classes, codes = class_codes(pd.Series(["b", "a", "b"]), 3, "DMRNet")
+    assert list(classes) == ["a", "b"] and codes.tolist() == [1, 0, 1]
+    classes, codes = class_codes(pd.Series([3, 1, 3], dtype="Int64"), 3, "DMRNet")
+    assert list(classes) == [1, 3] and codes.tolist() == [1, 0, 1]
+    with pytest.raises(DataError, match="y: 1 samples are unlabelled"):
+        class_codes(pd.Series([3, None, 3], dtype="Int64"), 3, "DMRNet")
 
 
 def test_score_counts_only_labelled_samples_of_a_supervised_estimator():

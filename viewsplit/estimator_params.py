@@ -1,5 +1,6 @@
-"""Estimator parameters ↔ run-config values: what scikit-learn users pass, made plain and checked, and
-:func:`params_of`, the parameters that stand for a run config.
+"""Estimator parameters ↔ run configs: :func:`config_of` builds the run config an estimator's parameters stand
+for, :func:`params_of` / :func:`preset_params` the parameters that stand for a run config or preset.  What
+scikit-learn users pass is made plain and checked on the way:
 
 - numpy scalars (``np.int64(8)``, ``np.float32(1e-3)``, e.g. from a ``GridSearchCV`` grid over ``np.arange``)
   become Python numbers, in nested sections and lists too (:func:`plain_params`);
@@ -12,17 +13,19 @@
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .config import RunConfig, build_config, merge
 from .errors import ConfigError
 from .typed import check_seed, plain
 
-if TYPE_CHECKING:
-    from .config import RunConfig
+#: training settings that apply to every stage
+EVERY_STAGE = ("epochs", "steps", "batch_size", "lr")
 
 #: the value of a derived setting that follows the setting it depends on
 AUTO = "auto"
@@ -68,13 +71,14 @@ def resolve_derived(method: str, model: dict[str, Any], preset: dict[str, Any]) 
 
 
 def plain_params(value: Any) -> Any:
-    """``value`` with numpy scalars (and 0-d arrays) as Python numbers, inside dicts, lists and tuples too."""
+    """``value`` with numpy scalars as Python numbers and numpy arrays as (nested) lists, inside dicts, lists and
+    tuples too."""
     if isinstance(value, dict):
         return {k: plain_params(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(plain_params(v) for v in value)
-    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
-        return value.item()
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
     return value
 
 
@@ -111,3 +115,42 @@ def params_of(cfg: RunConfig) -> dict[str, Any]:
     model = {k: signature_default(v) if isinstance(v, list) else v for k, v in plain(cfg.model).items()}
     return {**model, "stages": {k: plain(v) for k, v in cfg.stages.items()}, "standardize": cfg.data.standardize,
             "device": cfg.train.device, "threads": cfg.train.threads, "random_state": cfg.train.seed}
+
+
+def preset_params(cfg: RunConfig, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Parameters that stand for the preset ``cfg`` with ``overrides`` on top (``from_preset``): nested sections
+    and ``stages`` merge over the preset's; ``epochs`` / ``steps`` / ``batch_size`` / ``lr`` set every stage."""
+    params = params_of(cfg)
+    every = {k: overrides[k] for k in EVERY_STAGE if overrides.get(k) is not None}
+    stages = {s: merge(st, every) for s, st in params["stages"].items()}
+    given = overrides.get("stages")
+    params["stages"] = merge(stages, given) if isinstance(given, dict) else stages
+    for k, v in overrides.items():
+        if k != "stages":
+            params[k] = merge(params[k], v) if isinstance(v, dict) and isinstance(params.get(k), dict) else v
+    return params
+
+
+def config_of(method: str, params: dict[str, Any], preset_model: dict[str, Any],
+              preset_stages: dict[str, dict[str, Any]], n_samples: int | None = None) -> RunConfig:
+    """The validated run config of ``method`` that estimator ``params`` stand for, over the preset's model section
+    and stages (``run_config``).  A default batch size above ``n_samples`` is lowered to it; an explicit one kept."""
+    p = plain_params(params)
+    model = {}
+    for k, default in copy.deepcopy(preset_model).items():
+        v = p[k]
+        if isinstance(default, dict):  # a nested section: a dict of overrides of the preset's
+            v = merge(default, v or {})
+        model[k] = list(v) if isinstance(v, tuple) else v
+    model = resolve_derived(method, model, preset_model)
+    every = {k: p[k] for k in EVERY_STAGE if p[k] is not None}
+    given = merge({name: dict(every) for name in preset_stages}, p["stages"] or {})
+    for name, st in given.items():
+        default = preset_stages.get(name, {}).get("batch_size")
+        if (n_samples is not None and isinstance(st, dict) and "batch_size" not in st and default is not None
+                and default > n_samples):
+            st["batch_size"] = n_samples
+    stages = merge(copy.deepcopy(preset_stages), given)
+    train = {"seed": seed_of(p["random_state"]), "device": p["device"], "threads": p["threads"], "tensorboard": False}
+    return build_config({"method": method, "data": {"name": "npz", "standardize": p["standardize"]},
+                         "model": model, "stages": stages, "train": train})

@@ -31,7 +31,6 @@ so grid searches take a ``Pipeline`` that starts with :class:`SplitViews`.
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 import json
 import random
@@ -47,14 +46,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from .config import RunConfig, build_config, load_config, merge
+from .config import RunConfig, load_config
 from .data.arrays import ArrayLike, as_dataset, as_mask, check_shapes, class_codes, known_labels, warn_if_shifted
 from .data.multiview import MultiViewDataset
 from .engine import checkpoint as ckpt
 from .engine.run import build, load_model
 from .engine.trainer import Trainer
 from .errors import DataError
-from .estimator_params import DERIVED_DOC, params_of, plain_params, resolve_derived, seed_of, signature_defaults
+from .estimator_params import DERIVED_DOC, config_of, params_of, preset_params, signature_defaults
 from .eval.evaluate import check_finite, code_batches, compose, extract
 from .methods import get_method
 from .methods.base import LabelPredictor, Method, ViewPredictor
@@ -107,21 +106,13 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
 
         The preset's ``model`` and ``stages`` sections, ``data.standardize`` and ``train.seed`` /
         ``device`` / ``threads`` become parameters (as :func:`load` reads a saved config), every one of
-        them explicit: a stage's batch size larger than the data is an error, not lowered.  A nested
+        them explicit: a stage's batch size larger than the data is an error, not lowered, and a derived
+        setting (DCCA's ``top_k``, ...) does not follow the one it derives from (a grid sets both).  A nested
         section or ``stages`` in ``overrides`` is a dict of overrides of the preset's; ``epochs``,
         ``steps``, ``batch_size`` and ``lr`` apply to every stage, below per-stage ``stages`` settings.
         An unknown preset is a :class:`ConfigError` that lists this method's presets.
         """
-        cfg = load_config(preset_file(cls.method_name, name))
-        params = params_of(cfg)
-        every = {k: overrides[k] for k in ("epochs", "steps", "batch_size", "lr") if overrides.get(k) is not None}
-        stages = {s: merge(st, every) for s, st in params["stages"].items()}
-        given = overrides.get("stages")
-        params["stages"] = merge(stages, given) if isinstance(given, dict) else stages
-        for k, v in overrides.items():
-            if k != "stages":
-                params[k] = merge(params[k], v) if isinstance(v, dict) and isinstance(params.get(k), dict) else v
-        return cls(**params)
+        return cls(**preset_params(load_config(preset_file(cls.method_name, name)), overrides))
 
     # ------------------------------------------------------------------ configuration
     def run_config(self, n_samples: int | None = None) -> RunConfig:
@@ -130,27 +121,8 @@ class MultiViewEstimator(TransformerMixin, BaseEstimator):
         With ``n_samples`` (what ``fit`` passes), a stage's default batch size (the preset's) larger than
         the data is lowered to ``n_samples``; a batch size given explicitly is kept (and checked by the engine).
         """
-        p = plain_params(self.get_params(deep=False))
-        defaults = copy.deepcopy(self.preset_model)
-        model = {}
-        for k in self.model_params:
-            v = p[k]
-            if isinstance(defaults[k], dict):  # a nested section: a dict of overrides of the preset's
-                v = merge(defaults[k], v or {})
-            model[k] = list(v) if isinstance(v, tuple) else v
-        model = resolve_derived(self.method_name, model, self.preset_model)
-        every = {k: p[k] for k in ("epochs", "steps", "batch_size", "lr") if p[k] is not None}
-        given = merge({name: dict(every) for name in self.preset_stages}, p["stages"] or {})
-        for name, st in given.items():
-            default = self.preset_stages.get(name, {}).get("batch_size")
-            if (n_samples is not None and isinstance(st, dict) and "batch_size" not in st and default is not None
-                    and default > n_samples):
-                st["batch_size"] = n_samples
-        stages = merge(copy.deepcopy(self.preset_stages), given)
-        seed = seed_of(self.random_state)
-        train = {"seed": seed, "device": p["device"], "threads": p["threads"], "tensorboard": False}
-        return build_config({"method": self.method_name, "data": {"name": "npz", "standardize": p["standardize"]},
-                             "model": model, "stages": stages, "train": train})
+        return config_of(self.method_name, self.get_params(deep=False), self.preset_model, self.preset_stages,
+                         n_samples)
 
     # ------------------------------------------------------------------ training
     def fit(self, Xs: Sequence[ArrayLike], y: ArrayLike | None = None, mask: ArrayLike | None = None

@@ -97,14 +97,17 @@ def as_numpy(x: ArrayLike, where: str) -> np.ndarray:
         raise DataError(f"{where}: not an array ({err})") from None
 
 
-def from_pandas(x: Any, where: str) -> np.ndarray:
+def from_pandas(x: Any, where: str, numeric: bool = True) -> np.ndarray:
     """A pandas DataFrame or Series as a numpy array: numeric and boolean columns, nullable ones (``Int64``,
-    ``Float32``, ...) included; missing values (NA) become NaN, which the value checks name."""
+    ``Float32``, ...) included; missing values (NA) become NaN, which the value checks name.  With
+    ``numeric=False`` (labels) other columns are allowed too and come back as an object array."""
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     frame = x.to_frame() if x.ndim == 1 else x
     for col, dtype in frame.dtypes.items():
         if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
+            if not numeric:
+                return np.asarray(x.to_numpy())
             raise DataError(f"{where}: column {col!r} has dtype {dtype}; every column must be numeric")
     if bool(frame.isna().to_numpy().any()):
         out = frame.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -115,7 +118,7 @@ def from_pandas(x: Any, where: str) -> np.ndarray:
 
 def as_labels(y: ArrayLike, n: int, where: str = "y") -> np.ndarray:
     """``y`` as a 1-D array of ``n`` labels (an (N, 1) column is accepted); -1 or NaN marks an unlabelled sample."""
-    arr = as_numpy(y, where)
+    arr = from_pandas(y, where, numeric=False) if type(y).__module__.startswith("pandas") else as_numpy(y, where)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.reshape(-1)
     if arr.ndim != 1:
