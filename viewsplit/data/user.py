@@ -11,6 +11,7 @@ first row is taken as a header), one row per sample, aligned across files.
 """
 from __future__ import annotations
 
+import warnings
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from .multiview import DataSplits, MultiViewDataset, check_values, stratified_split
 from .registry import DataConfig, register
 
@@ -27,6 +28,10 @@ from .registry import DataConfig, register
 def _as_view(arr: np.ndarray, where: str) -> torch.Tensor:
     if arr.dtype == np.uint8 and arr.ndim == 4:
         return torch.from_numpy(np.ascontiguousarray(arr))
+    if arr.ndim == 0:
+        raise DataError(f"{where}: a single number, expected one row per sample ((N, D) or (N, C, H, W))")
+    if arr.dtype == np.bool_:   # 0/1 features, as viewsplit convert stores them
+        arr = arr.astype(np.float32)
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{where}: must be numeric, got dtype {arr.dtype}")
     if arr.ndim >= 1 and arr.size:   # before the float32 cast, which would turn huge values into Inf
@@ -42,8 +47,16 @@ def _as_labels(arr: np.ndarray, where: str) -> torch.Tensor:
         raise DataError(f"{where}: labels must be one integer per sample, got shape {arr.shape}")
     if (not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating)
             or not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)) or np.any(np.abs(arr) > 2**53)):
-        raise DataError(f"{where}: labels must be integers")
+        got = f"dtype {arr.dtype}" if arr.dtype.kind not in "iuf" else "non-integer or non-finite values"
+        raise DataError(f"{where}: labels must be integers (class ids 0 … K-1, -1 = unlabelled), got {got}")
     arr = arr.astype(np.int64)
+    if np.any(arr < -1):
+        raise DataError(f"{where}: labels must be >= 0 (or -1 for unlabelled), got "
+                        f"{np.unique(arr[arr < -1])[:5].tolist()}")
+    if np.any(arr == -1) and set(np.unique(arr).tolist()) == {-1, 1}:
+        warnings.warn(f"{where}: the labels are -1 and 1 only; -1 means unlabelled in viewsplit, so only the samples "
+                      "labelled 1 count as labelled (one class); if -1 is a class, store the labels as 0 and 1",
+                      DataWarning, stacklevel=2)
     classes = np.unique(arr[arr >= 0])
     if len(classes) and not np.array_equal(classes, np.arange(len(classes))):
         # map arbitrary integer class ids to 0..K-1, keeping their order
@@ -147,6 +160,15 @@ def load_npz(cfg: DataConfig) -> DataSplits:
         raise DataError(f"{path}: file not found (data.path)")
     z = _read_npz(path)
     names = [k for k in z if k.startswith("view")]
+    if len(names) < 2:
+        raise DataError(f"{path}: holds {len(names)} view arrays {names}; a multi-view data set needs at least view0 "
+                        "and view1 (data.path)")
+    scalar = [k for k in names if z[k].ndim == 0]
+    if scalar:
+        raise DataError(f"{path}: array {scalar[0]!r} is a single number, expected one row per sample")
+    n = len(z[names[0]])
+    if "labels" in z and len(z["labels"]) != n:
+        raise DataError(f"{path}: array 'labels' holds {len(z['labels'])} labels for the {n} samples of view0")
     factors = {k[8:]: _as_factor(z[k], f"{path}: array {k!r}") for k in z if k.startswith("factors_")} or None
     views = [_as_view(z[k], f"{path}: array {k!r}") for k in names]
     labels = _as_labels(z["labels"], f"{path}: array 'labels'") if "labels" in z else None
@@ -176,7 +198,10 @@ def read_views(paths: Sequence[str | Path]) -> tuple[list[np.ndarray], np.ndarra
                 arrays = {k: z[k] for k in z.files}
         except (ValueError, OSError) as err:
             raise DataError(f"{files[0]}: not a readable .npz file ({err})") from None
-        return [arrays[k] for k in _view_keys(set(arrays), files[0])], arrays.get("mask")
+        names = _view_keys(set(arrays), files[0])
+        if len(names) < 2:
+            raise DataError(f"{files[0]}: holds {len(names)} view arrays {names}; expected view0, view1, … (--data)")
+        return [arrays[k] for k in names], arrays.get("mask")
     if len(files) < 2 or any(p.suffix == ".npz" for p in files):
         raise DataError(f"--data: give one .npz file or one CSV file per view, got {[str(p) for p in files]}")
     return [_read_csv(p) for p in files], None
@@ -216,6 +241,9 @@ def load_csv(cfg: DataConfig) -> DataSplits:
     if len(cfg.views) < 2:
         raise DataError(f"data.views: the csv data set needs at least 2 CSV files, got {cfg.views}")
     paths = [Path(p).expanduser() for p in cfg.views]
+    same = sorted({str(p) for p in paths if sum(q.resolve() == p.resolve() for q in paths) > 1})
+    if same:
+        raise DataError(f"data.views: {same} given more than once; give each view's CSV once")
     views = [_as_view(_read_csv(p).astype(np.float32), str(p)) for p in paths]
     labels = None
     if cfg.labels:
