@@ -1,4 +1,5 @@
-"""Raw-view baselines in every report: k-means and probes on the standardised input views."""
+"""Baselines in every report: k-means and probes on the input views (standardised and as given), PCA and
+linear CCA, and the summary that compares the best learned representation with the best of them."""
 import json
 from pathlib import Path
 
@@ -31,8 +32,11 @@ def test_reports_hold_raw_view_rows(tmp_path, digits_npz):
                              "eval.kmeans_seeds=2", "eval.probes=[logreg]", "eval.figures=false",
                              "eval.secondary_splits=[train]", "train.threads=1"])
     run, metrics = run_all(cfg, tmp_path / "run")
+    with torch.no_grad():
+        c_dim = run.method.eval().encode([v[:2] for v in run.splits.test.views])["C"].shape[1]
+    rows = {"raw_0", "raw_1", "raw_all", "given_0", "given_1", "given_all", f"pca_{c_dim}", f"cca_{c_dim}"}
     for table in (metrics["clustering"], metrics["classification"]):
-        assert {"C", "raw_0", "raw_1", "raw_all"} <= set(table)
+        assert {"C", *rows} <= set(table)
     # the secondary (reference-protocol) clustering rows are the model's only
     assert "C" in metrics["secondary"]["train"]["clustering"]
     assert not any(r.startswith("raw_") for r in metrics["secondary"]["train"]["clustering"])
@@ -43,8 +47,22 @@ def test_reports_hold_raw_view_rows(tmp_path, digits_npz):
     feats = np.concatenate([v.numpy() for v in test.views], 1)
     want = kmeans_protocol(feats, test.labels.numpy(), 10, seeds=2)
     assert metrics["clustering"]["raw_all"]["acc"]["per_seed"] == pytest.approx(want["acc"]["per_seed"])
+    # the rows as given: the user's own pixel values (the file's rows, 0..16), not the model's z-scores
+    given = run.method.preprocess.invert(0, test.views[0]).numpy()
+    assert np.abs(given - np.round(given)).max() < 1e-3 and given.max() == pytest.approx(16, abs=1e-3)
+    assert {tuple(r) for r in np.round(given)} <= {tuple(r) for r in np.load(path)["view0"][:600]}
+    want = kmeans_protocol(given, test.labels.numpy(), 10, seeds=2)
+    assert metrics["clustering"]["given_0"]["acc"]["per_seed"] == pytest.approx(want["acc"]["per_seed"])
+    # the summary: the best learned row against the best baseline, per metric
+    summary = metrics["summary"]["kmeans_acc"]
+    best = max((r for r in metrics["clustering"] if r in ("C", "V_0", "V_1", "C+V_best", "C+V_all")),
+               key=lambda r: metrics["clustering"][r]["acc"]["mean"])
+    assert summary["learned"] == best and summary["baseline"] in rows
+    assert summary["margin"] == pytest.approx(summary["learned_value"] - max(
+        metrics["clustering"][r]["acc"]["mean"] for r in rows))
     md = (tmp_path / "run" / "metrics.md").read_text()
-    assert "| raw_all |" in md and "| raw_0 |" in md
+    assert "| raw_all |" in md and "| raw_0 |" in md and f"| cca_{c_dim} |" in md
+    assert "## Against the baselines" in md and "| kmeans_acc |" in md and "| logreg_acc |" in md
     assert "raw_all" in json.loads((tmp_path / "run" / "metrics.json").read_text())["classification"]
 
 

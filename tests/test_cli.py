@@ -110,3 +110,22 @@ def test_bench_aggregate_keeps_what_every_seed_evaluated():
     assert list(agg["classification"]["C"]) == ["logreg"]
     assert agg["classification"]["C"]["logreg"]["mean"] == 0.7
     assert agg["clustering"]["C"]["nmi"]["per_seed"] == [0.8, 0.6]
+
+
+def test_bench_table_shows_baselines_once_and_the_margin_over_them():
+    from viewsplit.bench import aggregate, markdown
+
+    def run(acc: float, rep: str) -> dict:
+        reps = {rep: acc, "raw_all": 0.7, "cca_10": 0.75}
+        return {"split": "test", "timing": {"train_seconds": 1.0},
+                "clustering": {r: {m: {"mean": a} for m in ("acc", "nmi", "ari")} for r, a in reps.items()},
+                "classification": {r: {"logreg": {"acc": a}} for r, a in reps.items()},
+                "summary": {"kmeans_acc": {"learned": rep, "learned_value": acc, "baseline": "cca_10",
+                                           "baseline_value": 0.75, "margin": acc - 0.75}}}
+
+    table = {"hw": {"mrdd": aggregate([run(0.8, "C"), run(0.9, "C")]), "dcca": aggregate([run(0.7, "Z_cat")] * 2)}}
+    md = markdown(table, 2)
+    assert md.count("| raw_all |") == 1 and md.count("| cca_10 |") == 1     # once, not under every method
+    assert "| mrdd | C |" in md and "| dcca | Z_cat |" in md and "| mrdd | raw_all |" not in md
+    assert "| mrdd | kmeans_acc | C 0.8500 ± 0.0500 | cca_10 0.7500 ± 0.0000 | +0.1000 ± 0.0500 |" in md
+    assert "| dcca | kmeans_acc | Z_cat 0.7000 ± 0.0000 | cca_10 0.7500 ± 0.0000 | -0.0500 ± 0.0000 |" in md

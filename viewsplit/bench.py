@@ -5,7 +5,8 @@ seed (``train.seed = 0 … seeds−1``; the data split stays fixed) into
 ``OUT/<data set>/<method>/seed<s>``.  A finished seed (its ``metrics.json`` exists) is reused, so
 an interrupted benchmark continues where it stopped.  Results: ``OUT/bench.json`` and
 ``OUT/bench.md`` with mean ± std over seeds of k-means ACC/NMI/ARI (each itself a mean over
-k-means seeds), probe accuracies per representation, and the training time.
+k-means seeds), probe accuracies per representation, the training time, the baseline rows (once per
+data set) and each method's best learned representation against the best baseline.
 """
 from __future__ import annotations
 
@@ -108,6 +109,15 @@ def aggregate(runs: list[dict]) -> dict:
         shared = [p for p in probes if all(p in r.get("classification", {}).get(rep, {}) for r in runs)]
         if shared:
             out["classification"][rep] = {p: _ms([r["classification"][rep][p]["acc"] for r in runs]) for p in shared}
+    summary = {}
+    for metric in first.get("summary", {}):
+        per_seed = [r["summary"][metric] for r in runs if metric in r.get("summary", {})]
+        if len(per_seed) == len(runs):
+            summary[metric] = {"learned": sorted({s["learned"] for s in per_seed}),
+                               "baseline": sorted({s["baseline"] for s in per_seed}),
+                               **{k: _ms([s[k] for s in per_seed])
+                                  for k in ("learned_value", "baseline_value", "margin")}}
+    out["summary"] = summary
     return out
 
 
@@ -116,21 +126,46 @@ def _pm(d: dict) -> str:
 
 
 def markdown(table: dict, seeds: int) -> str:
+    """Per data set: the learned representations of every method, the baseline rows once (they do not depend on
+    the method's weights), and each method's best learned representation against the best baseline."""
+    from .eval.baselines import is_baseline
+
     lines = [f"# viewsplit bench ({seeds} training seeds; mean ± std over seeds)", ""]
     for dataset, methods in table.items():
         lines += [f"## {dataset}", ""]
         probes = sorted({p for m in methods.values() for r in m["classification"].values() for p in r})
-        lines += ["| method | representation | k-means ACC | NMI | ARI | " + " | ".join(probes) + " | train s |",
-                  "|---" * (6 + len(probes)) + "|"]
+        head = ["| {} | representation | k-means ACC | NMI | ARI | " + " | ".join(probes) + " |{}",
+                "|---" * (5 + len(probes)) + "|{}"]
+
+        def row(agg: dict, rep: str, probes: list[str] = probes) -> list[str]:
+            c = agg["clustering"].get(rep)
+            cl = [_pm(c[m]) for m in ("acc", "nmi", "ari")] if c else ["–"] * 3
+            return cl + [_pm(agg["classification"][rep][p]) if p in agg["classification"].get(rep, {}) else "–"
+                         for p in probes]
+
+        lines += [head[0].format("method", " train s |"), head[1].format("---|")]
+        baselines: dict[str, list[str]] = {}
         for method, agg in methods.items():
-            reps = list(dict.fromkeys([*agg["clustering"], *agg["classification"]]))
-            for rep in reps:
-                c = agg["clustering"].get(rep)
-                cl = [_pm(c[m]) for m in ("acc", "nmi", "ari")] if c else ["–"] * 3
-                pr = [_pm(agg["classification"][rep][p]) if p in agg["classification"].get(rep, {}) else "–"
-                      for p in probes]
-                lines.append(f"| {method} | {rep} | " + " | ".join(cl + pr)
-                             + f" | {agg['train_seconds']['mean']:.0f} |")
+            for rep in dict.fromkeys([*agg["clustering"], *agg["classification"]]):
+                if is_baseline(rep):
+                    baselines.setdefault(rep, row(agg, rep))
+                else:
+                    lines.append(f"| {method} | {rep} | " + " | ".join(row(agg, rep))
+                                 + f" | {agg['train_seconds']['mean']:.0f} |")
+        if baselines:
+            lines += ["", "Baselines (the input views standardised and as given, PCA and linear (G)CCA with as many "
+                      "dims as the method's consistent code; the same for every method and seed):", "",
+                      head[0].format("", ""), head[1].format("")]
+            lines += [f"| | {rep} | " + " | ".join(r) + " |" for rep, r in baselines.items()]
+        summary = [(method, metric, s) for method, agg in methods.items()
+                   for metric, s in agg.get("summary", {}).items()]
+        if summary:
+            lines += ["", "Best learned representation against the best baseline (margin > 0: learning beat every "
+                      "baseline):", "", "| method | metric | best learned | best baseline | margin |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {method} | {metric} | {'/'.join(s['learned'])} {_pm(s['learned_value'])} | "
+                      f"{'/'.join(s['baseline'])} {_pm(s['baseline_value'])} | {s['margin']['mean']:+.4f} ± "
+                      f"{s['margin']['std']:.4f} |" for method, metric, s in summary]
         lines.append("")
     return "\n".join(lines)
 

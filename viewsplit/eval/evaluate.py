@@ -295,6 +295,10 @@ def markdown(metrics: dict[str, Any], view_names: list[str] | None = None) -> st
         lines += ["Views: " + ", ".join(f"V_{i} = {n}" for i, n in enumerate(view_names)), ""]
     if metrics.get("labels"):
         lines += label_rows(metrics["labels"])
+    if metrics.get("summary"):
+        from .baselines import summary_lines
+
+        lines += summary_lines(metrics["summary"])
     clus = metrics.get("clustering") or {}
     if clus:
         lines += [f"## k-means clustering (split: {metrics['split']}; mean ± std over "
