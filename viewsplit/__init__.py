@@ -6,7 +6,14 @@ representation per view; evaluate them honestly; keep working when views are mis
 ``from viewsplit import MRDD`` (and the other estimators, :func:`load`, :class:`SplitViews`) imports
 :mod:`viewsplit.estimators` on first use, so ``import viewsplit`` and ``viewsplit --help`` stay light.
 """
+import os as _os
+import sys as _sys
 from typing import Any
+
+# OpenMP threads that sleep instead of spinning while they wait: on cores shared with other processes,
+# spinning made training 5× slower (viewsplit/threads.py).  The runtime reads this when torch loads it.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
