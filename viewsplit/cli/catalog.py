@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for name, info in sorted(DATASETS.items()):
         cfg = dataclasses.replace(base, name=name)
         found, where = info.locate(cfg)
-        rows.append((name, info.shape, "yes" if found else "no", where, info.summary))
+        rows.append((name, info.shape, _found(found, where), where, info.summary))
     print("| name | views, shapes, samples, classes | found | where | description |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -38,9 +39,18 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_methods(args: argparse.Namespace) -> int:
-    import dataclasses
+def _found(found: bool, where: str) -> str:
+    """The ``found`` column: yes / no for built-in files; what the user must give for their own data
+    (``your data: data.path=FILE.npz``) or for a data set built on another (``needs data.source``)."""
+    if found:
+        return "yes"
+    if not where.startswith("set "):
+        return "no"
+    need = where.removeprefix("set ").split(" (")[0]
+    return f"needs {need.split()[0]}" if need.startswith("data.source") else f"your data: {need}"
 
+
+def cmd_methods(args: argparse.Namespace) -> int:
     from ..config import StageConfig
     from ..methods import available_methods, get_method
     from ..typed import plain
@@ -56,8 +66,38 @@ def cmd_methods(args: argparse.Namespace) -> int:
         for stage, over in cls.stage_defaults.items():
             print(f"  stage {stage}: " + (", ".join(f"{k}={v}" for k, v in over.items()) or "the defaults above"))
         model = _flat(plain(cls.Config())) if dataclasses.is_dataclass(cls.Config) else {}
-        print("  model keys: " + (", ".join(f"{k}={v}" for k, v in model.items()) or "none") + "\n")
+        print("  model keys: " + (", ".join(f"{k}={v}" for k, v in model.items()) or "none"))
+        stages = {st: {**defaults, **plain(over)} for st, over in cls.stage_defaults.items()}
+        for line in _preset_lines(name, model, stages):
+            print(line)
+        print()
     return 0
+
+
+def _preset_lines(method: str, model: dict, stages: dict[str, dict]) -> list[str]:
+    """What a user gets: per shipped preset (``configs/<data set>/<method>.yaml``), the model and stage keys it
+    sets to other values than the paper's above."""
+    from ..config import CONFIG_DIR, load_config
+    from ..presets import VECTOR_PRESET, preset_names
+    from ..typed import plain
+
+    names = sorted((n for n in preset_names(method) if "/" not in n), key=lambda n: n != VECTOR_PRESET)
+    if not names:
+        return ["  presets: none; the values above are what every run gets"]
+    lines = [f"  presets: what you get (`viewsplit run <preset>/{method}`), where it differs from the values above "
+             "(the paper's, or the reference code's)"]
+    for preset in names:
+        cfg = load_config(CONFIG_DIR / preset / f"{method}.yaml")
+        who = (f" (vector data: the estimator's defaults{' and viewsplit demo' if method == 'mrdd' else ''})"
+               if preset == VECTOR_PRESET else " (image data)")
+        over = _flat(plain(cfg.model)) if dataclasses.is_dataclass(cfg.model) else {}
+        diff = [f"{k}={v}" for k, v in over.items() if model.get(k) != v]
+        lines.append(f"    {preset}{who}: model " + (", ".join(diff) or "as above"))
+        for stage, scfg in cfg.stages.items():
+            got = plain(scfg)
+            changed = [f"{k}={v}" for k, v in got.items() if stages.get(stage, {}).get(k) != v]
+            lines.append(f"      stage {stage}: " + (", ".join(changed) or "as above"))
+    return lines
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -98,5 +138,5 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     b.add_argument("--seeds", type=int, default=3, help="training seeds per method (train.seed = 0 … seeds-1)")
     b.add_argument("--out", type=Path, default=Path("runs") / "bench", help="benchmark folder")
     b.add_argument("overrides", nargs="*", help="key=value overrides applied to every run; METHOD:key=value "
-                                                "applies to one method only, e.g. mib:model.beta=1")
+                                                "applies to one method only, e.g. mib:model.z_dim=64")
     b.set_defaults(fn=cmd_bench)

@@ -25,10 +25,17 @@ class HelpWithDefaults(argparse.HelpFormatter):
 
 
 def config_path(name: str) -> Path:
-    """A YAML path, or a shipped config named like ``handwritten/mrdd``."""
+    """A YAML path, or a shipped config named like ``handwritten/mrdd``.  A missing ``configs/<data>/<method>.yaml``
+    (the repository's path, absent where viewsplit was installed as a package) is an error naming the shipped one."""
     from ..config import CONFIG_DIR
+    from ..errors import ConfigError
 
     p = Path(name).expanduser()
+    if not p.exists() and p.suffix in (".yaml", ".yml") and len(p.parts) >= 2:
+        shipped_name = f"{p.parent.name}/{p.stem}"
+        if (CONFIG_DIR / f"{shipped_name}.yaml").is_file():
+            raise ConfigError(f"{name}: config file not found here; the shipped config of that name is "
+                              f"`{shipped_name}` (e.g. viewsplit run {shipped_name})")
     if p.exists() or p.suffix in (".yaml", ".yml"):
         return p
     shipped = CONFIG_DIR / f"{name}.yaml"

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .. import threads
 from ..config import RunConfig, build_config, load_config
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..data.registry import load_dataset
@@ -31,6 +32,7 @@ from ..methods import build_method
 from ..methods.base import DataSpec, Method
 from ..methods.fusion import Fusion
 from . import checkpoint as ckpt
+from .logger import opening_line
 from .trainer import Trainer, resolve_device
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,8 @@ def _start(cfg: RunConfig, run_dir: str | Path | None, resume: bool, check_eval:
     run = prepare(cfg, run_dir, ctx)
     if check_eval and ctx.is_main:
         check_evaluable(run.method, run.splits, cfg.eval)
+    if ctx.is_main:
+        log.info(opening_line(run, resume))
     return run, ctx
 
 
@@ -216,11 +220,13 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
     out_dir = _report_dir(run, out_dir)
     t0 = time.perf_counter()
-    metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
-    if run.cfg.eval.raw_baselines:
-        from ..eval.baselines import add_raw_baselines
+    with threads.limited(threads.resolve(run.cfg.train.threads)):   # torch, BLAS and OpenMP alike
+        metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
+        if run.cfg.eval.raw_baselines:
+            from ..eval.baselines import add_raw_baselines, baseline_dims
 
-        add_raw_baselines(metrics, run.splits, run.cfg.eval, run.device)
+            add_raw_baselines(metrics, run.splits, run.cfg.eval, run.device,
+                              baseline_dims(run.method, run.splits.train, run.device), run.method.preprocess)
     timing = {"eval_seconds": round(time.perf_counter() - t0, 2)}
     last = run.run_dir / "checkpoints" / "last.pt"
     if last.exists():
@@ -259,7 +265,8 @@ def evaluate_missing_run(run: Run, out_dir: Path | None = None) -> dict:
     check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
     out_dir = _report_dir(run, out_dir)
     t0 = time.perf_counter()
-    result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
+    with threads.limited(threads.resolve(run.cfg.train.threads)):
+        result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
     result["timing"] = {"eval_seconds": round(time.perf_counter() - t0, 2)}
     with Staged(out_dir) as out:
         out.write_text(out_dir / "missing.json", json.dumps(result, indent=2))

@@ -37,7 +37,7 @@ from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..files import atomic_path
 from ..methods.base import Method, Stage, Step
 from . import checkpoint as ckpt
-from .logger import ProgressLines, RunLogger, log
+from .logger import ProgressLines, RunLogger, headline_terms, log
 from .resume import check_resumable
 
 
@@ -220,7 +220,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     if b % 10 == 0:
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(terms.items())[:4]}, refresh=False)
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in headline_terms(terms, 4)}, refresh=False)
                 if tcfg.checkpoint_every_steps and (b + 1) % tcfg.checkpoint_every_steps == 0 and b + 1 < stop:
                     self.train_seconds += time.perf_counter() - t0
                     t0 = time.perf_counter()

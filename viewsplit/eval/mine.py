@@ -1,4 +1,5 @@
-"""MINE estimate of I(C; V_v), the redundancy between consistent and specific codes (protocols.md §8).
+"""MINE estimate of I(C; V_v), the redundancy between consistent and specific codes
+(docs/evaluation.md, "MINE").
 
 Critic T(c, v) = Linear(d_c+d_v, 100)–ReLU–Linear(100, 100)–ReLU–Linear(100, 100)–ReLU–Linear(100, 1),
 trained (Adam, lr 1e-4, batch 128) to maximise the Donsker–Varadhan bound on each batch of B pairs
@@ -8,8 +9,8 @@ trained (Adam, lr 1e-4, batch 128) to maximise the Donsker–Varadhan bound on e
 Inputs are z-scored per dimension with the training pairs' statistics (MI is invariant to that).
 The final estimate is Î on the full set averaged over 10 permutations; several seeded runs give
 mean ± std.  Result in nats.  With ``held_out`` pairs the critic is trained on the given pairs and
-Î is evaluated on the held-out ones (protocols.md §11): fitted and scored on the same pairs, the
-bound reports the critic's fit as much as the information.
+Î is evaluated on the held-out ones (docs/evaluation.md, "Redundancy of C in V_v"): fitted and scored on
+the same pairs, the bound reports the critic's fit as much as the information.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from ..engine.logger import Countdown
 
 
 def mine_critic(in_dim: int, hidden: int = 100) -> nn.Sequential:
@@ -69,7 +72,14 @@ def mine_estimate(c: np.ndarray, v: np.ndarray, epochs: int = 100, batch_size: i
         return float(np.mean([dv_bound(critic, et, ev, torch.randperm(m, generator=g)).item() for _ in range(n_perm)]))
 
 
-def mine_runs(c: np.ndarray, v: np.ndarray, runs: int = 10, **kw: Any) -> dict:
-    """``runs`` seeded MINE estimates (seeds 0 … runs−1): mean, population std and per-run values."""
-    vals = [mine_estimate(c, v, seed=s, **kw) for s in range(runs)]
+def mine_runs(c: np.ndarray, v: np.ndarray, runs: int = 10, progress: Countdown | None = None, label: str = "",
+              **kw: Any) -> dict:
+    """``runs`` seeded MINE estimates (seeds 0 … runs−1): mean, population std and per-run values.
+
+    ``progress`` logs a line (named by ``label``) as each run starts."""
+    vals = []
+    for s in range(runs):
+        if progress is not None:
+            progress.start(f"{label} run {s + 1}/{runs}".strip())
+        vals.append(mine_estimate(c, v, seed=s, **kw))
     return {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "per_run": vals}

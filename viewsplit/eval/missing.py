@@ -1,4 +1,4 @@
-"""Missing-view evaluation (protocols.md §9): one row per view combination, and imputation.
+"""Missing-view evaluation (docs/evaluation.md, "Missing views"): one row per view combination, and imputation.
 
 For each evaluated view combination S, ``mask[:, v] = (v ∈ S)`` for every sample of the
 clustering split (the test split, or all samples for Handwritten); the representations are
@@ -16,6 +16,9 @@ from S, their error compared with the train split's mean view
 (:func:`~viewsplit.eval.prediction.prediction_error`), and the completed samples (imputed views in
 place of the missing ones, every view marked present) are encoded and probed next to the masked
 encoding of S.
+
+Each combination, and each imputation, logs a progress line with an ETA (``viewsplit eval --missing``
+prints them to stderr).
 """
 from __future__ import annotations
 
@@ -28,9 +31,10 @@ import torch
 
 from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset, subset_mask
+from ..engine.logger import Countdown
 from ..errors import DataError
 from ..methods.base import Method, ViewPredictor
-from .evaluate import _pm, cap_splits, compose, extract, note, protocol_lines, protocol_record, select
+from .evaluate import _pm, cap_splits, compose, extract, protocol_lines, protocol_record, select
 from .labels import CAPPED, any_labelled, counts, known, labelled_splits
 from .labels import markdown as label_rows
 from .metrics import kmeans_protocol
@@ -102,9 +106,11 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
     y_cl, n_test = known(cluster_ds), len(splits.test)   # the test samples are the last ones of `all`
     probes = {r: {p: fit_probe(p, f, y_tr, cfg.knn_k, cfg.probe_solver) for p in cfg.probes}
               for r, f in encode(splits.train).items()}
+    predicts = isinstance(method, ViewPredictor)
+    progress = Countdown("eval --missing", len(combos) + (len(combos) - 1 if predicts else 0))
     rows = []
-    for i, views in enumerate(combos):
-        note(f"eval --missing: views {list(views)} ({i + 1}/{len(combos)} combinations)")
+    for views in combos:
+        progress.start(f"views {list(views)}")
         for r, f in encode(cluster_ds, views).items():
             rows.append({"views": list(views), "representation": r,
                          "clustering": kmeans_protocol(f, y_cl, k, cfg.kmeans_seeds, cfg.kmeans_n_init,
@@ -128,7 +134,8 @@ def evaluate_missing(method: Method, splits: DataSplits, cfg: EvalConfig, device
         "mean": mean_over_combinations(rows, list(probes)),
     }
     if isinstance(method, ViewPredictor):
-        result["imputation"] = imputation(encode, method, splits, combos, probes, rows)
+        result["imputation"] = imputation(encode, method, splits, combos, probes, rows, progress)
+    progress.finish()
     result["protocol"] = protocol_record(cfg, splits, k, samples)
     return result
 
@@ -148,10 +155,11 @@ def mean_over_combinations(rows: list[dict], representations: list[str]) -> dict
 
 
 def imputation(encode: _Encoder, predictor: ViewPredictor, splits: DataSplits, combos: list[tuple[int, ...]],
-               probes: dict[str, dict[str, FittedProbe]], rows: list[dict]) -> dict:
+               probes: dict[str, dict[str, FittedProbe]], rows: list[dict],
+               progress: Countdown | None = None) -> dict:
     """For each combination S ≠ all views: imputation error of the missing test views (predicted by
     ``predictor``, the method ``encode`` evaluates), and probe accuracy of the completed samples against
-    that of the masked encoding (from ``rows``)."""
+    that of the masked encoding (from ``rows``); ``progress`` logs a line per combination."""
     test = splits.test
     truth, train_views = test.stack_views_float(), splits.train.stack_views_float()
     masked_acc = {(tuple(row["views"]), row["representation"]): row["classification"] for row in rows}
@@ -160,6 +168,8 @@ def imputation(encode: _Encoder, predictor: ViewPredictor, splits: DataSplits, c
     for views in combos:
         if len(views) == test.n_views:
             continue
+        if progress is not None:
+            progress.start(f"imputing the other views from {list(views)}")
         preds = predict_views(predictor, test, list(views), encode.cfg.batch_size, encode.device)
         missing = [v for v in range(test.n_views) if v not in views]
         completed = MultiViewDataset([truth[v] if v in views else preds[v] for v in range(test.n_views)],

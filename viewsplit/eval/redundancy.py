@@ -1,4 +1,5 @@
-"""Held-out redundancy between the consistent code C and each specific code V_v (protocols.md §11).
+"""Held-out redundancy between the consistent code C and each specific code V_v
+(docs/evaluation.md, "Redundancy of C in V_v").
 
 Every estimator is fitted on the training split's codes and scored on the test split's:
 
@@ -9,12 +10,13 @@ Every estimator is fitted on the training split's codes and scored on the test s
 * the same from a posterior *sample* of V_v (``sample.*``) for methods whose V_v is a Gaussian
   posterior: a code whose mean predicts C but whose samples do not carries the information only
   below its noise (ridge and NLL; the MLP read-out is of the means only);
-* optionally MINE (DV bound, protocols.md §8), trained on the training pairs and evaluated on the test pairs.
+* optionally MINE (DV bound, docs/evaluation.md, "MINE"), trained on the training pairs and evaluated on the test pairs.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..engine.logger import Countdown
 from .readout import gaussian_nll, mlp_r2
 
 
@@ -31,16 +33,20 @@ def held_out_redundancy(train: dict[str, np.ndarray], test: dict[str, np.ndarray
                         mine_runs: int = 0, mine_epochs: int = 100) -> dict:
     """Per ``V_v``: the measures of C from V_v (posterior means), and from samples where given."""
     result = {}
-    for r in (k for k in train if k.startswith("V_")):
+    codes = [k for k in train if k.startswith("V_")]
+    progress = Countdown("eval: MINE fits", len(codes) * mine_runs) if mine_runs else None
+    for r in codes:
         row = _measures(train["C"], train[r], test["C"], test[r], mlp)
         if train_samples and test_samples and r in train_samples:
             row["sample"] = _measures(train["C"], train_samples[r], test["C"], test_samples[r], mlp=False)
         if mine_runs:
             from .mine import mine_runs as run_mine
 
-            row["mine_nats"] = run_mine(train["C"], train[r], mine_runs, epochs=mine_epochs,
-                                        held_out=(test["C"], test[r]))
+            row["mine_nats"] = run_mine(train["C"], train[r], mine_runs, progress, f"I(C; {r})",
+                                        epochs=mine_epochs, held_out=(test["C"], test[r]))
         result[r] = row
+    if progress is not None:
+        progress.finish()
     return result
 
 
