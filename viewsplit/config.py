@@ -267,11 +267,14 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
         if p.is_dir():
             raise ConfigError(f"{p}: is a folder; give a YAML config file")
         try:
-            loaded = read_yaml(p.read_text(), str(p)) or {}
+            loaded = read_yaml(p.read_text(), str(p))
         except DuplicateKey as err:
             raise ConfigError(f"{p}: {err}") from None
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"{p}: not valid YAML ({err})") from None
+        if loaded is None:
+            raise ConfigError(f"{p}: the config file is empty; a run config names at least its method, e.g. "
+                              "method: mrdd")
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: a run config must be a mapping of sections {list(SECTIONS)}")
         raw = merge(raw, loaded)

@@ -131,6 +131,12 @@ def check_positive(value: float, key: str, allow_zero: bool = False) -> None:
         raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def check_range(value: float, key: str, low: float, high: float) -> None:
+    """Raise a ConfigError naming ``key`` unless ``low <= value < high``."""
+    if not low <= value < high:
+        raise ConfigError(f"{key}: must lie in [{low}, {high}), got {value}")
+
+
 def check_seed(value: int, key: str) -> None:
     """Raise a ConfigError naming ``key`` unless ``value`` is a seed every generator accepts: 0 … 2**31 − 1
     (numpy's legacy seeding takes < 2**32, and runs add small offsets such as the DDP rank)."""

@@ -83,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:   # a file or folder that cannot be read or written; str(err) names it
         print(f"viewsplit: error: {shorten(str(err), MAX_MESSAGE)}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:
+        text = str(err)
+        if not isinstance(err, MemoryError) and "allocate" not in text and "out of memory" not in text:
+            raise   # a bug: keep its traceback
+        why = shorten(text.splitlines()[0] if text else "MemoryError", 300)
+        print(f"viewsplit: error: out of memory ({why}); lower the model's sizes (model.*), the batch sizes "
+              "(stages.*.batch_size, eval.batch_size) or the data", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("viewsplit: interrupted; resume with --resume", file=sys.stderr)
         return 130

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..typed import check_choice, check_positive
+from ..errors import ConfigError
+from ..typed import check_choice, check_positive, check_range
 from .resnet import Decoder, Encoder, downsample_factor
 
 
@@ -52,11 +53,11 @@ class BackboneConfig:
         check_choice(self.image, ("conv", "resnet", "mlp"), f"{key}.image")
         check_choice(self.conv_norm, ("batch", "layer", "none"), f"{key}.conv_norm")
         if not self.channels or not self.ch_mult:
-            check_positive(0, f"{key}.channels / {key}.ch_mult (need at least one stage)")
+            raise ConfigError(f"{key}.channels / {key}.ch_mult: need at least one stage, got {self.channels} / "
+                              f"{self.ch_mult}")
         for name in ("res_hidden", "res_blocks", "latent_ch"):
             check_positive(getattr(self, name), f"{key}.{name}")
-        if not 0.0 <= self.dropout < 1.0:
-            check_positive(-1, f"{key}.dropout (must lie in [0, 1))")
+        check_range(self.dropout, f"{key}.dropout", 0.0, 1.0)
 
 
 def mlp(sizes: list[int], *, norm: bool = True, dropout: float = 0.0, last_act: bool = False) -> nn.Sequential:
