@@ -36,6 +36,7 @@ from ..distributed import DistContext, average_gradients, broadcast_state, mean_
 from ..errors import ConfigError, DataError, TrainingError, TrainingWarning
 from ..files import atomic_path
 from ..methods.base import Method, Stage, Step
+from ..threads import SlowdownWatch, default_threads
 from . import checkpoint as ckpt
 from .logger import ProgressLines, RunLogger, headline_terms, log
 from .resume import check_resumable
@@ -114,13 +115,13 @@ class Trainer:
         :class:`TrainingError` naming the file and the cause; the last good checkpoint is kept for ``resume``.
         """
         tcfg = self.cfg.train
-        if tcfg.threads:
-            torch.set_num_threads(tcfg.threads)
         if tcfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        state = None
-        if resume and self.ckpt_path.exists():
-            state = ckpt.load(self.ckpt_path)
+        state = ckpt.load(self.ckpt_path) if resume and self.ckpt_path.exists() else None
+        # an explicit count wins; a resumed run keeps the count it trained with (its sums stay the same)
+        self.watch = SlowdownWatch(tcfg.threads or (state or {}).get("threads") or default_threads())
+        torch.set_num_threads(self.watch.threads)
+        if state is not None:
             check_resumable(state, self.cfg, allow_changed, self.ckpt_path)
         for name, scfg in self.cfg.stages.items():   # every stage's batching, before the first one trains
             self._batching(name, scfg)
@@ -195,6 +196,7 @@ class Trainer:
         if stage.on_start is not None and start_epoch < epochs:
             stage.on_start(self.data, self.device)
         lines = ProgressLines(name, epochs, n_batches, total, tcfg.progress_every) if self._plain_progress() else None
+        self.watch.restart(new_phase=True)
         for epoch in range(start_epoch, epochs):
             for opt in optimizers.values():
                 for g in opt.param_groups:
@@ -208,6 +210,7 @@ class Trainer:
             for b, batch in enumerate(self._epoch_batches(per_rank, scfg, epoch, start_batch, stop), start=start_batch):
                 terms = self._train_step(batch.to(self.device, tcfg.channels_last), steps, optimizers, owned, scfg,
                                          (name, epoch, b))
+                self.watch.step()
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1

@@ -11,7 +11,7 @@ regularised covariance ``(1 − reg)·Σ_v + reg·tr(Σ_v)/d_v · I``), so the c
 widths, not with n.  A view wider than ``max_dim`` is first reduced to its top ``max_dim`` principal
 components (fitted on the same samples).  A new sample's code is the mean, over its present views,
 of the per-view ridge regressions of G, W_v = C_v⁻¹ X_vᵀ G / n; for complete training samples that is
-close to G itself.  Reference: docs/evaluation.md ("Baselines").
+close to G itself.  Reference: docs/evaluation.md#baselines.
 """
 from __future__ import annotations
 
