@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..errors import MAX_MESSAGE, DataWarning, TrainingWarning, ViewsplitError, shorten
 from . import catalog, data, plot, training
-from .common import HelpWithDefaults, expand_paths
+from .common import HelpWithDefaults, check_options, expand_paths
 
 GROUPS = (catalog, training, data, plot)
 
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     expand_paths(args)
     _log_to_stderr()
     try:
+        check_options(args)
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.fn(args)

@@ -52,6 +52,19 @@ def expand_paths(args: argparse.Namespace) -> None:
             setattr(args, key, [v.expanduser() for v in value])
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """The options several commands share: ``--device`` (auto, cpu, cuda or cuda:N) and ``--seed``."""
+    from ..errors import ConfigError
+    from ..typed import check_seed
+
+    device = getattr(args, "device", None)
+    if device is not None and not (device in ("auto", "cpu", "cuda") or
+                                   (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"--device: must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed, "--seed")
+
+
 def check_count(value: int | None, option: str, minimum: int = 1) -> None:
     """Raise a ConfigError naming ``option`` unless ``value`` is None or at least ``minimum``."""
     from ..errors import ConfigError

@@ -42,10 +42,17 @@ def _new_data(paths: list[Path], mask_path: Path | None = None, folder: bool = F
         views, mask = folder_dataset(open_folder(paths[0]), stream=True), None
     else:
         views, mask = read_views(paths)
+    where = f"{paths[0]}: array 'mask'"
     if mask_path is not None:
         from ..data.ondisk import read_npy
 
         mask = read_npy(mask_path) if mask_path.suffix == ".npy" else _read_csv(mask_path)
+        where = f"{mask_path} (--mask)"
+    if mask is not None:
+        from ..data.user import check_mask
+
+        n, n_views = (len(views[0]), len(views)) if isinstance(views, list) else (len(views), views.n_views)
+        mask = check_mask(mask, n, n_views, where)
     return views, mask
 
 
@@ -66,7 +73,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if args.batch_size is not None:
         est.config_.eval.batch_size = args.batch_size
     data, mask = _new_data(args.data, args.mask, folder=True)
-    wanted = [r.strip() for r in args.representation.split(",")] if args.representation else []
+    wanted = [r.strip() for r in (args.representation or "").split(",") if r.strip()]
 
     def pick(reps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         unknown = [r for r in wanted if r not in reps]
@@ -167,6 +174,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .common import check_count
 
     check_count(args.chunk, "--chunk")
+    if args.labels and not args.csv:
+        raise ConfigError("--labels: applies to --csv only (an npz holds its labels as the array 'labels')")
+    if args.out.is_file():
+        raise ConfigError(f"--out {args.out}: is a file; give a new or empty folder")
     if args.overrides and not args.dataset:
         raise ConfigError("data.* overrides apply to --dataset only")
     if args.npz:

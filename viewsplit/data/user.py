@@ -207,6 +207,24 @@ def read_views(paths: Sequence[str | Path]) -> tuple[list[np.ndarray], np.ndarra
     return [_read_csv(p) for p in files], None
 
 
+def check_mask(mask: np.ndarray, n: int, n_views: int, where: str) -> np.ndarray:
+    """A view-availability mask read from a file: ``(n, n_views)`` of 0/1 or bool, every row with a view; as bool."""
+    mask = np.asarray(mask)
+    if mask.shape != (n, n_views):
+        raise DataError(f"{where}: the mask must have one row per sample and one column per view, ({n}, {n_views}), "
+                        f"got shape {mask.shape}")
+    if mask.dtype != np.bool_:
+        if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
+            raise DataError(f"{where}: the mask must hold 0/1 or true/false (view present), got dtype {mask.dtype}"
+                            f"{'' if mask.dtype.kind not in 'iuf' else ' with other values'}")
+        mask = mask.astype(bool)
+    empty = np.flatnonzero(~mask.any(1))
+    if len(empty):
+        raise DataError(f"{where}: {len(empty)} rows have no view present (first: {empty[:5].tolist()}); every "
+                        "sample needs at least one view")
+    return mask
+
+
 def _read_csv(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: {'is a folder, not a CSV file' if path.is_dir() else 'file not found'}")
