@@ -215,6 +215,9 @@ def validate(ds: MultiViewDataset) -> None:
         raise DataError(f"{where}: view_names must be a list of strings, got {names!r}")
     if len(names) != len(ds.views):
         raise DataError(f"{where}: {len(names)} view names for {len(ds.views)} views")
+    twice = sorted({s for s in names if names.count(s) > 1})
+    if twice:
+        raise DataError(f"{where}: view names must be distinct, {twice} name more than one view")
     n = 0
     for v, x in enumerate(ds.views):
         tag = f"{where}, view {v} ({names[v]!r})"
