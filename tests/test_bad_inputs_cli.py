@@ -191,6 +191,10 @@ CASES = {
         "supervised method, unlabelled samples": lambda: (
             ["run", "fusion.yaml", "data.name=npz",
              "data.path=" + npz("e.npz", labels=np.r_[-1, np.arange(19) % 2])], ["fusion", "unlabelled", "label -1"]),
+        "CSV with an empty cell": lambda: ([*TRAIN, "data.name=csv",
+                                            f"data.views=[{csv('a.csv', ROWS.replace('4,1,4', '4,,4'))},"
+                                            f"{csv('b.csv', ROWS)}]"], ["a.csv", "line 5", "''"]),
+        "a split left empty": lambda: ([*TRAIN, "data.n_samples=3"], ["no samples", "data.test_fraction"]),
         "same CSV twice": lambda: ([*TRAIN, "data.name=csv", f"data.views=[{csv('a.csv', ROWS)},a.csv]"],
                                    ["data.views", "a.csv", "more than once"]),
     },
@@ -201,8 +205,9 @@ CASES = {
                                  "--out", "c", "--chunk", "5"], ["a.csv", "line 13", "2 columns"]),
         "a word among numbers": lambda: (["convert", "--csv", csv("a.csv", ROWS.replace("4,1,4", "4,one,4")),
                                           csv("b.csv", ROWS), "--out", "c"], ["a.csv", "line 5", "'one'"]),
-        "different row counts": lambda: (["convert", "--csv", csv("a.csv", ROWS), csv("b.csv", ROWS[:ROWS.rindex("11,")]),
-                                          "--out", "c"], ["a.csv", "b.csv", "12", "11"]),
+        "different row counts": lambda: (["convert", "--csv", csv("a.csv", ROWS),
+                                          csv("b.csv", ROWS[:ROWS.rindex("11,")]), "--out", "c"],
+                                         ["a.csv", "b.csv", "12", "11"]),
     },
 }
 
@@ -260,3 +265,15 @@ def test_python_api_names_the_culprit(work):
     with pytest.raises(ConfigError) as err:
         load_config(work / "cfg.yaml", [f"method={'x' * 100000}"])
     assert len(str(err.value)) <= MAX_MESSAGE + 50 and "characters]" in str(err.value)
+
+
+def test_a_byte_order_mark_is_not_a_header(work, capsys):
+    """A CSV saved with a UTF-8 byte-order mark (as spreadsheet programs do) keeps its first row."""
+    from viewsplit.data.user import _read_csv
+
+    path = work / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ROWS.encode())
+    assert _read_csv(path).shape == (12, 3)
+    assert main(["convert", "--csv", "bom.csv", "bom.csv", "--out", "c"]) == 0
+    assert np.load(work / "c" / "view0.npy").shape == (12, 3)
+

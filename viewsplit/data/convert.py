@@ -241,7 +241,7 @@ def _csv_layout(path: Path) -> tuple[int, int, int]:
     if not path.is_file():
         raise DataError(f"{path}: {'is a folder, not a CSV file' if path.is_dir() else 'file not found'}")
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8-sig") as fh:   # utf-8-sig: a byte-order mark is not a header
             first = fh.readline()
             try:
                 cols = len([float(t) for t in first.strip().split(",") if t.strip()])
@@ -264,7 +264,7 @@ def _csv_layout(path: Path) -> tuple[int, int, int]:
 
 def _csv_reader(path: Path, skip: int, chunk: int, cols: int) -> Callable[[], Iterator[np.ndarray]]:
     def read() -> Iterator[np.ndarray]:
-        with open(path) as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             for _ in range(skip):
                 fh.readline()
             lines: list[tuple[int, str]] = []

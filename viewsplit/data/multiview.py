@@ -230,8 +230,11 @@ def validate(ds: MultiViewDataset) -> None:
                 f"{tag}: expected shape (N, D) for a vector view or (N, C, H, W) for an image view, "
                 f"got {tuple(x.shape)}"
             )
-        if x.shape[0] == 0 or any(s == 0 for s in x.shape[1:]):
-            raise DataError(f"{tag}: empty view, shape {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise DataError(f"{tag}: empty view, no samples (shape {tuple(x.shape)}); if a split or limit emptied it, "
+                            "check data.test_fraction, data.train_limit / data.test_limit and the data's size")
+        if any(s == 0 for s in x.shape[1:]):
+            raise DataError(f"{tag}: empty view, no features (shape {tuple(x.shape)})")
         if v == 0:
             n = x.shape[0]
         elif x.shape[0] != n:

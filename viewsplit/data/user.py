@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, DataWarning
+from ..errors import DataError, DataWarning, quote
 from .multiview import DataSplits, MultiViewDataset, check_values, stratified_split
 from .registry import DataConfig, register
 
@@ -226,28 +226,42 @@ def check_mask(mask: np.ndarray, n: int, n_views: int, where: str) -> np.ndarray
 
 
 def _read_csv(path: Path) -> np.ndarray:
+    """A numeric CSV (a non-numeric first row is a header; a UTF-8 byte-order mark is ignored) as float64 rows;
+    an error names the file and the first bad line."""
     if not path.is_file():
         raise DataError(f"{path}: {'is a folder, not a CSV file' if path.is_dir() else 'file not found'}")
     try:
-        with open(path) as fh:
-            first = fh.readline()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable text CSV ({err})") from None
-    names = first.strip().split(",")
+    names = lines[0].strip().split(",") if lines else []
     header: list[str] | None = names
     try:
         [float(t) for t in names if t.strip()]
         header = None
     except ValueError:
         pass
-    try:
-        arr = np.loadtxt(path, delimiter=",", skiprows=0 if header is None else 1, ndmin=2, dtype=np.float64)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a numeric CSV ({err})") from None
-    if arr.size == 0:
+    rows = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()][0 if header is None else 1:]
+    if not rows:
         raise DataError(f"{path}: no data rows")
-    if header is not None and len(header) != arr.shape[1]:
-        raise DataError(f"{path}: the header has {len(header)} names but the rows have {arr.shape[1]} columns")
+    cols = len(rows[0][1].split(","))
+    if header is not None and len(header) != cols:
+        raise DataError(f"{path}: the header has {len(header)} names but the rows have {cols} columns")
+    try:
+        arr = np.loadtxt([line for _, line in rows], delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError:
+        for number, line in rows:
+            tokens = line.split(",")
+            if len(tokens) != cols:
+                raise DataError(f"{path}: line {number} has {len(tokens)} columns, the first data row has "
+                                f"{cols}") from None
+            for t in tokens:
+                try:
+                    float(t)
+                except ValueError:
+                    raise DataError(f"{path}: line {number}: {quote(t.strip(), 40)} is not a number (a numeric CSV, "
+                                    "comma-separated, holds numbers only)") from None
+        raise DataError(f"{path}: not a numeric CSV") from None
     return arr
 
 
