@@ -134,6 +134,10 @@ CASES = {
             ["bomb.yaml", "expands to more than"]),
         "recursive alias": lambda: (["train", csv("rec.yaml", "method: fae\nmodel: &m {backbone: {hidden: *m}}\n")],
                                     ["rec.yaml", "refers to"]),
+        "nesting 3000 deep": lambda: (["train", csv("deep.yaml", "method: fae\nmodel: " + "[" * 3000 + "]" * 3000)],
+                                      ["deep.yaml", "more than 50 deep"]),
+        "nesting 3000 deep in an override": lambda: ([*TRAIN, "model.x=" + "[" * 3000 + "]" * 3000],
+                                                     ["model.x=", "more than 50 deep"]),
         "empty file": lambda: (["train", csv("empty.yaml", "")], ["empty.yaml", "empty"]),
     },
     "options": {

@@ -33,24 +33,32 @@ class _StrictLoader(yaml.SafeLoader):
 
 #: the most values a YAML text may expand to (a config holds a few hundred; aliases can make billions)
 MAX_YAML_VALUES = 100_000
+#: the deepest nesting a YAML text may have (a config nests 4 deep)
+MAX_YAML_DEPTH = 50
 
 
 def read_yaml(text: str, where: str) -> Any:
     """Parse YAML safely (no Python objects): refuses duplicate keys and texts whose aliases expand to more than
     :data:`MAX_YAML_VALUES` values (an "alias bomb")."""
-    value = yaml.load(text, Loader=_StrictLoader)   # _StrictLoader is a SafeLoader
+    too_deep = ConfigError(f"{where}: the YAML nests lists or mappings more than {MAX_YAML_DEPTH} deep")
+    try:
+        value = yaml.load(text, Loader=_StrictLoader)   # _StrictLoader is a SafeLoader
+    except RecursionError:
+        raise too_deep from None
     sizes: dict[int, int] = {}
     open_: set[int] = set()
 
-    def size(v: Any) -> int:
+    def size(v: Any, depth: int = 0) -> int:
         if not isinstance(v, (dict, list)):
             return 1
+        if depth > MAX_YAML_DEPTH:
+            raise too_deep
         if id(v) in open_:
             raise ConfigError(f"{where}: a YAML alias refers to a mapping or list that contains it")
         if id(v) not in sizes:
             open_.add(id(v))
             items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
-            sizes[id(v)] = min(1 + sum(size(x) for x in items), MAX_YAML_VALUES + 1)
+            sizes[id(v)] = min(1 + sum(size(x, depth + 1) for x in items), MAX_YAML_VALUES + 1)
             open_.discard(id(v))
         return sizes[id(v)]
 
