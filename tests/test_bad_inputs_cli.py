@@ -138,6 +138,8 @@ CASES = {
                                       ["deep.yaml", "more than 50 deep"]),
         "nesting 3000 deep in an override": lambda: ([*TRAIN, "model.x=" + "[" * 3000 + "]" * 3000],
                                                      ["model.x=", "more than 50 deep"]),
+        "duplicate key in an override": lambda: ([*TRAIN, "model={shared_dim: 2, shared_dim: 3}"],
+                                                 ["model={shared_dim", "duplicate key 'shared_dim'"]),
         "empty file": lambda: (["train", csv("empty.yaml", "")], ["empty.yaml", "empty"]),
     },
     "options": {

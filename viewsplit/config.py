@@ -312,6 +312,8 @@ def parse_override(item: str) -> dict[str, Any]:
         raise ConfigError(f"override {quote(item)}: empty key")
     try:
         value = read_yaml(text, f"override {quote(item)}") if text.strip() else ""
+    except DuplicateKey as err:
+        raise ConfigError(f"override {quote(item)}: {err}") from None
     except yaml.YAMLError:
         value = text
     out: dict[str, Any] = {}
