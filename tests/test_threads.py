@@ -27,9 +27,9 @@ def test_openmp_threads_wait_passively_unless_the_user_chose():
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_default_threads_follow_the_affinity_mask():
     code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); " \
-           "from viewsplit import threads; print(threads.default_threads())"
+           "from viewsplit import threads; print(threads.default_threads([(1, 8, 8)]))"
     assert _py(code) == "1"
-    assert threads.default_threads() == min(len(os.sched_getaffinity(0)), threads.default_threads())
+    assert threads.usable_cpus() <= len(os.sched_getaffinity(0))
 
 
 def test_cgroup_quota_caps_the_cpus(tmp_path, monkeypatch):
@@ -47,6 +47,14 @@ def test_cgroup_quota_caps_the_cpus(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "cgroup_cpus", lambda root=None: 0.5)
     assert threads.usable_cpus() == 1
     assert threads.resolve(None) == 1 and threads.resolve(3) == 3   # an explicit count always wins
+
+
+def test_vector_views_default_to_one_thread_images_to_the_usable_cpus(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
+    assert threads.default_threads([(76,), (216,)]) == 1            # small MLPs: one thread is fastest
+    assert threads.default_threads([(1, 32, 32), (1, 32, 32)]) == 4  # convolutions share the CPUs
+    assert threads.default_threads([(1, 32, 32), (10,)]) == 4
+    assert threads.resolve(None, [(76,), (216,)]) == 1 and threads.resolve(2, [(76,)]) == 2
 
 
 def test_limited_sets_torch_and_blas_pools_and_restores_them():
@@ -93,8 +101,7 @@ def test_training_uses_the_default_and_a_resumed_run_keeps_its_count(tmp_path, m
     seen = []
     real = torch.set_num_threads
     monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
-    monkeypatch.setattr(threads, "default_threads", lambda: 1)
-    monkeypatch.setattr("viewsplit.engine.trainer.default_threads", lambda: 1)
+    monkeypatch.setattr("viewsplit.engine.trainer.default_threads", lambda shapes: 1)
     train(load_config(None, over), tmp_path / "a")
     assert seen[0] == 1
     # killed in its second epoch while training with an explicit 2 threads, then resumed with the default:

@@ -7,10 +7,12 @@ Two things made a busy 2-core machine 5–7× slower than an idle one (docs/usag
   thread it waits for needs.  ``import viewsplit`` therefore sets ``OMP_WAIT_POLICY=PASSIVE`` (sleep
   instead of spin) when torch is not imported yet and the user has not set it (``viewsplit/__init__.py``);
   :func:`passive_wait` says whether it is in force.
-- torch's default counts the machine's cores, not the CPUs this process may use.  The default here,
-  :func:`default_threads`, is the CPUs in the process's affinity mask, capped by its cgroup's CPU
-  quota.  It depends on the machine, never on its momentary load, so a run gives the same numbers
-  whatever else is running (another thread count changes floating-point sums).
+- torch's default counts the machine's cores, not the CPUs this process may use, and gives small
+  models more threads than they can use.  The default here, :func:`default_threads`, is one thread for
+  vector views (small MLPs) and otherwise the CPUs in the process's affinity mask, capped by its
+  cgroup's CPU quota.  It depends on the data and the machine, never on the machine's momentary load,
+  so a run gives the same numbers whatever else is running (another thread count changes
+  floating-point sums).
 
 An explicit ``train.threads`` / ``threads=`` always wins.  :func:`limited` applies a count to torch and
 to the BLAS / OpenMP pools of numpy and scikit-learn (threadpoolctl) for a block of work;
@@ -23,7 +25,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -60,14 +62,22 @@ def usable_cpus() -> int:
     return max(1, n)
 
 
-def default_threads() -> int:
-    """The thread count used when none is given: :func:`usable_cpus`."""
+def default_threads(view_shapes: Sequence[Sequence[int]] = ()) -> int:
+    """The thread count used when none is given: 1 when every view is a vector, else :func:`usable_cpus`.
+
+    Vector views train small MLPs whose matrix products are too short to share: on this project's
+    2-core machine, idle, a short Handwritten MRDD run took 3.3 s to train and 23.1 s to evaluate with one
+    thread against 5.8 s and 32.7 s with two (``benchmarks/busy_machine.py``; docs/usage.md#threads).
+    Image views train convolutions, which two threads run ≈ 1.8× faster.
+    """
+    if view_shapes and all(len(shape) == 1 for shape in view_shapes):
+        return 1
     return usable_cpus()
 
 
-def resolve(threads: int | None) -> int:
-    """``threads`` if given (it always wins), else :func:`default_threads`."""
-    return int(threads) if threads else default_threads()
+def resolve(threads: int | None, view_shapes: Sequence[Sequence[int]] = ()) -> int:
+    """``threads`` if given (it always wins), else :func:`default_threads` for these views."""
+    return int(threads) if threads else default_threads(view_shapes)
 
 
 @contextlib.contextmanager

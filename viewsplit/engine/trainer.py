@@ -100,6 +100,7 @@ class Trainer:
         self.final_path = self.run_dir / "checkpoints" / "final.pt"
         self.train_seconds = 0.0
         self.logger: RunLogger | None = None
+        self.watch = SlowdownWatch(torch.get_num_threads())   # fit() sets the run's count
         self.method.to(self.device)
         if cfg.train.channels_last:
             self.method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
@@ -119,7 +120,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         state = ckpt.load(self.ckpt_path) if resume and self.ckpt_path.exists() else None
         # an explicit count wins; a resumed run keeps the count it trained with (its sums stay the same)
-        self.watch = SlowdownWatch(tcfg.threads or (state or {}).get("threads") or default_threads())
+        self.watch = SlowdownWatch(tcfg.threads or (state or {}).get("threads")
+                                   or default_threads(self.data.view_shapes))
         torch.set_num_threads(self.watch.threads)
         if state is not None:
             check_resumable(state, self.cfg, allow_changed, self.ckpt_path)
