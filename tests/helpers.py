@@ -23,6 +23,20 @@ def import_benchmark(name: str) -> ModuleType:
         sys.path.pop(0)
 
 
+def fails(capsys, argv: list, *culprits: str) -> str:
+    """Run the CLI in-process: exit code 2, one ``viewsplit: error:`` line naming every culprit, no traceback."""
+    from viewsplit.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("viewsplit: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for c in culprits:
+        assert c in lines[0], (c, lines[0])
+    return lines[0]
+
+
 def write_idx(path: Path, arr: np.ndarray, gz: bool) -> Path:
     arr = np.asarray(arr, dtype=np.uint8)
     header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import fails
 
 import viewsplit
 from viewsplit.cli import build_parser, main
@@ -23,18 +24,6 @@ from viewsplit.methods import available_methods
 CONFIG = "handwritten/autoencoder"
 TINY = ["stages.train.epochs=1", "stages.train.batch_size=4", "train.progress=never", "eval.kmeans_seeds=1",
         "eval.probes=[logreg]", "eval.figures=false"]
-
-
-def fails(capsys, argv: list[str], *culprits: str) -> str:
-    """Run the CLI in-process: exit code 2, one line on stderr naming every culprit, no traceback."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("viewsplit: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for c in culprits:
-        assert c in lines[0], (c, lines[0])
-    return lines[0]
 
 
 def npz_file(folder: Path, name: str = "mine.npz", n: int = 12, **arrays) -> Path:

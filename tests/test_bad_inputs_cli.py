@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import fails
 
 import viewsplit
 from viewsplit.cli import main
@@ -27,18 +28,6 @@ def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (and every folder, as "dir") with a hash of its bytes."""
     return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "dir"
             for p in sorted(folder.rglob("*"))}
-
-
-def fails(capsys, argv: list, *culprits: str) -> str:
-    """Run the CLI in-process: exit code 2, one error line naming every culprit, no traceback."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("viewsplit: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for c in culprits:
-        assert c in lines[0], (c, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -269,7 +269,7 @@ def test_csv_loader(tmp_path):
                                 labels=str(tmp_path / "y.csv")))
     assert s.train.view_names == ["a", "b"] and s.train.view_shapes == [(3,), (5,)] and len(s.all) == 20
     (tmp_path / "c.csv").write_text("1,2\n3,oops\n")
-    with pytest.raises(DataError, match=r"c.csv: not a numeric CSV"):
+    with pytest.raises(DataError, match=r"c.csv: line 2: 'oops' is not a number"):
         load_dataset(DataConfig(name="csv", views=[str(tmp_path / "a.csv"), str(tmp_path / "c.csv")]))
 
 

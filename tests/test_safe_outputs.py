@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
+from helpers import fails
 
 from viewsplit.cli import main
 from viewsplit.config import load_config
@@ -57,18 +58,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     with its pid when it takes the lock."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != LOCK_NAME}
-
-
-def fails(capsys, argv: list, *culprits: str) -> str:
-    """The CLI in-process: exit code 2, one line on stderr naming every culprit, no traceback."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("viewsplit: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for c in culprits:
-        assert c in lines[0], (c, lines[0])
-    return lines[0]
 
 
 def views_npz(path: Path, n: int = 60) -> Path:

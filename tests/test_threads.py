@@ -78,6 +78,7 @@ def test_an_oversubscribed_run_is_reported_once(caplog, monkeypatch):
             watch.observe(0.05)                            # 5x the reference
     assert len(caplog.records) == 1
     assert "oversubscribed" in caplog.text and "train.threads=1" in caplog.text and "5.0×" in caplog.text
+    assert ("OMP_WAIT_POLICY" in caplog.text) != threads.passive_wait()   # spinning threads: say how to stop them
     # a load above the usable CPUs is reported too; a single-threaded run has nothing to lower
     monkeypatch.setattr(threads, "load_average", lambda: 10.0 * threads.usable_cpus())
     busy = threads.SlowdownWatch(2, skip=0, warmup=2, check_every=2)

@@ -120,7 +120,8 @@ class TrainConfig:
     precision: str = "fp32"
     #: deterministic algorithms (CPU runs are then bit-reproducible)
     deterministic: bool = True
-    #: torch intra-op threads; None = torch's default
+    #: threads for torch and, in evaluation, BLAS / OpenMP; None = one for vector views, else the usable CPUs
+    #: (viewsplit/threads.py; docs/usage.md#threads)
     threads: int | None = None
     #: store image tensors and conv weights channels-last (faster convolutions on CPU and GPU)
     channels_last: bool = True

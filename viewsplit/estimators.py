@@ -72,7 +72,7 @@ TRAINING = {
     "stages": None,          # {stage: {StageConfig key: value}} over the preset's stages, applied last
     "standardize": "vectors",  # per-view standardisation stored with the model: vectors, all, none
     "device": "auto",        # auto (CUDA when available), cpu, cuda, cuda:N
-    "threads": None,         # torch threads while fitting; None = torch's default
+    "threads": None,         # threads while fitting; None = viewsplit.threads.default_threads (docs/usage.md#threads)
     "random_state": 0,       # train.seed: weights, batches, masking; None = a fresh random seed
     "representation": None,  # what transform returns; None = the method's main representation
 }

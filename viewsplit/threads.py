@@ -1,6 +1,6 @@
 """Thread counts that hold up on a shared machine.
 
-Two things made a busy 2-core machine 5–7× slower than an idle one (docs/usage.md, "Threads"):
+Two things made a busy 2-core machine 5–7× slower than an idle one (docs/usage.md#threads):
 
 - OpenMP's worker threads (torch's intra-op pool, scikit-learn's k-means) spin while they wait for
   work.  On cores that other processes also use, a spinning thread takes the time slice that the
@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
 
 def passive_wait() -> bool:
     """Whether OpenMP threads sleep rather than spin while idle (set before torch was imported)."""
@@ -150,8 +151,10 @@ class SlowdownWatch:
             self.said = True
             why = (f"steps take {recent / self.reference:.1f}× as long as the first ones" if slow
                    else f"the load average is {load:.1f} on {cpus} usable CPUs")
+            spin = "" if passive_wait() else (" OpenMP threads spin here (torch was imported before viewsplit): set "
+                                              "OMP_WAIT_POLICY=PASSIVE before starting Python.")
             log.warning(f"the CPUs look oversubscribed ({why}) with {self.threads} threads; other processes share "
-                        "them. If this run is slow, set train.threads=1 (estimators: threads=1)")
+                        f"them. If this run is slow, set train.threads=1 (estimators: threads=1).{spin}")
 
 
 def _median(xs: list[float]) -> float:

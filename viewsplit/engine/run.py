@@ -220,7 +220,8 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
     out_dir = _report_dir(run, out_dir)
     t0 = time.perf_counter()
-    with threads.limited(threads.resolve(run.cfg.train.threads, run.splits.train.view_shapes)):   # torch, BLAS and OpenMP alike
+    # torch, BLAS and OpenMP alike
+    with threads.limited(threads.resolve(run.cfg.train.threads, run.splits.train.view_shapes)):
         metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
         if run.cfg.eval.raw_baselines:
             from ..eval.baselines import add_raw_baselines, baseline_dims
