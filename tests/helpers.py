@@ -23,6 +23,24 @@ def import_benchmark(name: str) -> ModuleType:
         sys.path.pop(0)
 
 
+#: a tiny FAE run on synthetic data (2 epochs of 3 steps, a checkpoint after every step), for the CLI tests
+TINY_FAE = {"method": "fae",
+            "data": {"name": "synthetic", "n_samples": 60, "n_views": 2, "view_dim": 6, "n_classes": 2},
+            "model": {"shared_dim": 2, "private_dim": 2, "backbone": {"hidden": [8]}},
+            "stages": {"train": {"epochs": 2, "batch_size": 16}},
+            "train": {"progress": "never", "threads": 1, "checkpoint_every_steps": 1, "tensorboard": False},
+            "eval": {"kmeans_seeds": 1, "probes": ["logreg"], "figures": False, "plots": False}}
+
+
+def write_config(folder: Path, raw: dict) -> Path:
+    """``raw`` as ``folder/fae.yaml``."""
+    import yaml
+
+    path = folder / "fae.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def fails(capsys, argv: list, *culprits: str) -> str:
     """Run the CLI in-process: exit code 2, one ``viewsplit: error:`` line naming every culprit, no traceback."""
     from viewsplit.cli import main

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
-from helpers import fails
+from helpers import TINY_FAE, fails, write_config
 
 import viewsplit
 from viewsplit.cli import build_parser, main
@@ -80,18 +79,12 @@ def test_csv_header_with_fewer_names_than_columns(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- tiny runs shared by the tests below
-RAW = {"method": "fae", "data": {"name": "synthetic", "n_samples": 60, "n_views": 2, "view_dim": 6, "n_classes": 2},
-       "model": {"shared_dim": 2, "private_dim": 2, "backbone": {"hidden": [8]}},
-       "stages": {"train": {"epochs": 2, "batch_size": 16}},
-       "train": {"progress": "never", "threads": 1, "checkpoint_every_steps": 1},
-       "eval": {"kmeans_seeds": 1, "probes": ["logreg"], "figures": False}}
+RAW = TINY_FAE
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "fae.yaml"
-    path.write_text(yaml.safe_dump(RAW))
-    return path
+    return write_config(tmp_path_factory.mktemp("cfg"), RAW)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
-from helpers import fails
+from helpers import TINY_FAE, fails, write_config
 
 from viewsplit.cli import main
 from viewsplit.config import load_config
@@ -24,11 +24,7 @@ from viewsplit.engine.run import load_run, train
 from viewsplit.errors import ConfigError
 from viewsplit.files import LOCK_NAME, atomic_path, run_lock
 
-RAW = {"method": "fae", "data": {"name": "synthetic", "n_samples": 60, "n_views": 2, "view_dim": 6, "n_classes": 2},
-       "model": {"shared_dim": 2, "private_dim": 2, "backbone": {"hidden": [8]}},
-       "stages": {"train": {"epochs": 2, "batch_size": 16}},
-       "train": {"progress": "never", "threads": 1, "checkpoint_every_steps": 1, "tensorboard": False},
-       "eval": {"kmeans_seeds": 1, "probes": ["logreg"], "figures": False, "plots": False}}
+RAW = TINY_FAE
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +35,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "fae.yaml"
-    path.write_text(yaml.safe_dump(RAW))
-    return path
+    return write_config(tmp_path_factory.mktemp("cfg"), RAW)
 
 
 @pytest.fixture(scope="module")
