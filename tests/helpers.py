@@ -32,13 +32,13 @@ TINY_FAE = {"method": "fae",
             "eval": {"kmeans_seeds": 1, "probes": ["logreg"], "figures": False, "plots": False}}
 
 
-def write_config(folder: Path, raw: dict) -> Path:
-    """``raw`` as ``folder/fae.yaml``."""
-    import yaml
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (hidden ones too) with its bytes; not the run-folder lock files, which each
+    writer stamps with its pid when it takes the lock."""
+    from viewsplit.files import LOCK_NAME
 
-    path = folder / "fae.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != LOCK_NAME}
 
 
 def fails(capsys, argv: list, *culprits: str) -> str:

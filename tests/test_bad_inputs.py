@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_FAE, fails, write_config
+from helpers import fails
 
 import viewsplit
 from viewsplit.cli import build_parser, main
@@ -78,23 +78,7 @@ def test_csv_header_with_fewer_names_than_columns(tmp_path, capsys):
           "a.csv", "header has 2 names but the rows have 3 columns")
 
 
-# ---------------------------------------------------------------------------- tiny runs shared by the tests below
-RAW = TINY_FAE
-
-
-@pytest.fixture(scope="module")
-def config(tmp_path_factory) -> Path:
-    return write_config(tmp_path_factory.mktemp("cfg"), RAW)
-
-
-@pytest.fixture(scope="module")
-def finished(config, tmp_path_factory) -> Path:
-    """A finished run folder (2 epochs of 3 steps on 48 training samples)."""
-    run_dir = tmp_path_factory.mktemp("runs") / "done"
-    train(load_config(config), run_dir)
-    return run_dir
-
-
+# ---------------------------------------------------------------------------- tiny runs (conftest: config, finished)
 def copy_run(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
