@@ -82,12 +82,13 @@ def resolve(threads: int | None, view_shapes: Sequence[Sequence[int]] = ()) -> i
 
 
 @contextlib.contextmanager
-def limited(threads: int) -> Iterator[None]:
-    """Run a block with ``threads`` torch threads and BLAS / OpenMP threads (numpy, scikit-learn); the
-    previous settings come back afterwards."""
+def limited(threads: int | None, view_shapes: Sequence[Sequence[int]] = ()) -> Iterator[None]:
+    """Run a block with ``resolve(threads, view_shapes)`` torch threads and BLAS / OpenMP threads
+    (numpy, scikit-learn); the previous settings come back afterwards."""
     import torch
     from threadpoolctl import threadpool_limits
 
+    threads = resolve(threads, view_shapes)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..files import atomic_path
 from ..typed import check_seed
 from .multiview import DataSplits, MultiViewDataset, make_incomplete, stratified_split
 from .preprocess import STANDARDIZE
@@ -225,10 +226,8 @@ def cached(key: str, build: Callable[[], dict], enabled: bool = True) -> dict:
             path.unlink(missing_ok=True)
     out = build()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(out, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(out, tmp)
     except OSError:
         pass  # a read-only cache location only costs the preprocessing time
     return out

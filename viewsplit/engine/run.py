@@ -221,7 +221,7 @@ def evaluate_run(run: Run, out_dir: Path | None = None) -> dict:
     out_dir = _report_dir(run, out_dir)
     t0 = time.perf_counter()
     # torch, BLAS and OpenMP alike
-    with threads.limited(threads.resolve(run.cfg.train.threads, run.splits.train.view_shapes)):
+    with threads.limited(run.cfg.train.threads, run.splits.train.view_shapes):
         metrics = evaluate(run.method, run.splits, run.cfg.eval, run.device)
         if run.cfg.eval.raw_baselines:
             from ..eval.baselines import add_raw_baselines, baseline_dims
@@ -266,7 +266,7 @@ def evaluate_missing_run(run: Run, out_dir: Path | None = None) -> dict:
     check_evaluable(run.method, run.splits, run.cfg.eval, run.device)
     out_dir = _report_dir(run, out_dir)
     t0 = time.perf_counter()
-    with threads.limited(threads.resolve(run.cfg.train.threads, run.splits.train.view_shapes)):
+    with threads.limited(run.cfg.train.threads, run.splits.train.view_shapes):
         result = evaluate_missing(run.method, run.splits, run.cfg.eval, run.device)
     result["timing"] = {"eval_seconds": round(time.perf_counter() - t0, 2)}
     with Staged(out_dir) as out:
