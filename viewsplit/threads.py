@@ -127,8 +127,8 @@ class SlowdownWatch:
         self.last = now
 
     def restart(self, new_phase: bool = False) -> None:
-        """Exclude the time since the last step (a checkpoint, an epoch's end); ``new_phase`` (a stage with
-        other step costs) also starts a new reference."""
+        """Exclude the time since the last step (the trainer calls it after a checkpoint); ``new_phase`` (a
+        stage with other step costs) also starts a new reference."""
         self.last = time.perf_counter()
         if new_phase:
             self.times, self.reference = [], None

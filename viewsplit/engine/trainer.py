@@ -391,6 +391,7 @@ class Trainer:
             "threads": torch.get_num_threads(),
         }
         self._write(state, self.ckpt_path)
+        self.watch.restart()   # a checkpoint's write is no step's time
 
     def _write(self, state: dict, path: Path) -> None:
         """Save a checkpoint atomically; when the write fails (disk full, file-size limit, permissions), stop
