@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import RunConfig, build_config, merge
 from .errors import ConfigError
-from .typed import check_seed, plain
+from .typed import MAX_SEED, check_seed, plain
 
 #: training settings that apply to every stage
 EVERY_STAGE = ("epochs", "steps", "batch_size", "lr")
@@ -85,11 +85,11 @@ def plain_params(value: Any) -> Any:
 def seed_of(random_state: Any) -> int:
     """The training seed ``random_state`` stands for (module docstring); a :class:`ConfigError` names it."""
     if random_state is None:
-        return int(np.random.randint(2**31 - 1))
+        return int(np.random.randint(MAX_SEED))
     if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
+        return int(random_state.randint(MAX_SEED))
     if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(np.iinfo(np.int32).max))
+        return int(random_state.integers(MAX_SEED))
     seed = plain_params(random_state)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"random_state: expected None, an integer or a numpy RandomState, got {random_state!r}")
