@@ -34,7 +34,8 @@ def test_reports_hold_raw_view_rows(tmp_path, digits_npz):
     run, metrics = run_all(cfg, tmp_path / "run")
     with torch.no_grad():
         c_dim = run.method.eval().encode([v[:2] for v in run.splits.test.views])["C"].shape[1]
-    rows = {"raw_0", "raw_1", "raw_all", "given_0", "given_1", "given_all", f"pca_{c_dim}", f"cca_{c_dim}"}
+    rows = {"raw_0", "raw_1", "raw_all", "given_0", "given_1", "given_all", f"pca_{c_dim}", f"cca_{c_dim}",
+            f"rcca_{c_dim}"}
     for table in (metrics["clustering"], metrics["classification"]):
         assert {"C", *rows} <= set(table)
     # the secondary (reference-protocol) clustering rows are the model's only

@@ -71,7 +71,7 @@ def test_summary_compares_the_best_learned_row_with_the_best_baseline():
     assert s["kmeans_acc"]["learned"] == "C" and s["kmeans_acc"]["baseline"] == "cca_10"
     assert s["kmeans_acc"]["margin"] == pytest.approx(-0.05)
     assert s["logreg_acc"]["margin"] == pytest.approx(-0.05)
-    assert [is_baseline(r) for r in ("C", "C+V_all", "raw_0", "given_all", "pca_8", "gcca_8")] == [
-        False, False, True, True, True, True]
+    assert [is_baseline(r) for r in ("C", "C+V_all", "raw_0", "given_all", "pca_8", "gcca_8", "rcca_8")] == [
+        False, False, True, True, True, True, True]
     md = "\n".join(summary_lines(s))
     assert "| kmeans_acc | C 0.8000 | cca_10 0.8500 | -0.0500 | no |" in md
