@@ -16,6 +16,8 @@ order of its batches).  At each budget a copy of stage 1 trains stage 2 for that
 scratch, and the copy is evaluated by the report's protocol on the test split: k-means NMI / ACC of ``C``
 (3 k-means seeds), the logistic probe on ``C+V_all`` (fitted on the training split), and the held-out
 redundancy of C in each specific posterior mean (ridge and MLP R², docs/evaluation.md#redundancy-of-c-in-v_v).
+The last column is the held-out ridge R² of C from the one-hot *class*: how much of C any code that knows
+the class can predict, so a specific code that classifies well cannot be far below it in R²(C | μ_V).
 """
 from __future__ import annotations
 
@@ -29,12 +31,14 @@ import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+import numpy as np
 import torch
 
 from viewsplit.config import EvalConfig, load_config
 from viewsplit.engine.run import prepare
 from viewsplit.engine.trainer import Trainer
-from viewsplit.eval.evaluate import evaluate
+from viewsplit.eval.evaluate import evaluate, extract
+from viewsplit.eval.readout import ridge_r2
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("consistency", "disentangle")
@@ -46,12 +50,19 @@ def epochs_for(budget_s: float, preset: tuple[int, int], epoch_s: tuple[float, f
     return max(1, round(budget_s * share / epoch_s[0])), max(1, round(budget_s * (1 - share) / epoch_s[1]))
 
 
-def row(budget: float, epochs: tuple[int, int], wall: float, m: dict) -> str:
+def class_r2(method, splits) -> float:
+    """Held-out ridge R² of C from the one-hot class (fitted on train, scored on test)."""
+    c_tr, c_te = (extract(method, d)["C"] for d in (splits.train, splits.test))
+    y_tr, y_te = (np.eye(10)[d.labels.numpy()] for d in (splits.train, splits.test))
+    return ridge_r2(y_tr, c_tr, y_te, c_te)
+
+
+def row(budget: float, epochs: tuple[int, int], wall: float, m: dict, by_class: float) -> str:
     km, probe, red = m["clustering"]["C"], m["classification"]["C+V_all"]["logreg"], m.get("redundancy", {})
     r2 = "; ".join(f"{r}: {red[r]['ridge_r2']:.2f} / {red[r].get('mlp_r2', float('nan')):.2f}"
                    for r in sorted(red) if r.startswith("V_"))
     return (f"| {budget:g} | {epochs[0]} + {epochs[1]} | {wall / 60:.1f} | {km['nmi']['mean']:.3f} | "
-            f"{km['acc']['mean']:.3f} | {probe['acc']:.3f} | {r2} |")
+            f"{km['acc']['mean']:.3f} | {probe['acc']:.3f} | {r2} | {by_class:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
              f"--epoch-seconds {args.epoch_seconds} --threads {args.threads} --seed {args.seed}"
              f"{''.join(' ' + o for o in args.overrides)}` (preset {preset[0]} + {preset[1]} epochs)", "",
              "| budget (min, idle) | epochs (stage 1 + 2) | wall (min, this run) | NMI C | ACC C | probe C+V_all | "
-             "R²(C \\| μ_V) ridge / MLP |", "|---|---|---|---|---|---|---|"]
+             "R²(C \\| μ_V) ridge / MLP | R²(C \\| class) |", "|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     with TemporaryDirectory() as tmp:
         run = prepare(cfg, Path(tmp))
@@ -93,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             wall2 = Trainer(second, method, run.splits.train, tmp).run_stage(STAGES[1])
             t = time.perf_counter()
             metrics = evaluate(method, run.splits, ecfg)
-            lines.append(row(budget, (done, e2), wall1 + wall2, metrics))
+            lines.append(row(budget, (done, e2), wall1 + wall2, metrics, class_r2(method, run.splits)))
             print(lines[-1], f"(evaluation {time.perf_counter() - t:.0f} s)", flush=True)
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
