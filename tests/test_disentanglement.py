@@ -14,7 +14,7 @@ from viewsplit.config import EvalConfig, load_config
 from viewsplit.engine.run import evaluate_run, load_run, prepare, train
 from viewsplit.engine.trainer import Trainer
 from viewsplit.errors import DataError, TrainingWarning
-from viewsplit.eval.factors import factor_recovery
+from viewsplit.eval.factors import factor_recovery, markdown
 from viewsplit.eval.mine import mine_estimate
 from viewsplit.eval.readout import ALPHAS, gaussian_nll, mlp_r2, ridge_loo, ridge_r2
 from viewsplit.losses import gaussian_nll as critic_nll
@@ -171,6 +171,18 @@ def test_factor_recovery_table_on_codes_with_a_known_answer():
     assert r2["C"]["shared"] > 0.95 and r2["V_0"]["view0"] > 0.95
     assert abs(r2["C"]["view0"]) < 0.03 and abs(r2["V_0"]["shared"]) < 0.03
     assert out["class_acc"]["C"] > 0.95 and out["class_acc"]["V_0"] < 0.4 and out["chance"] == 0.25
+
+
+def test_the_mlp_class_read_out_finds_a_class_the_logistic_probe_cannot():
+    g = np.random.default_rng(1)
+    v = g.normal(size=(2000, 2))
+    y = (np.linalg.norm(v, axis=1) > np.sqrt(2 * np.log(2))).astype(int)   # inside / outside the median circle
+    f = {"shared": g.normal(size=(2000, 1))}
+    tr, te = slice(0, 1500), slice(1500, None)
+    out = factor_recovery({"V_0": v[tr]}, {"V_0": v[te]}, {k: x[tr] for k, x in f.items()},
+                          {k: x[te] for k, x in f.items()}, y[tr], y[te], mlp=True)
+    assert out["class_acc"]["V_0"] < 0.6 < 0.9 < out["class_acc_mlp"]["V_0"]
+    assert "logistic / MLP accuracy" in "\n".join(markdown(out))
 
 
 def test_npz_factors_reach_the_report(tmp_path):

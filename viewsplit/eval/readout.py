@@ -8,6 +8,8 @@ Used by factor recovery (docs/evaluation.md#factor-recovery) and the held-out re
   on standardised inputs; R² on the test split, averaged over the target's dimensions.
 * :func:`mlp_r2` — the same with a small MLP (one hidden layer of 64, early-stopped on 10 % of the
   training split), fitted on at most ``max_train`` seeded training samples.
+* :func:`mlp_accuracy` — the class read-out of the same MLP shape (a classifier), held-out accuracy: a
+  code can hide the class from a logistic probe and still hold it.
 * :func:`gaussian_nll` — the held-out NLL (nats per sample, with the constant) of a target y given
   x under a linear-Gaussian q(y | x) = N(Wx + b, Σ) (ridge mean, full residual covariance from the
   training split), and of y under a Gaussian fitted to y alone; their difference is the held-out
@@ -95,6 +97,23 @@ def mlp_r2(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarra
         model.fit(a, t.ravel() if t.shape[1] == 1 else t)
     pred = ys.inverse_transform(model.predict(b).reshape(len(b), -1))
     return float(r2_score(_2d(y_te), pred))
+
+
+def mlp_accuracy(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, seed: int = 0,
+                 max_train: int = 20_000) -> float:
+    """Held-out accuracy of an MLP classifier (one hidden layer of 64, early-stopped) on standardised codes."""
+    from sklearn.neural_network import MLPClassifier
+
+    if len(x_tr) > max_train:
+        keep = np.random.default_rng(seed).choice(len(x_tr), max_train, replace=False)
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    a, b = _scaled(x_tr, x_te)
+    model = MLPClassifier(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.1, max_iter=500,
+                          random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(a, y_tr)
+    return float((model.predict(b) == y_te).mean())
 
 
 def _gauss_nll(resid_tr: np.ndarray, resid_te: np.ndarray) -> float:
