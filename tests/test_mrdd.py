@@ -243,6 +243,32 @@ def test_view_drop_hides_whole_views_from_the_encoder_but_keeps_them_as_targets(
     assert torch.equal(seen[0], mask)                                  # never at inference
 
 
+def test_augment_shares_one_transform_across_image_views_and_leaves_the_targets_clean(monkeypatch):
+    from viewsplit.data.augment import AugmentConfig
+    from viewsplit.methods.mrdd import augmented
+
+    torch.manual_seed(0)
+    img = torch.rand(16, 1, 8, 8)
+    out = augmented([img, img.clone(), torch.zeros(16, 5)], AugmentConfig())
+    assert torch.equal(out[0], out[1]) and not torch.equal(out[0], img)   # registered views, one transform
+    assert out[2].abs().sum() > 0                                         # a vector view gets its own noise
+    cfg = load_config(None, ["method=mrdd", "model.augment={degrees: 5}"])
+    assert cfg.model.augment.degrees == 5 and cfg.model.augment.shear == 15
+    with pytest.raises(ConfigError, match="model.augment.corruption"):
+        load_config(None, ["method=mrdd", "model.augment={corruption: 1.5}"])
+    spec = DataSpec([(1, 8, 8), (1, 8, 8)], ["a", "b"], 2)
+    conv = BackboneConfig(image="conv", channels=[4])
+    m = MRDD(MRDDConfig(mask_ratio=0.0, augment=AugmentConfig(), consistency=conv, specific=conv), spec).train()
+    inputs, targets = [], []
+    original = m.consistency.posterior
+    monkeypatch.setattr(m.consistency, "posterior", lambda views, msk: (inputs.append(views), original(views, msk))[1])
+    monkeypatch.setattr("viewsplit.methods.mrdd.consistency_objective",
+                        lambda xs, x_hats, msk, *a: (targets.append(xs), {"objective": x_hats[0].sum()})[1])
+    m.consistency_loss(Batch(views=[img, img.clone()], mask=torch.ones(16, 2, dtype=torch.bool), labels=None,
+                             index=torch.arange(16)))
+    assert not torch.equal(inputs[0][0], img) and torch.equal(targets[0][0], img)
+
+
 def test_aligned_halves_each_half_predicts_the_other_and_agreement_is_known(monkeypatch):
     """stage1_align: S and its complement T encoded in one batch of 2B, each reconstructing the other;
     with α = 0 and no KL the objective is exactly stage1_align · mean over two-half samples ‖μ_S − μ_T‖²."""

@@ -55,6 +55,10 @@ Deviations from the reference code, all deliberate (docs/methods.md#mrdd-referen
   that view, so C also encodes each view's private factors (held-out R²(private | C) 0.74 on
   known-factor data); predicting only unseen views removes that incentive (R² 0.01–0.04,
   benchmarks/factor_split.py).
+* ``augment`` (viewsplit option, off by default): in stage 1 the encoder sees a randomly augmented copy of
+  the views (:func:`viewsplit.data.augment.augment`; image views of one size share each sample's
+  transform, so they stay registered) and reconstructs the clean views, so C has to be invariant to the
+  augmentation (docs/edge_fmnist.md#quality-against-training-time).
 * ``stage1_align`` (viewsplit option, vector preset 1.0): with hidden targets, codes of different view
   subsets are never asked to agree, yet evaluation encodes C from every view.  S and its complement T
   are encoded together, each code predicts the other's views, and ‖μ_S − μ_T‖² is added (two-view sets:
@@ -70,6 +74,7 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor, nn
 
+from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
 from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_mean, masked_sse, per_sample_sse
@@ -102,6 +107,8 @@ class MRDDConfig:
     #: only a random non-empty subset of its views; every present view stays a reconstruction target,
     #: so C learns to predict absent views (what inference from a subset of views needs)
     view_drop: float = 0.0
+    #: stage 1, viewsplit option: augment the encoder's input (``{}`` = MIB's strengths), not the targets
+    augment: AugmentConfig | None = None
     #: stage 1, viewsplit option: ``all`` (the paper: reconstruct every view) or ``hidden`` (pure
     #: cross-view prediction: the encoder sees a random non-empty proper subset of the views and
     #: reconstructs only the others, so C has no use for a view's private factors)
@@ -147,6 +154,8 @@ class MRDDConfig:
         if not 0.0 <= self.view_drop <= 1.0:
             check_positive(-1, "model.view_drop (must lie in [0, 1])")
         check_positive(self.critic_lr_scale, "model.critic_lr_scale")
+        if self.augment is not None:
+            self.augment.validate("model.augment")
         for k in ("alpha", "kl_weight", "beta", "lam", "stage1_align"):
             check_positive(getattr(self, k), f"model.{k}", allow_zero=True)
         check_choice(self.order, ("critic_first", "model_first"), "model.order")
@@ -173,6 +182,19 @@ def consistency_objective(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor, 
     recon = masked_sse(xs, x_hats, mask, reduction, weights)
     kl = gaussian_kl(mu, logvar).mean()
     return {"objective": alpha * recon + kl_weight * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
+
+
+def augmented(views: list[Tensor], cfg: AugmentConfig) -> list[Tensor]:
+    """One random augmentation per sample; image views of the same height and width share it (they are
+    stacked along channels and transformed together), every other view gets its own."""
+    out = list(views)
+    sizes = [tuple(x.shape[2:]) if x.dim() == 4 else None for x in views]
+    for size in dict.fromkeys(s for s in sizes if s is not None):
+        group = [v for v, s in enumerate(sizes) if s == size]
+        joint = augment(torch.cat([views[v] for v in group], 1), cfg)
+        for v, x in zip(group, joint.split([views[v].shape[1] for v in group], 1)):
+            out[v] = x
+    return [augment(x, cfg) if sizes[v] is None else out[v] for v, x in enumerate(views)]
 
 
 class ConsistencyAE(nn.Module):
@@ -281,7 +303,8 @@ class MRDD(Method):
         """
         cfg = self.cfg
         xs = batch.views
-        masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in xs]
+        seen_views = xs if cfg.augment is None else augmented(xs, cfg.augment)
+        masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in seen_views]
         align = cfg.stage1_targets == "hidden" and cfg.stage1_align > 0
         if cfg.stage1_targets == "hidden":
             seen, targets = cross_view_split(batch.mask)
