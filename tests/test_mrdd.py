@@ -244,17 +244,16 @@ def test_view_drop_hides_whole_views_from_the_encoder_but_keeps_them_as_targets(
 
 
 def test_augment_shares_one_transform_across_image_views_and_leaves_the_targets_clean(monkeypatch):
-    from viewsplit.data.augment import AugmentConfig
-    from viewsplit.methods.mrdd import augmented
+    from viewsplit.data.augment import AugmentConfig, augment_registered
 
     torch.manual_seed(0)
     img = torch.rand(16, 1, 8, 8)
-    out = augmented([img, img.clone(), torch.zeros(16, 5)], AugmentConfig())
+    out = augment_registered([img, img.clone(), torch.zeros(16, 5)], AugmentConfig())
     assert torch.equal(out[0], out[1]) and not torch.equal(out[0], img)   # registered views, one transform
     assert out[2].abs().sum() > 0                                         # a vector view gets its own noise
     cfg = load_config(None, ["method=mrdd", "model.augment={degrees: 5}"])
     assert cfg.model.augment.degrees == 5 and cfg.model.augment.shear == 15
-    with pytest.raises(ConfigError, match="model.augment.corruption"):
+    with pytest.raises(ConfigError, match=r"model\.augment\.corruption"):
         load_config(None, ["method=mrdd", "model.augment={corruption: 1.5}"])
     spec = DataSpec([(1, 8, 8), (1, 8, 8)], ["a", "b"], 2)
     conv = BackboneConfig(image="conv", channels=[4])

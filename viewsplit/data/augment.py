@@ -5,7 +5,8 @@ the global RNG when none is given), so a seeded generator reproduces the same vi
 
 * images ``(B, C, H, W)``: :func:`random_affine` (torchvision ``RandomAffine`` semantics, nearest
   interpolation, zero fill), :func:`pixel_corruption` (MIB's ``PixelCorruption``);
-* vectors ``(B, D)``: :func:`feature_noise` and :func:`feature_dropout`.
+* vectors ``(B, D)``: :func:`feature_noise` and :func:`feature_dropout`;
+* several views of one sample: :func:`augment_registered` (image views of one size share a transform).
 """
 from __future__ import annotations
 
@@ -105,3 +106,15 @@ def augment(x: Tensor, cfg: AugmentConfig, g: torch.Generator | None = None) -> 
         return pixel_corruption(random_affine(x, cfg, g), cfg.corruption, g)
     return feature_dropout(feature_noise(x, cfg.noise_std, g), cfg.feature_drop, g)
 
+
+def augment_registered(views: list[Tensor], cfg: AugmentConfig) -> list[Tensor]:
+    """One random augmentation per sample; image views of the same height and width share it (they are
+    stacked along channels and transformed together), every other view gets its own."""
+    out = list(views)
+    sizes = [tuple(x.shape[2:]) if x.dim() == 4 else None for x in views]
+    for size in dict.fromkeys(s for s in sizes if s is not None):
+        group = [v for v, s in enumerate(sizes) if s == size]
+        joint = augment(torch.cat([views[v] for v in group], 1), cfg)
+        for v, x in zip(group, joint.split([views[v].shape[1] for v in group], 1)):
+            out[v] = x
+    return [augment(x, cfg) if sizes[v] is None else out[v] for v, x in enumerate(views)]

@@ -56,8 +56,8 @@ Deviations from the reference code, all deliberate (docs/methods.md#mrdd-referen
   known-factor data); predicting only unseen views removes that incentive (R² 0.01–0.04,
   benchmarks/factor_split.py).
 * ``augment`` (viewsplit option, off by default): in stage 1 the encoder sees a randomly augmented copy of
-  the views (:func:`viewsplit.data.augment.augment`; image views of one size share each sample's
-  transform, so they stay registered) and reconstructs the clean views, so C has to be invariant to the
+  the views (:func:`viewsplit.data.augment.augment_registered`: image views of one size share each
+  sample's transform, so they stay registered) and reconstructs the clean views, so C has to be invariant to the
   augmentation (docs/edge_fmnist.md#quality-against-training-time).
 * ``stage1_align`` (viewsplit option, vector preset 1.0): with hidden targets, codes of different view
   subsets are never asked to agree, yet evaluation encodes C from every view.  S and its complement T
@@ -74,7 +74,7 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor, nn
 
-from ..data.augment import AugmentConfig, augment
+from ..data.augment import AugmentConfig, augment_registered
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
 from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_mean, masked_sse, per_sample_sse
@@ -184,19 +184,6 @@ def consistency_objective(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor, 
     return {"objective": alpha * recon + kl_weight * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
 
 
-def augmented(views: list[Tensor], cfg: AugmentConfig) -> list[Tensor]:
-    """One random augmentation per sample; image views of the same height and width share it (they are
-    stacked along channels and transformed together), every other view gets its own."""
-    out = list(views)
-    sizes = [tuple(x.shape[2:]) if x.dim() == 4 else None for x in views]
-    for size in dict.fromkeys(s for s in sizes if s is not None):
-        group = [v for v, s in enumerate(sizes) if s == size]
-        joint = augment(torch.cat([views[v] for v in group], 1), cfg)
-        for v, x in zip(group, joint.split([views[v].shape[1] for v in group], 1)):
-            out[v] = x
-    return [augment(x, cfg) if sizes[v] is None else out[v] for v, x in enumerate(views)]
-
-
 class ConsistencyAE(nn.Module):
     """Stage 1: shared encoders (one per distinct view shape), fc_z over all views, per-view decoders."""
 
@@ -303,7 +290,7 @@ class MRDD(Method):
         """
         cfg = self.cfg
         xs = batch.views
-        seen_views = xs if cfg.augment is None else augmented(xs, cfg.augment)
+        seen_views = xs if cfg.augment is None else augment_registered(xs, cfg.augment)
         masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in seen_views]
         align = cfg.stage1_targets == "hidden" and cfg.stage1_align > 0
         if cfg.stage1_targets == "hidden":
