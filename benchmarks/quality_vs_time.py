@@ -35,10 +35,12 @@ import numpy as np
 import torch
 
 from viewsplit.config import EvalConfig, load_config
+from viewsplit.data.multiview import DataSplits
 from viewsplit.engine.run import prepare
 from viewsplit.engine.trainer import Trainer
 from viewsplit.eval.evaluate import evaluate, extract
 from viewsplit.eval.readout import ridge_r2
+from viewsplit.methods.base import Method
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("consistency", "disentangle")
@@ -50,10 +52,12 @@ def epochs_for(budget_s: float, preset: tuple[int, int], epoch_s: tuple[float, f
     return max(1, round(budget_s * share / epoch_s[0])), max(1, round(budget_s * (1 - share) / epoch_s[1]))
 
 
-def class_r2(method, splits) -> float:
+def class_r2(method: Method, splits: DataSplits) -> float:
     """Held-out ridge R² of C from the one-hot class (fitted on train, scored on test)."""
     c_tr, c_te = (extract(method, d)["C"] for d in (splits.train, splits.test))
-    y_tr, y_te = (np.eye(10)[d.labels.numpy()] for d in (splits.train, splits.test))
+    labels = [d.labels.numpy() for d in (splits.train, splits.test)]
+    eye = np.eye(max(int(y.max()) for y in labels) + 1)
+    y_tr, y_te = (eye[y] for y in labels)
     return ridge_r2(y_tr, c_tr, y_te, c_te)
 
 
