@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from viewsplit.config import EvalConfig, load_config
+from viewsplit.data.multiview import DataSplits
 from viewsplit.engine.run import prepare
 from viewsplit.engine.trainer import Trainer
 from viewsplit.eval.evaluate import evaluate
@@ -75,7 +76,7 @@ def split_scores(factors: dict, n_views: int, n_classes: int) -> dict[str, float
             "acc(y|C)": acc["C"]}
 
 
-def ceiling(splits) -> float:
+def ceiling(splits: DataSplits) -> float:
     """The MLP's held-out R²(private_v | x_v) from the raw (standardised) view itself, worst view."""
     tr, te = splits.train, splits.test
     return min(mlp_r2(tr.views[v].flatten(1).numpy(), tr.factors[f"view{v}"].numpy(),
