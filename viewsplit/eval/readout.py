@@ -80,23 +80,35 @@ def ridge_r2(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndar
     return float(r2_score(_2d(y_te), ridge_fit_predict(x_tr, y_tr, x_te)[1]))
 
 
+def _at_most(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``n`` seeded rows of (x, y), all of them when there are no more."""
+    if len(x) <= n:
+        return x, y
+    keep = np.random.default_rng(seed).choice(len(x), n, replace=False)
+    return x[keep], y[keep]
+
+
+def _mlp_predict(kind: type, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, seed: int) -> np.ndarray:
+    """Fit ``kind`` (``MLPRegressor`` / ``MLPClassifier``: one hidden layer of 64, early-stopped on 10 %) on the
+    standardised training codes and predict the test codes."""
+    a, b = _scaled(x_tr, x_te)
+    model = kind(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.1, max_iter=500,
+                 random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(a, y_tr)
+    return model.predict(b)
+
+
 def mlp_r2(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, seed: int = 0,
            max_train: int = 20_000) -> float:
     from sklearn.neural_network import MLPRegressor
 
-    if len(x_tr) > max_train:
-        keep = np.random.default_rng(seed).choice(len(x_tr), max_train, replace=False)
-        x_tr, y_tr = x_tr[keep], y_tr[keep]
-    a, b = _scaled(x_tr, x_te)
+    x_tr, y_tr = _at_most(x_tr, y_tr, max_train, seed)
     ys = StandardScaler().fit(_2d(y_tr))
-    model = MLPRegressor(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.1, max_iter=500,
-                         random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        t = ys.transform(_2d(y_tr))
-        model.fit(a, t.ravel() if t.shape[1] == 1 else t)
-    pred = ys.inverse_transform(model.predict(b).reshape(len(b), -1))
-    return float(r2_score(_2d(y_te), pred))
+    t = ys.transform(_2d(y_tr))
+    pred = _mlp_predict(MLPRegressor, x_tr, t.ravel() if t.shape[1] == 1 else t, x_te, seed)
+    return float(r2_score(_2d(y_te), ys.inverse_transform(pred.reshape(len(x_te), -1))))
 
 
 def mlp_accuracy(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, seed: int = 0,
@@ -104,16 +116,8 @@ def mlp_accuracy(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.
     """Held-out accuracy of an MLP classifier (one hidden layer of 64, early-stopped) on standardised codes."""
     from sklearn.neural_network import MLPClassifier
 
-    if len(x_tr) > max_train:
-        keep = np.random.default_rng(seed).choice(len(x_tr), max_train, replace=False)
-        x_tr, y_tr = x_tr[keep], y_tr[keep]
-    a, b = _scaled(x_tr, x_te)
-    model = MLPClassifier(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.1, max_iter=500,
-                          random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(a, y_tr)
-    return float((model.predict(b) == y_te).mean())
+    x_tr, y_tr = _at_most(x_tr, y_tr, max_train, seed)
+    return float((_mlp_predict(MLPClassifier, x_tr, y_tr, x_te, seed) == y_te).mean())
 
 
 def _gauss_nll(resid_tr: np.ndarray, resid_te: np.ndarray) -> float:
