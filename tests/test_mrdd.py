@@ -12,7 +12,8 @@ from viewsplit.engine.trainer import Trainer, make_optimizer
 from viewsplit.errors import ConfigError
 from viewsplit.losses import CLUBSample, club_all_pairs, club_sample, gaussian_kl, gaussian_loglik
 from viewsplit.methods.base import DataSpec
-from viewsplit.methods.mrdd import MRDD, MRDDConfig, consistency_objective
+from viewsplit.losses import consistency_objective
+from viewsplit.methods.mrdd import MRDD, MRDDConfig
 from viewsplit.models.backbones import BackboneConfig
 from viewsplit.models.masking import feature_mask, patch_mask
 

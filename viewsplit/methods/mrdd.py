@@ -34,12 +34,9 @@ Deviations from the reference code, all deliberate (docs/methods.md#mrdd-referen
 * Views of the same shape share one consistency encoder and run through it as one batch, so its
   BatchNorm statistics pool those views (the reference calls the encoder once per view).
 * Each view's decoder has its own input layer (the reference shares ``to_dec`` across views).
-* ``bn_recalibrate`` (off in the reference presets) re-estimates stage 1's BatchNorm statistics
-  on unmasked data at the end of stage 1 (D4); on Handwritten it lifts k-means ACC of C from
-  about 0.80 to 0.95.  ``view_weights: equal`` weighs views equally in stage 1 whatever their size.
-* ``recon_reduction: batch_mean`` (sum over features, mean over samples) is offered because with
-  the reference's batch-summed SSE the KL and CLUB terms are ~10⁴ times smaller than the
-  reconstruction at batch 1024, so λ barely acts; the reference presets keep ``sum``.
+* viewsplit options beyond the paper, off in the reference presets, each at its key in :class:`MRDDConfig`
+  and with its measurements in docs/methods.md#mrdd-options: ``bn_recalibrate`` (D4), ``view_weights``,
+  ``recon_reduction``, ``view_drop``, ``stage1_targets``, ``stage1_align``, ``augment``.
 * Sampling keys on the VAE that owns it (:class:`~viewsplit.models.stochastic.GaussianSample`,
   docs/evaluation.md#stochastic-layers): both stages sample c and s_v while their VAE trains, and use μ in eval mode.
 * The CLUB critic (docs/methods.md#club) sees c standardised with the frozen stage 1's per-dim training
@@ -50,19 +47,6 @@ Deviations from the reference code, all deliberate (docs/methods.md#mrdd-referen
   flagged (log row ``warnings``, a :class:`~viewsplit.errors.TrainingWarning`, the report): a
   negative CLUB estimate bounds nothing.  The critic's fit is logged as the Gaussian NLL in nats
   (``critic/nll_nats_v``; the reference's "NLL" is 2·NLL − d·log 2π).
-* ``stage1_targets: hidden`` (viewsplit option; the vector preset's choice): pure cross-view
-  prediction.  The paper's stage 1 reconstructs every view from a C that has seen (a masked copy of)
-  that view, so C also encodes each view's private factors (held-out R²(private | C) 0.74 on
-  known-factor data); predicting only unseen views removes that incentive (R² 0.01–0.04,
-  benchmarks/factor_split.py).
-* ``augment`` (viewsplit option, off by default): in stage 1 the encoder sees a randomly augmented copy of
-  the views (:func:`viewsplit.data.augment.augment_registered`: image views of one size share each
-  sample's transform, so they stay registered) and reconstructs the clean views, so C has to be invariant to the
-  augmentation (docs/edge_fmnist.md#quality-against-training-time).
-* ``stage1_align`` (viewsplit option, vector preset 1.0): with hidden targets, codes of different view
-  subsets are never asked to agree, yet evaluation encodes C from every view.  S and its complement T
-  are encoded together, each code predicts the other's views, and ‖μ_S − μ_T‖² is added (two-view sets:
-  k-means of C +0.03–0.09; R²(private | C) 0.005–0.009; docs/mrdd.md#small-two-view-data-sets).
 """
 from __future__ import annotations
 
@@ -77,11 +61,11 @@ from torch import Tensor, nn
 from ..data.augment import AugmentConfig, augment_registered
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
-from ..losses import CLUBSample, equal_view_weights, gaussian_kl, masked_mean, masked_sse, per_sample_sse
-from ..models.backbones import BackboneConfig, feature_encoder, view_decoder
+from ..losses import CLUBSample, consistency_objective, equal_view_weights, gaussian_kl, masked_mean, per_sample_sse
+from ..models.backbones import BackboneConfig
 from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
-from ..models.stochastic import GaussianSample
+from ..models.mrdd_nets import ConsistencyAE, SpecificVAE
 from ..typed import check_choice, check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
@@ -171,65 +155,6 @@ class MRDDConfig:
         self.specific.validate("model.specific")
 
 
-def consistency_objective(xs: list[Tensor], x_hats: list[Tensor], mask: Tensor, mu: Tensor, logvar: Tensor,
-                          alpha: float = 1.0, kl_weight: float = 1.0, reduction: str = "sum",
-                          weights: list[float] | None = None) -> dict[str, Tensor]:
-    """Stage-1 loss: α Σ_v SSE(x_v, x̂_v) + w_kl · mean_b KL(N(μ, e^{logvar}) ‖ N(0, I)).
-
-    The targets ``xs`` are the *unmasked* views.  With the reference's ``sum`` reduction the SSE is
-    summed over the batch while the KL is averaged over it, so the KL weighs very little.
-    """
-    recon = masked_sse(xs, x_hats, mask, reduction, weights)
-    kl = gaussian_kl(mu, logvar).mean()
-    return {"objective": alpha * recon + kl_weight * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
-
-
-class ConsistencyAE(nn.Module):
-    """Stage 1: shared encoders (one per distinct view shape), fc_z over all views, per-view decoders."""
-
-    def __init__(self, spec: DataSpec, c_dim: int, cfg: BackboneConfig):
-        super().__init__()
-        shapes = [tuple(s) for s in spec.view_shapes]
-        self.groups = [[v for v, s in enumerate(shapes) if s == shape] for shape in dict.fromkeys(shapes)]
-        encs, dims = [], []
-        for group in self.groups:
-            enc, dim = feature_encoder(shapes[group[0]], cfg)
-            encs.append(enc)
-            dims.append(dim)
-        self.encoders = nn.ModuleList(encs)
-        self.feat_dims = [dims[g] for v in range(len(shapes)) for g, grp in enumerate(self.groups) if v in grp]
-        self.fc_z = nn.Linear(sum(self.feat_dims), 2 * c_dim)
-        self.decoders = nn.ModuleList(view_decoder(s, c_dim, cfg) for s in shapes)
-        self.sample = GaussianSample()
-
-    def features(self, views: list[Tensor], mask: Tensor) -> list[Tensor]:
-        """Per-view features; views sharing an encoder run through it as one batch."""
-        feats: dict[int, Tensor] = {}
-        for enc, group in zip(self.encoders, self.groups):
-            x = torch.cat([views[v] for v in group])
-            present = torch.cat([mask[:, v] for v in group])
-            for v, f in zip(group, apply_present(enc, x, present).chunk(len(group))):
-                feats[v] = f
-        return [feats[v] for v in range(len(views))]
-
-    def posterior(self, views: list[Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
-        return self.fc_z(torch.cat(self.features(views, mask), 1)).chunk(2, dim=1)
-
-
-class SpecificVAE(nn.Module):
-    """Stage 2, one view: encoder → (μ_v, logvar_v); decoder from [s_v, c]."""
-
-    def __init__(self, shape: tuple[int, ...], v_dim: int, c_dim: int, cfg: BackboneConfig):
-        super().__init__()
-        enc, dim = feature_encoder(shape, cfg)
-        self.encoder = nn.Sequential(enc, nn.Linear(dim, 2 * v_dim))
-        self.decoder = view_decoder(shape, v_dim + c_dim, cfg)
-        self.sample = GaussianSample()
-
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.encoder(x).chunk(2, dim=1)
-
-
 @register_method
 class MRDD(Method):
     name = "mrdd"
@@ -244,7 +169,7 @@ class MRDD(Method):
 
     def __init__(self, cfg: MRDDConfig, spec: DataSpec):
         super().__init__(cfg, spec)
-        self.consistency = ConsistencyAE(spec, cfg.c_dim, cfg.consistency)
+        self.consistency = ConsistencyAE(spec.view_shapes, cfg.c_dim, cfg.consistency)
         self.specific = nn.ModuleList(SpecificVAE(s, cfg.v_dim, cfg.c_dim, cfg.specific) for s in spec.view_shapes)
         self.critics = nn.ModuleList(CLUBSample(cfg.v_dim, cfg.c_dim, cfg.club_hidden) for _ in spec.view_shapes)
         sizes = [math.prod(s) for s in spec.view_shapes]
