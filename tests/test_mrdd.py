@@ -10,9 +10,15 @@ from viewsplit.data.multiview import Batch
 from viewsplit.engine.run import prepare
 from viewsplit.engine.trainer import Trainer, make_optimizer
 from viewsplit.errors import ConfigError
-from viewsplit.losses import CLUBSample, club_all_pairs, club_sample, gaussian_kl, gaussian_loglik
+from viewsplit.losses import (
+    CLUBSample,
+    club_all_pairs,
+    club_sample,
+    consistency_objective,
+    gaussian_kl,
+    gaussian_loglik,
+)
 from viewsplit.methods.base import DataSpec
-from viewsplit.losses import consistency_objective
 from viewsplit.methods.mrdd import MRDD, MRDDConfig
 from viewsplit.models.backbones import BackboneConfig
 from viewsplit.models.masking import feature_mask, patch_mask

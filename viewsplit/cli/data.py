@@ -129,8 +129,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not missing:
             raise ConfigError("--views: every view is given; leave at least one out to predict it")
         preds = est.predict_views(views, mask)
-        out = _npz(out or Path(f"predictions-from-{'-'.join(map(str, given))}.npz"))
-        refuse_inputs(out, [*args.data, args.run_dir])
+        if out is None:   # the default name depends on the given views; an --out was checked before loading
+            out = _npz(Path(f"predictions-from-{'-'.join(map(str, given))}.npz"))
+            refuse_inputs(out, [*args.data, args.run_dir])
         with atomic_path(out) as tmp:
             np.savez(tmp, **{f"pred_view{v}": preds[v] for v in missing})
         print(f"predictions: {out}")

@@ -39,8 +39,8 @@ __all__ = [
     "ExponentialScheduler", "MIBCritic", "SoftCCALoss", "StochasticDecorrelationLoss", "WeakCombinationTracker",
     "barlow_twins_loss", "barlow_twins_objective", "batch_normalise", "batch_standardize", "club_all_pairs",
     "club_sample", "combination_codes", "combination_masks", "common_unique_objectives", "consistency_objective",
-    "cross_correlation",
-    "dcca_correlation", "decur_loss", "equal_view_weights", "gaussian_kl", "gaussian_loglik", "gaussian_nll",
-    "gaussian_posterior", "hard_combination_loss", "masked_mean", "masked_sse", "masked_view_mse", "mi_jsd_surrogate",
-    "mi_nwj_estimate", "mib_loss", "per_sample_sse", "pme_kl", "rolled_negatives", "symmetric_kl",
+    "cross_correlation", "dcca_correlation", "decur_loss", "equal_view_weights", "gaussian_kl", "gaussian_loglik",
+    "gaussian_nll", "gaussian_posterior", "hard_combination_loss", "masked_mean", "masked_sse",
+    "masked_view_mse", "mi_jsd_surrogate", "mi_nwj_estimate", "mib_loss", "per_sample_sse", "pme_kl",
+    "rolled_negatives", "symmetric_kl",
 ]

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from ..data.multiview import Batch, MultiViewDataset, check_batch_mask
 from ..data.preprocess import Standardizer
-from ..models.present import apply_present
 from ..errors import ConfigError, DataError
+from ..models.present import apply_present
 
 LossFn = Callable[[Batch], dict[str, Tensor]]
 #: stage name → default StageConfig values (a method's ``stage_defaults``)
