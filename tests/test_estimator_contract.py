@@ -94,13 +94,16 @@ def test_derived_settings_follow_out_dim(cls, key):
     assert getattr(grid.best_estimator_[-1].config_.model, key) == grid.best_params_["m__out_dim"]
 
 
-def test_mrdd_stage1_align_follows_stage1_targets():
-    """MRDD's stage1_align applies to hidden stage-1 targets only: "auto" turns it off for stage1_targets='all'."""
-    assert MRDD().get_params()["stage1_align"] == "auto"
-    assert MRDD().run_config().model.stage1_align == 1.0
-    assert MRDD(stage1_targets="all").run_config().model.stage1_align == 0.0
-    with pytest.raises(ConfigError, match=r"model\.stage1_align"):
-        MRDD(stage1_targets="all", stage1_align=1.0).run_config()
+@pytest.mark.parametrize("key, preset", [("stage1_align", 1.0), ("stage1_contrast", 0.0)])
+def test_mrdd_view_pairing_terms_follow_stage1_targets(key, preset):
+    """MRDD's stage1_align and stage1_contrast apply to hidden stage-1 targets only: "auto" is the preset's
+    value with the preset's hidden targets and turns them off for stage1_targets='all'."""
+    assert MRDD().get_params()[key] == "auto"
+    assert getattr(MRDD().run_config().model, key) == preset
+    assert getattr(MRDD(**{key: 2.0}).run_config().model, key) == 2.0
+    assert getattr(MRDD(stage1_targets="all").run_config().model, key) == 0.0
+    with pytest.raises(ConfigError, match=rf"model\.{key}"):
+        MRDD(stage1_targets="all", **{key: 1.0}).run_config()
 
 
 @pytest.mark.parametrize("method", sorted(ESTIMATORS))

@@ -41,8 +41,8 @@ def _at_most(base: str) -> Callable[[dict[str, Any], Any], Any]:
     return rule
 
 
-def _stage1_align(model: dict[str, Any], preset: Any) -> Any:
-    """MRDD's view-agreement term applies to hidden stage-1 targets only: off for ``stage1_targets: all``."""
+def _hidden_only(model: dict[str, Any], preset: Any) -> Any:
+    """MRDD's view-pairing terms apply to hidden stage-1 targets only: off for ``stage1_targets: all``."""
     return preset if model.get("stage1_targets") == "hidden" else 0.0
 
 
@@ -50,14 +50,14 @@ def _stage1_align(model: dict[str, Any], preset: Any) -> Any:
 DERIVED: dict[str, dict[str, Callable[[dict[str, Any], Any], Any]]] = {
     "dcca": {"top_k": _at_most("out_dim")},
     "softcca": {"align_dim": _at_most("out_dim")},
-    "mrdd": {"stage1_align": _stage1_align},
+    "mrdd": {"stage1_align": _hidden_only, "stage1_contrast": _hidden_only},
 }
 
 #: what "auto" means for each derived setting, for the estimators' docstrings
 DERIVED_DOC = {
     "dcca": "top_k='auto': the preset's top_k, at most out_dim",
     "softcca": "align_dim='auto': the preset's align_dim, at most out_dim",
-    "mrdd": "stage1_align='auto': the preset's stage1_align with stage1_targets='hidden', else 0",
+    "mrdd": "stage1_align='auto', stage1_contrast='auto': the preset's value with stage1_targets='hidden', else 0",
 }
 
 

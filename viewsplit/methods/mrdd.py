@@ -36,7 +36,7 @@ Deviations from the reference code, all deliberate (docs/methods.md#mrdd-referen
 * Each view's decoder has its own input layer (the reference shares ``to_dec`` across views).
 * viewsplit options beyond the paper, off in the reference presets, each at its key in :class:`MRDDConfig`
   and with its measurements in docs/methods.md#mrdd-options: ``bn_recalibrate`` (D4), ``view_weights``,
-  ``recon_reduction``, ``view_drop``, ``stage1_targets``, ``stage1_align``, ``augment``.
+  ``recon_reduction``, ``view_drop``, ``stage1_targets``, ``stage1_align``, ``stage1_contrast``, ``augment``.
 * Sampling keys on the VAE that owns it (:class:`~viewsplit.models.stochastic.GaussianSample`,
   docs/evaluation.md#stochastic-layers): both stages sample c and s_v while their VAE trains, and use μ in eval mode.
 * The CLUB critic (docs/methods.md#club) sees c standardised with the frozen stage 1's per-dim training
@@ -61,7 +61,15 @@ from torch import Tensor, nn
 from ..data.augment import AugmentConfig, augment_registered
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
-from ..losses import CLUBSample, consistency_objective, equal_view_weights, gaussian_kl, masked_mean, per_sample_sse
+from ..losses import (
+    CLUBSample,
+    consistency_objective,
+    equal_view_weights,
+    gaussian_kl,
+    masked_mean,
+    neighbour_info_nce,
+    per_sample_sse,
+)
 from ..models.backbones import BackboneConfig
 from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
@@ -101,6 +109,12 @@ class MRDDConfig:
     #: seen subset S and from its complement T, let each code predict the other subset's views, and add
     #: ``stage1_align`` · ‖μ_S − μ_T‖², so that codes from different views share one coordinate system
     stage1_align: float = 0.0
+    #: stage 1, viewsplit option for ``hidden`` targets (0 = off): ``stage1_contrast`` · the cross-view
+    #: nearest-neighbour InfoNCE of μ_S and μ_T (:func:`~viewsplit.losses.neighbour_info_nce`, temperature
+    #: ``contrast_temperature``): μ_S has to pick out the T-code of its nearest neighbour among the batch's,
+    #: which pulls close samples together and makes C's clusters tighter
+    stage1_contrast: float = 0.0
+    contrast_temperature: float = 0.5
     #: stage 2: specific KL weight β, CLUB weight λ, critic width h
     beta: float = 0.5
     lam: float = 1.0
@@ -140,7 +154,8 @@ class MRDDConfig:
         check_positive(self.critic_lr_scale, "model.critic_lr_scale")
         if self.augment is not None:
             self.augment.validate("model.augment")
-        for k in ("alpha", "kl_weight", "beta", "lam", "stage1_align"):
+        check_positive(self.contrast_temperature, "model.contrast_temperature")
+        for k in ("alpha", "kl_weight", "beta", "lam", "stage1_align", "stage1_contrast"):
             check_positive(getattr(self, k), f"model.{k}", allow_zero=True)
         check_choice(self.order, ("critic_first", "model_first"), "model.order")
         check_choice(self.stage2, ("paper", "released_code"), "model.stage2")
@@ -148,9 +163,10 @@ class MRDDConfig:
         check_choice(self.view_weights, ("size", "equal"), "model.view_weights")
         check_choice(self.stage1_targets, ("all", "hidden"), "model.stage1_targets")
         check_choice(self.missing_decoder, ("stage2", "stage1"), "model.missing_decoder")
-        if self.stage1_align > 0 and self.stage1_targets != "hidden":
-            raise ConfigError(f"model.stage1_align: {self.stage1_align} applies to stage1_targets: hidden only, "
-                              f"got stage1_targets: {self.stage1_targets}")
+        for k in ("stage1_align", "stage1_contrast"):
+            if getattr(self, k) > 0 and self.stage1_targets != "hidden":
+                raise ConfigError(f"model.{k}: {getattr(self, k)} applies to stage1_targets: hidden only, "
+                                  f"got stage1_targets: {self.stage1_targets}")
         self.consistency.validate("model.consistency")
         self.specific.validate("model.specific")
 
@@ -207,7 +223,8 @@ class MRDD(Method):
         With ``stage1_align`` (hidden targets; a viewsplit option) each sample is encoded from S and from
         its complement T in one batch of 2B (a single-view sample: from its view twice, with no target);
         c_S reconstructs T and c_T reconstructs S, the objective is taken over the 2B rows, and
-        ``stage1_align`` · mean_b ‖μ_S − μ_T‖² over the samples with both halves is added.  Without it,
+        ``stage1_align`` · mean_b ‖μ_S − μ_T‖² over the samples with both halves is added (with
+        ``stage1_contrast``, the same pairing, also ``stage1_contrast`` · NN-InfoNCE(μ_S, μ_T)).  Without it,
         the decoder of view v only ever sees codes of subsets without v, so nothing makes C(S) and C(T)
         agree; with two views the encoder never sees both, and the evaluated C from every view (fc_z is
         linear: an affine map of the mean of the single-view codes) clustered worse than the better
@@ -217,7 +234,7 @@ class MRDD(Method):
         xs = batch.views
         seen_views = xs if cfg.augment is None else augment_registered(xs, cfg.augment)
         masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in seen_views]
-        align = cfg.stage1_targets == "hidden" and cfg.stage1_align > 0
+        align = cfg.stage1_targets == "hidden" and (cfg.stage1_align > 0 or cfg.stage1_contrast > 0)
         if cfg.stage1_targets == "hidden":
             seen, targets = cross_view_split(batch.mask)
             if align:
@@ -237,7 +254,13 @@ class MRDD(Method):
             return out
         mu_s, mu_t = mu.chunk(2)
         agreement = masked_mean(per_sample_sse(mu_s, mu_t), pair)
-        return {**out, "objective": out["objective"] + cfg.stage1_align * agreement, "agreement": agreement.detach()}
+        objective = out["objective"] + cfg.stage1_align * agreement
+        extra = {"agreement": agreement.detach()}
+        if cfg.stage1_contrast > 0:
+            contrast = neighbour_info_nce(mu_s[pair], mu_t[pair], cfg.contrast_temperature)
+            objective = objective + cfg.stage1_contrast * contrast
+            extra["contrast"] = contrast.detach()
+        return {**out, "objective": objective, **extra}
 
     def _recalibrate(self, data: MultiViewDataset, device: torch.device) -> None:
         recalibrate_batchnorm(self.consistency, (b.to(device) for b in data.batches(512)),
