@@ -234,10 +234,10 @@ class MRDD(Method):
         xs = batch.views
         seen_views = xs if cfg.augment is None else augment_registered(xs, cfg.augment)
         masked = [mask_view(x, cfg.mask_ratio, cfg.patch_size) for x in seen_views]
-        align = cfg.stage1_targets == "hidden" and (cfg.stage1_align > 0 or cfg.stage1_contrast > 0)
+        paired = cfg.stage1_targets == "hidden" and (cfg.stage1_align > 0 or cfg.stage1_contrast > 0)
         if cfg.stage1_targets == "hidden":
             seen, targets = cross_view_split(batch.mask)
-            if align:
+            if paired:
                 pair = targets.any(1)
                 other = torch.where(pair[:, None], targets, seen)
                 seen, targets = torch.cat([seen, other]), torch.cat([targets, seen & pair[:, None]])
@@ -250,7 +250,7 @@ class MRDD(Method):
         x_hats = [dec(c) for dec in self.consistency.decoders]
         out = consistency_objective(xs, x_hats, targets, mu, logvar, cfg.alpha, cfg.kl_weight,
                                     cfg.recon_reduction, self.view_weights)
-        if not align:
+        if not paired:
             return out
         mu_s, mu_t = mu.chunk(2)
         agreement = masked_mean(per_sample_sse(mu_s, mu_t), pair)
