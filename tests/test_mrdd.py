@@ -228,6 +228,48 @@ def test_missing_view_values_cannot_change_codes():
             assert torch.equal(preds[v][~mask[:, v]], missing[~mask[:, v]])
 
 
+class _FixedPosterior(torch.nn.Module):
+    """μ = x · diag(scale), logvar = 0: per-dim KL to N(0, 1) is ½ · scale² · E[x²]."""
+
+    def __init__(self, scale: list[float]):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x * self.scale, torch.zeros_like(x)], 1)
+
+
+@pytest.mark.parametrize(("v_min_kl", "kept"), [(0.1, [True, True, False]), (0.2, [True, False, False])])
+def test_v_min_kl_drops_the_specific_dims_below_the_threshold_known_answer(v_min_kl, kept):
+    """x = ±1, scales (1, 0.5, 0.2): mean KL per dim 0.5, 0.125, 0.02 nats.  Missing samples (huge values)
+    do not count; a dropped dim is 0 in ``encode`` with σ 0, the kept dims are unchanged; loading weights saved
+    without ``v_active`` keeps every dim."""
+    spec = DataSpec([(3,), (3,)], ["a", "b"], 2)
+    small = BackboneConfig(hidden=[8])
+    m = MRDD(MRDDConfig(v_dim=3, v_min_kl=v_min_kl, consistency=small, specific=small), spec).eval()
+    for vae in m.vaes:
+        vae.encoder = _FixedPosterior([1.0, 0.5, 0.2])
+    sign = torch.tensor([1.0, -1.0]).repeat(8)[:, None].expand(16, 3).contiguous()
+    mask = torch.ones(16, 2, dtype=torch.bool)
+    mask[:4, 1] = False
+    x1 = sign.clone()
+    x1[:4] = 1e3                                            # would dominate the KL if it were counted
+    ds = MultiViewDataset([sign, x1], mask=mask)
+    old = {k: v for k, v in m.state_dict().items() if k != "v_active"}
+    m.stage("disentangle").on_end(ds, torch.device("cpu"))
+    assert m.v_active.tolist() == [kept, kept]
+    codes, post = m.encode(ds.views, mask), m.posteriors(ds.views, mask)
+    keep = torch.tensor(kept)
+    assert torch.equal(codes["V_0"][:, keep], (sign * m.vaes[0].encoder.scale)[:, keep])
+    assert (codes["V_0"][:, ~keep] == 0).all() and (post["V_0"][1][:, ~keep] == 0).all()
+    assert (codes["V_1"][:4] == 0).all() and (post["V_1"][1][:4] == 0).all()
+    m.stage("disentangle").on_end(ds, torch.device("cpu"))        # idempotent
+    assert m.v_active.tolist() == [kept, kept]
+    m.load_state_dict(old)
+    assert bool(m.v_active.all())
+    assert MRDD(MRDDConfig(consistency=small, specific=small), spec).stage("disentangle").on_end is None   # off
+
+
 def test_view_drop_hides_whole_views_from_the_encoder_but_keeps_them_as_targets(monkeypatch):
     spec = DataSpec([(6,), (5,), (4,)], ["a", "b", "c"], 2)
     small = BackboneConfig(hidden=[8])

@@ -13,7 +13,8 @@ x_v from [s_v, c], and a CLUB critic q_θ(c | s_v) is fitted on detached s_v::
     critic step:  L_θ = −loglik_θ(sg(s_v), c)
     model step:   L_v = SSE(x_v, Dec_v([s_v, c])) + β · mean_b KL(q(s_v|x_v) ‖ N(0, I)) + λ · CLUB_θ(s_v; c)
 
-Representations: ``C`` = μ_c of the unmasked views, ``V_v`` = μ_v (posterior means).
+Representations: ``C`` = μ_c of the unmasked views, ``V_v`` = μ_v (posterior means; 0 in the dims
+``v_min_kl`` drops).
 
 Missing views (``batch.mask``; docs/evaluation.md#missing-views): an absent view never reaches an encoder
 (``apply_present``), so its features enter fc_z as zeros and μ_c comes from the available views.
@@ -36,7 +37,8 @@ Deviations from the reference code, all deliberate (docs/methods.md#mrdd-referen
 * Each view's decoder has its own input layer (the reference shares ``to_dec`` across views).
 * viewsplit options beyond the paper, off in the reference presets, each at its key in :class:`MRDDConfig`
   and with its measurements in docs/methods.md#mrdd-options: ``bn_recalibrate`` (D4), ``view_weights``,
-  ``recon_reduction``, ``view_drop``, ``stage1_targets``, ``stage1_align``, ``stage1_contrast``, ``augment``.
+  ``recon_reduction``, ``view_drop``, ``stage1_targets``, ``stage1_align``, ``stage1_contrast``, ``augment``,
+  ``v_min_kl``.
 * Sampling keys on the VAE that owns it (:class:`~viewsplit.models.stochastic.GaussianSample`,
   docs/evaluation.md#stochastic-layers): both stages sample c and s_v while their VAE trains, and use μ in eval mode.
 * The CLUB critic (docs/methods.md#club) sees c standardised with the frozen stage 1's per-dim training
@@ -85,6 +87,11 @@ def _resnet() -> BackboneConfig:
     return BackboneConfig(image="resnet")
 
 
+def _keep_every_v_dim(module: nn.Module, state: dict[str, Tensor], prefix: str, *_: Any) -> None:
+    """Load hook: weights saved before ``v_active`` existed keep every dim of V (what they were trained with)."""
+    state.setdefault(prefix + "v_active", torch.ones_like(cast("MRDD", module).v_active))
+
+
 @dataclass
 class MRDDConfig:
     #: consistent and specific code sizes
@@ -119,6 +126,11 @@ class MRDDConfig:
     beta: float = 0.5
     lam: float = 1.0
     club_hidden: int = 100
+    #: stage 2, viewsplit option (0 = off): a dim of V_v whose posterior carries less than ``v_min_kl`` nats
+    #: (mean KL to the prior over the training data, measured when stage 2 ends) is dropped from V_v:
+    #: ``encode`` and ``posteriors`` give it as 0.  Such a dim is noise to the model's own sampled code, yet
+    #: its posterior mean can still carry what C lacks (docs/disentanglement.md#the-split-by-mlp-read-outs-issue-30)
+    v_min_kl: float = 0.0
     #: CLUB critic steps per batch and the critic's learning rate as a multiple of the stage's
     #: (viewsplit defaults; the paper's code takes 1 step at the stage rate, which lets the encoder
     #: outrun the critic and drive the estimate below zero, where it bounds nothing)
@@ -155,7 +167,7 @@ class MRDDConfig:
         if self.augment is not None:
             self.augment.validate("model.augment")
         check_positive(self.contrast_temperature, "model.contrast_temperature")
-        for k in ("alpha", "kl_weight", "beta", "lam", "stage1_align", "stage1_contrast"):
+        for k in ("alpha", "kl_weight", "beta", "lam", "stage1_align", "stage1_contrast", "v_min_kl"):
             check_positive(getattr(self, k), f"model.{k}", allow_zero=True)
         check_choice(self.order, ("critic_first", "model_first"), "model.order")
         check_choice(self.stage2, ("paper", "released_code"), "model.stage2")
@@ -182,6 +194,7 @@ class MRDD(Method):
         "disentangle": {**_optim, "epochs": 200, "batch_size": 1024}}
     c_mean: Tensor
     c_std: Tensor
+    v_active: Tensor
 
     def __init__(self, cfg: MRDDConfig, spec: DataSpec):
         super().__init__(cfg, spec)
@@ -196,6 +209,9 @@ class MRDD(Method):
         #: standardised c (set at the start of stage 2, checkpointed)
         self.register_buffer("c_mean", torch.zeros(cfg.c_dim))
         self.register_buffer("c_std", torch.ones(cfg.c_dim))
+        #: (views, v_dim): the dims of each V_v that ``encode`` keeps (``v_min_kl``; set when stage 2 ends)
+        self.register_buffer("v_active", torch.ones(len(spec.view_shapes), cfg.v_dim, dtype=torch.bool))
+        self.register_load_state_dict_pre_hook(_keep_every_v_dim)
 
     @property
     def vaes(self) -> list[SpecificVAE]:
@@ -348,6 +364,24 @@ class MRDD(Method):
         return {"objective": total, "reconstruction": recon.detach(), "kl": kl.detach(), "club": club.detach(),
                 **per_view}
 
+    @torch.no_grad()
+    def _select_v_dims(self, data: MultiViewDataset, device: torch.device) -> None:
+        """``v_active``: the dims of V_v whose mean KL(q(s_v | x_v) ‖ N(0, 1)) over the training samples with
+        view v is at least ``v_min_kl`` nats (eval mode; idempotent)."""
+        was = self.specific.training
+        self.specific.eval()
+        kl = torch.zeros_like(self.v_active, dtype=torch.float64)
+        count = torch.zeros(len(self.vaes), 1, dtype=torch.float64, device=kl.device)
+        for batch in (b.to(device) for b in data.batches(1024)):
+            for v, vae in enumerate(self.vaes):
+                present = batch.mask[:, v]
+                mu, logvar = apply_present(vae.encoder, batch.views[v], present).chunk(2, dim=1)
+                per_dim = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())
+                kl[v] += per_dim[present].sum(0).double()
+                count[v] += present.sum()
+        self.specific.train(was)
+        self.v_active.copy_(kl / count.clamp_min(1) >= self.cfg.v_min_kl)
+
     def check_club(self, means: dict[str, float]) -> list[str]:
         """Warnings for the views whose CLUB estimate was negative over an epoch (the bound is then invalid).
 
@@ -381,7 +415,7 @@ class MRDD(Method):
                       param_groups=lambda mods: [{"params": list(self.critics.parameters()), "lr_scale": scale}])
         model = Step("model", [self.specific], self.disentangle_loss)
         return Stage(name, [critic, model] if self.cfg.order == "critic_first" else [model, critic], on_start=start,
-                     check_epoch=self.check_club)
+                     check_epoch=self.check_club, on_end=self._select_v_dims if self.cfg.v_min_kl > 0 else None)
 
     def encode(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
         mask = self.resolve_mask(views, mask)
@@ -390,12 +424,13 @@ class MRDD(Method):
         return out
 
     def posteriors(self, views: list[Tensor], mask: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
-        """(μ_v, σ_v) of every specific code (zeros where the view is missing)."""
+        """(μ_v, σ_v) of every specific code (zeros where the view is missing and in the dims ``v_min_kl`` drops)."""
         mask = self.resolve_mask(views, mask)
         out = {}
         for v, vae in enumerate(self.vaes):
             mu, logvar = apply_present(vae.encoder, views[v], mask[:, v]).chunk(2, dim=1)
-            out[f"V_{v}"] = (mu, (0.5 * logvar).exp() * mask[:, v : v + 1])
+            keep = self.v_active[v] & mask[:, v : v + 1]
+            out[f"V_{v}"] = (mu * keep, (0.5 * logvar).exp() * keep)
         return out
 
     @torch.no_grad()
