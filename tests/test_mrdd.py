@@ -16,6 +16,7 @@ from viewsplit.losses import (
     club_sample,
     consistency_objective,
     gaussian_kl,
+    gaussian_kl_per_dim,
     gaussian_loglik,
     neighbour_info_nce,
 )
@@ -54,6 +55,9 @@ def test_patch_mask_keeps_unmasked_pixels_and_is_seedable():
 def test_kl_vectors():
     assert gaussian_kl(torch.ones(1, 10), torch.zeros(1, 10)).item() == pytest.approx(5.0)
     assert gaussian_kl(torch.zeros(1, 10), torch.zeros(1, 10)).item() == 0.0
+    # per dim: μ 1, σ² 1 → ½; μ 0, σ² 2 → ½ (2 − 1 − ln 2) = 0.1534264
+    per_dim = gaussian_kl_per_dim(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]]))
+    assert per_dim[0].tolist() == pytest.approx([0.5, 0.1534264], abs=1e-6)
 
 
 def test_stage1_loss_vector():

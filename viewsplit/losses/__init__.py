@@ -20,7 +20,7 @@ from .dmrnet import (
     hard_combination_loss,
     pme_kl,
 )
-from .kl import gaussian_kl
+from .kl import gaussian_kl, gaussian_kl_per_dim
 from .mib import (
     ExponentialScheduler,
     MIBCritic,
@@ -40,8 +40,8 @@ __all__ = [
     "ExponentialScheduler", "MIBCritic", "SoftCCALoss", "StochasticDecorrelationLoss", "WeakCombinationTracker",
     "barlow_twins_loss", "barlow_twins_objective", "batch_normalise", "batch_standardize", "club_all_pairs",
     "club_sample", "combination_codes", "combination_masks", "common_unique_objectives", "consistency_objective",
-    "cross_correlation", "dcca_correlation", "decur_loss", "equal_view_weights", "gaussian_kl", "gaussian_loglik",
-    "gaussian_nll", "gaussian_posterior", "hard_combination_loss", "masked_mean", "masked_sse", "masked_view_mse",
-    "mi_jsd_surrogate", "mi_nwj_estimate", "mib_loss", "neighbour_info_nce", "per_sample_sse", "pme_kl",
-    "rolled_negatives", "symmetric_kl",
+    "cross_correlation", "dcca_correlation", "decur_loss", "equal_view_weights", "gaussian_kl", "gaussian_kl_per_dim",
+    "gaussian_loglik", "gaussian_nll", "gaussian_posterior", "hard_combination_loss", "masked_mean", "masked_sse",
+    "masked_view_mse", "mi_jsd_surrogate", "mi_nwj_estimate", "mib_loss", "neighbour_info_nce", "per_sample_sse",
+    "pme_kl", "rolled_negatives", "symmetric_kl",
 ]

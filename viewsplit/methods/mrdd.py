@@ -68,6 +68,7 @@ from ..losses import (
     consistency_objective,
     equal_view_weights,
     gaussian_kl,
+    gaussian_kl_per_dim,
     masked_mean,
     neighbour_info_nce,
     per_sample_sse,
@@ -376,8 +377,7 @@ class MRDD(Method):
             for v, vae in enumerate(self.vaes):
                 present = batch.mask[:, v]
                 mu, logvar = apply_present(vae.encoder, batch.views[v], present).chunk(2, dim=1)
-                per_dim = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())
-                kl[v] += per_dim[present].sum(0).double()
+                kl[v] += gaussian_kl_per_dim(mu, logvar)[present].sum(0).double()
                 count[v] += present.sum()
         self.specific.train(was)
         self.v_active.copy_(kl / count.clamp_min(1) >= self.cfg.v_min_kl)
@@ -440,11 +440,8 @@ class MRDD(Method):
         c comes from the available views.  A present view is reconstructed by its stage-2 decoder
         from its inferred specific code, x̂_v = Dec_v([μ_v, c]).  A missing view is decoded with
         ``missing_decoder``: ``stage2`` gives Dec_v([0, c]) (the specific prior mean; the default),
-        ``stage1`` gives Dec¹_v(c), stage 1's estimate of E[x_v | c].  Which predicts better depends
-        on how far the specific posteriors lie from the prior: with a small β (Edge-FMNIST preset,
-        β 0.005) [0, c] decodes worse than the mean view (MSE ratio to the mean-view baseline,
-        image / edge map: 0.45 / 1.39 vs 0.15 / 0.33 for ``stage1``); on Handwritten (β 0.5)
-        ``stage2`` is the better one (ratios 0.16–0.74 over the six views vs 0.90–0.96).
+        ``stage1`` gives Dec¹_v(c), stage 1's estimate of E[x_v | c]; which predicts better depends on β
+        (docs/mrdd.md).
         """
         mask = self.resolve_mask(views, mask)
         codes = self.encode(views, mask)
