@@ -78,7 +78,7 @@ from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
 from ..models.mrdd_nets import ConsistencyAE, SpecificVAE
 from ..typed import check_choice, check_positive
-from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
+from .base import DataSpec, Method, Stage, StageDefaults, Step, register_method
 
 #: nats: an epoch-mean CLUB estimate below −CLUB_NOISE is flagged as an invalid bound
 CLUB_NOISE = 0.1
@@ -376,7 +376,7 @@ class MRDD(Method):
         for batch in (b.to(device) for b in data.batches(1024)):
             for v, vae in enumerate(self.vaes):
                 present = batch.mask[:, v]
-                mu, logvar = apply_present(vae.encoder, batch.views[v], present).chunk(2, dim=1)
+                mu, logvar = vae.posterior(batch.views[v], present)
                 kl[v] += gaussian_kl_per_dim(mu, logvar)[present].sum(0).double()
                 count[v] += present.sum()
         self.specific.train(was)
@@ -428,7 +428,7 @@ class MRDD(Method):
         mask = self.resolve_mask(views, mask)
         out = {}
         for v, vae in enumerate(self.vaes):
-            mu, logvar = apply_present(vae.encoder, views[v], mask[:, v]).chunk(2, dim=1)
+            mu, logvar = vae.posterior(views[v], mask[:, v])
             keep = self.v_active[v] & mask[:, v : v + 1]
             out[f"V_{v}"] = (mu * keep, (0.5 * logvar).exp() * keep)
         return out

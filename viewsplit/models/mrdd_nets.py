@@ -51,5 +51,8 @@ class SpecificVAE(nn.Module):
         self.decoder = view_decoder(shape, v_dim + c_dim, cfg)
         self.sample = GaussianSample()
 
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.encoder(x).chunk(2, dim=1)
+    def posterior(self, x: Tensor, present: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(μ_v, logvar_v) of ``x``; with ``present``, of its present rows only and zeros elsewhere."""
+        out = self.encoder(x) if present is None else apply_present(self.encoder, x, present)
+        mu, logvar = out.chunk(2, dim=1)
+        return mu, logvar
