@@ -94,7 +94,7 @@ def test_derived_settings_follow_out_dim(cls, key):
     assert getattr(grid.best_estimator_[-1].config_.model, key) == grid.best_params_["m__out_dim"]
 
 
-@pytest.mark.parametrize("key, preset", [("stage1_align", 1.0), ("stage1_contrast", 0.0)])
+@pytest.mark.parametrize("key, preset", [("stage1_align", 1.0), ("stage1_contrast", 50.0)])
 def test_mrdd_view_pairing_terms_follow_stage1_targets(key, preset):
     """MRDD's stage1_align and stage1_contrast apply to hidden stage-1 targets only: "auto" is the preset's
     value with the preset's hidden targets and turns them off for stage1_targets='all'."""

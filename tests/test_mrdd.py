@@ -18,6 +18,7 @@ from viewsplit.losses import (
     gaussian_kl,
     gaussian_kl_per_dim,
     gaussian_loglik,
+    input_keys,
     neighbour_info_nce,
 )
 from viewsplit.methods.base import DataSpec
@@ -322,15 +323,18 @@ def test_augment_shares_one_transform_across_image_views_and_leaves_the_targets_
     assert not torch.equal(inputs[0][0], img) and torch.equal(targets[0][0], img)
 
 
-@pytest.mark.parametrize("contrast", [0.0, 3.0])
-def test_aligned_halves_each_half_predicts_the_other_and_agreement_is_known(monkeypatch, contrast):
+@pytest.mark.parametrize("contrast, neighbours, own", [(0.0, "code", False), (3.0, "code", False),
+                                                      (3.0, "input", True)])
+def test_aligned_halves_each_half_predicts_the_other_and_agreement_is_known(monkeypatch, contrast, neighbours, own):
     """stage1_align: S and its complement T encoded in one batch of 2B, each reconstructing the other;
     with α = 0 and no KL the objective is exactly stage1_align · mean over two-half samples ‖μ_S − μ_T‖²
-    (+ stage1_contrast · the nearest-neighbour InfoNCE of μ_S and μ_T over the same samples)."""
+    (+ stage1_contrast · the nearest-neighbour InfoNCE of μ_S and μ_T over the same samples, the neighbours
+    from the codes or from the inputs, with or without the sample's own T-code as a second positive)."""
     spec = DataSpec([(3,), (3,), (3,)], ["a", "b", "c"], 2)
     small = BackboneConfig(hidden=[8])
     m = MRDD(MRDDConfig(c_dim=3, mask_ratio=0.0, stage1_targets="hidden", stage1_align=2.0, alpha=0.0,
                         kl_weight=0.0, stage1_contrast=contrast, contrast_temperature=0.3, consistency=small,
+                        contrast_neighbours=neighbours, contrast_own_positive=own,
                         specific=small), spec).train()
     x = [torch.randn(40, 3) for _ in range(3)]
     mask = torch.ones(40, 3, dtype=torch.bool)
@@ -354,7 +358,9 @@ def test_aligned_halves_each_half_predicts_the_other_and_agreement_is_known(monk
     mu_t = sum(xv * other[:, i:i + 1] for i, xv in enumerate(x))
     expected = ((mu_s - mu_t) ** 2).sum(1)[pair].mean()
     assert torch.allclose(out["agreement"], expected)
-    nce = neighbour_info_nce(mu_s[pair], mu_t[pair], 0.3) if contrast else torch.tensor(0.0)
+    keys = input_keys(x, mask)[pair]
+    nce = (neighbour_info_nce(mu_s[pair], mu_t[pair], 0.3, keys if neighbours == "input" else None, own)
+           if contrast else torch.tensor(0.0))
     assert ("contrast" in out) == bool(contrast) and torch.allclose(out.get("contrast", nce), nce)
     assert torch.allclose(out["objective"], 2.0 * expected + contrast * nce)
 
@@ -366,6 +372,8 @@ def test_view_pairing_terms_need_hidden_targets(key):
     MRDDConfig(**{key: 1.0}, stage1_targets="hidden").validate()
     with pytest.raises(ConfigError, match=r"contrast_temperature"):
         MRDDConfig(contrast_temperature=0.0).validate()
+    with pytest.raises(ConfigError, match=r"contrast_neighbours"):
+        MRDDConfig(contrast_neighbours="views").validate()
 
 
 def test_c_dim_mismatch_between_stages_is_an_error():

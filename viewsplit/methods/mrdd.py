@@ -37,8 +37,8 @@ Deviations from the reference code, all deliberate (docs/methods.md#mrdd-referen
 * Each view's decoder has its own input layer (the reference shares ``to_dec`` across views).
 * viewsplit options beyond the paper, off in the reference presets, each at its key in :class:`MRDDConfig`
   and with its measurements in docs/methods.md#mrdd-options: ``bn_recalibrate`` (D4), ``view_weights``,
-  ``recon_reduction``, ``view_drop``, ``stage1_targets``, ``stage1_align``, ``stage1_contrast``, ``augment``,
-  ``v_min_kl``.
+  ``recon_reduction``, ``view_drop``, ``stage1_targets``, ``stage1_align``, ``stage1_contrast`` (with
+  ``contrast_neighbours``, ``contrast_own_positive``), ``augment``, ``v_min_kl``.
 * Sampling keys on the VAE that owns it (:class:`~viewsplit.models.stochastic.GaussianSample`,
   docs/evaluation.md#stochastic-layers): both stages sample c and s_v while their VAE trains, and use μ in eval mode.
 * The CLUB critic (docs/methods.md#club) sees c standardised with the frozen stage 1's per-dim training
@@ -69,6 +69,7 @@ from ..losses import (
     equal_view_weights,
     gaussian_kl,
     gaussian_kl_per_dim,
+    input_keys,
     masked_mean,
     neighbour_info_nce,
     per_sample_sse,
@@ -119,10 +120,18 @@ class MRDDConfig:
     stage1_align: float = 0.0
     #: stage 1, viewsplit option for ``hidden`` targets (0 = off): ``stage1_contrast`` · the cross-view
     #: nearest-neighbour InfoNCE of μ_S and μ_T (:func:`~viewsplit.losses.neighbour_info_nce`, temperature
-    #: ``contrast_temperature``): μ_S has to pick out the T-code of its nearest neighbour among the batch's,
+    #: ``contrast_temperature``): μ_S has to pick out the T-code of its nearest neighbour in the batch,
     #: which pulls close samples together and makes C's clusters tighter
     stage1_contrast: float = 0.0
     contrast_temperature: float = 0.5
+    #: where the neighbours are found: ``code`` (nearest T-code) or ``input`` (the sample whose present views
+    #: are most alike: the largest sum over shared views of the cosines of the standardised inputs, fixed by
+    #: the data, so the term cannot reinforce the codes' own mistakes)
+    contrast_neighbours: str = "code"
+    #: the two-positive form: the sample's own T-code is a positive beside its neighbour's, so the views of
+    #: one sample still have to agree (the vector preset: input neighbours and both positives keep the
+    #: known-factor split, docs/mrdd.md#input-neighbour-contrast-the-vector-preset)
+    contrast_own_positive: bool = False
     #: stage 2: specific KL weight β, CLUB weight λ, critic width h
     beta: float = 0.5
     lam: float = 1.0
@@ -176,6 +185,7 @@ class MRDDConfig:
         check_choice(self.view_weights, ("size", "equal"), "model.view_weights")
         check_choice(self.stage1_targets, ("all", "hidden"), "model.stage1_targets")
         check_choice(self.missing_decoder, ("stage2", "stage1"), "model.missing_decoder")
+        check_choice(self.contrast_neighbours, ("code", "input"), "model.contrast_neighbours")
         for k in ("stage1_align", "stage1_contrast"):
             if getattr(self, k) > 0 and self.stage1_targets != "hidden":
                 raise ConfigError(f"model.{k}: {getattr(self, k)} applies to stage1_targets: hidden only, "
@@ -241,8 +251,9 @@ class MRDD(Method):
         its complement T in one batch of 2B (a single-view sample: from its view twice, with no target);
         c_S reconstructs T and c_T reconstructs S, the objective is taken over the 2B rows, and
         ``stage1_align`` · mean_b ‖μ_S − μ_T‖² over the samples with both halves is added (with
-        ``stage1_contrast``, the same pairing, also ``stage1_contrast`` · NN-InfoNCE(μ_S, μ_T)).  Without it,
-        the decoder of view v only ever sees codes of subsets without v, so nothing makes C(S) and C(T)
+        ``stage1_contrast``, the same pairing, also ``stage1_contrast`` · NN-InfoNCE(μ_S, μ_T), the neighbours
+        from the T-codes or, with ``contrast_neighbours: input``, by :func:`~viewsplit.losses.input_keys`).
+        Without it, the decoder of view v only ever sees codes of subsets without v, so nothing makes C(S) and C(T)
         agree; with two views the encoder never sees both, and the evaluated C from every view (fc_z is
         linear: an affine map of the mean of the single-view codes) clustered worse than the better
         single-view code (docs/mrdd.md, small data sets).
@@ -274,7 +285,9 @@ class MRDD(Method):
         objective = out["objective"] + cfg.stage1_align * agreement
         extra = {"agreement": agreement.detach()}
         if cfg.stage1_contrast > 0:
-            contrast = neighbour_info_nce(mu_s[pair], mu_t[pair], cfg.contrast_temperature)
+            keys = None if cfg.contrast_neighbours == "code" else input_keys(batch.views, batch.mask)[pair]
+            contrast = neighbour_info_nce(mu_s[pair], mu_t[pair], cfg.contrast_temperature, keys,
+                                          cfg.contrast_own_positive)
             objective = objective + cfg.stage1_contrast * contrast
             extra["contrast"] = contrast.detach()
         return {**out, "objective": objective, **extra}
