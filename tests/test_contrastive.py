@@ -90,18 +90,23 @@ def test_input_keys_sum_the_cosines_over_shared_views():
     assert torch.allclose(k @ k.T, torch.tensor([[2.0, 1.0, -1.0], [1.0, 2.0, -1.0], [-1.0, -1.0, 1.0]]))
 
 
-def test_invariances():
-    """Positive row scales, one rotation applied to both codes, and a joint permutation of the samples leave the
-    loss unchanged."""
+@pytest.mark.parametrize("form", ["code", "keys", "keys_own"])
+def test_invariances(form):
+    """Positive row scales, one rotation applied to both codes, and a joint permutation of the samples (and of
+    their keys) leave the loss unchanged, in each form."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(12, 5, generator=g, dtype=torch.float64), torch.randn(12, 5, generator=g, dtype=torch.float64)
-    ref = neighbour_info_nce(a, b)
+    keys = torch.randn(12, 7, generator=g, dtype=torch.float64) if form != "code" else None
+
+    def loss(a, b, keys=keys):
+        return neighbour_info_nce(a, b, keys=keys, own_positive=form == "keys_own")
+    ref = loss(a, b)
     q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
     perm = torch.randperm(12, generator=g)
     scale = torch.rand(12, 1, generator=g, dtype=torch.float64) + 0.1
-    assert torch.allclose(neighbour_info_nce(a * scale, b / scale), ref)
-    assert torch.allclose(neighbour_info_nce(a @ q, b @ q), ref)
-    assert torch.allclose(neighbour_info_nce(a[perm], b[perm]), ref)
+    assert torch.allclose(loss(a * scale, b / scale), ref)
+    assert torch.allclose(loss(a @ q, b @ q), ref)
+    assert torch.allclose(loss(a[perm], b[perm], None if keys is None else keys[perm]), ref)
 
 
 def test_clustered_codes_score_lower_than_unclustered_ones():
@@ -126,13 +131,14 @@ def test_bad_arguments_are_named():
 
 def _ddp_loss(keyed: bool):
     """Codes from two linear maps; only the samples flagged in the last input are paired (as in MRDD); with
-    ``keyed`` the neighbours are chosen by the first view's input."""
+    ``keyed`` the neighbours are chosen by the first view's input, in the two-positive form (MRDD's preset)."""
     torch.manual_seed(0)
     nets = torch.nn.ModuleList([torch.nn.Linear(5, 3), torch.nn.Linear(4, 3)])
 
     def loss_fn(module, x1, x2, keep):
         keep = keep.bool()
-        return neighbour_info_nce(module[0](x1)[keep], module[1](x2)[keep], 0.5, x1[keep] if keyed else None)
+        return neighbour_info_nce(module[0](x1)[keep], module[1](x2)[keep], 0.5, x1[keep] if keyed else None,
+                                  own_positive=keyed)
 
     return nets, loss_fn
 
