@@ -115,7 +115,7 @@ def test_methods_shows_each_preset_beside_the_papers_values(capsys):
     out = capsys.readouterr().out
     assert "  model keys: c_dim=10, v_dim=10, mask_ratio=0.7" in out
     assert "  presets: what you get (`viewsplit run <preset>/mrdd`), where it differs from the values above" in out
-    assert ("    handwritten (vector data: the estimator's defaults and viewsplit demo): model v_dim=6, "
+    assert ("    handwritten (vector data: the estimator's defaults and viewsplit demo): model c_dim=16, v_dim=6, "
             "mask_ratio=0.0") in out
     assert "      stage consistency: epochs=40, batch_size=128, lr=0.001" in out
     assert "    edge_fmnist (image data): model v_dim=512" in out

@@ -26,7 +26,7 @@ def test_readme_python_quick_start_runs_verbatim(tmp_path, monkeypatch):
     code = python_blocks()["Python quick start"][0]
     scope: dict = {}
     exec(compile(code, "README.md: Python quick start", "exec"), scope)
-    assert scope["C"].shape == (2000, 10) and [p.shape for p in scope["pred"]] == [(2000, 64), (2000, 240)]
+    assert scope["C"].shape == (2000, 16) and [p.shape for p in scope["pred"]] == [(2000, 64), (2000, 240)]
     saved = np.load(tmp_path / "features.npz")
     assert set(saved.files) == {"C", "V_0", "V_1", "C+V_best", "C+V_all"}
     assert (tmp_path / "mrdd.pt").exists()

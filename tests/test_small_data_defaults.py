@@ -17,7 +17,7 @@ def test_mrdd_preset_beats_every_baseline_kmeans_on_a_small_two_view_set(tmp_pat
     """benchmarks/small_data_defaults.py's ``blobs-600`` (600 samples, 6 classes, nonlinear views of 20 and 50 dims
     with private factors) and ``digits-halves`` (1000 digits, left / right 4 pixel columns), the npz route with
     configs/handwritten/mrdd.yaml as shipped, seed 0: k-means ACC of C on the test split beats every baseline row
-    by ``margin``.  On digits-halves C only does so since the preset's input-neighbour contrast (0.838 against
+    by ``margin``.  On digits-halves C only does so since the preset's input-neighbour contrast (0.832 against
     the digits as given, 0.790; 0.752 before it)."""
     torch.set_num_threads(1)
     bench = import_benchmark("small_data_defaults")
@@ -31,6 +31,6 @@ def test_mrdd_preset_beats_every_baseline_kmeans_on_a_small_two_view_set(tmp_pat
     m, _, got_lengths = bench.run_one(name, npz, 0, args)
     acc = {r: m["clustering"][r]["acc"]["mean"] for r in m["clustering"]}
     best = max(v for r, v in acc.items() if bench.is_baseline(r))
-    assert {"raw_all", "given_all", "pca_10", "cca_10", "rcca_10"} <= acc.keys()
+    assert {"raw_all", "given_all", "pca_16", "cca_16", "rcca_16"} <= acc.keys()
     assert acc["C"] > best + margin, (acc["C"], best)
     assert got_lengths == lengths

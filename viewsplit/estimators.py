@@ -13,7 +13,7 @@ Defaults: the method's shipped vector-data preset, ``configs/handwritten/<method
 ``Config`` defaults, and its ``stages`` section (epochs, batch size, optimiser, schedule per stage)
 over the method's ``stage_defaults``, exactly as ``viewsplit train`` reads that file; a method
 without such a preset falls back to its ``Config`` and stage defaults.  ``MRDD()`` therefore trains
-the tuned vector preset (c_dim 10, v_dim 6, no masking, 40 + 30 epochs at batch 128), not the
+the tuned vector preset (c_dim 16, v_dim 6, no masking, 40 + 30 epochs at batch 128), not the
 paper's settings (those are ``configs/<data set>/mrdd-reference.yaml``).  The preset's ``data``,
 ``train`` (except the seed, ``random_state`` 0 either way) and ``eval`` sections do not apply.
 Image views get the vector preset's settings too (for MRDD the small ``conv`` network); start from
