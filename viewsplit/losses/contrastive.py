@@ -22,7 +22,8 @@ and its neighbour's count as positives (a two-positive form, as in supervised co
 so the views of one sample still have to agree while close samples are drawn together.
 
 Deviations from NNCLR: the neighbour comes from the current (global) batch, not from a queue of past
-embeddings, and gradients flow into both codes; the codes are the VAE's posterior means, without a projector.
+embeddings (a queue gave MRDD no gain, docs/mrdd.md#input-neighbour-contrast-the-vector-preset), and gradients
+flow into both codes; the codes are the VAE's posterior means, without a projector.
 """
 from __future__ import annotations
 
