@@ -11,6 +11,8 @@ A family of small labelled multi-view sets (issue 30):
 | ``digits-halves`` | 1000 | a stratified subsample of the digits: left 4 pixel columns (32), right 4 (32) | 10 |
 | ``digits-edges`` | 1797 | 8×8 digits (64) and their Sobel gradient magnitude (64) | 10 |
 | ``cancer-3views`` | 569 | scikit-learn's breast-cancer features: means, standard errors, worst values (10 each) | 2 |
+| ``wine-2views`` | 178 | scikit-learn's wine features: the first 7 and the last 6 | 3 |
+| ``digits-coarse`` | 1797 | 8×8 digits (64) and a 4×4 block-mean copy with N(0, 3²) noise (16) | 10 |
 | ``blobs-600`` | 600 | nonlinear views (20, 50) of a class cluster + shared and per-view private factors | 6 |
 | ``blobs-3000`` | 3000 | the same generator, wider views (40, 120), more classes | 10 |
 | ``hw-<a><b>`` | 2000 | Handwritten views a and b (every one of the 15 pairs; the preset was chosen on all six) | 10 |
@@ -112,6 +114,23 @@ def cancer_views() -> tuple[list[np.ndarray], np.ndarray]:
     return [x[:, :10], x[:, 10:20], x[:, 20:]], y
 
 
+def wine_views() -> tuple[list[np.ndarray], np.ndarray]:
+    """Wine features (178 × 13) split into two views: the first 7 and the last 6."""
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    return [x[:, :7], x[:, 7:]], y
+
+
+def digits_coarse() -> tuple[list[np.ndarray], np.ndarray]:
+    """8×8 digits and a noisy coarse copy: 2×2 block means (4×4) plus N(0, 3²) noise."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    coarse = x.reshape(-1, 4, 2, 4, 2).mean((2, 4)).reshape(len(x), -1)
+    return [x, coarse + np.random.default_rng(5).normal(0, 3.0, coarse.shape)], y
+
+
 def handwritten(views: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray]:
     from viewsplit.data.handwritten import load_raw
 
@@ -124,6 +143,8 @@ DATASETS = {
     "digits-halves": digits_halves,
     "digits-edges": digits_edges,
     "cancer-3views": cancer_views,
+    "wine-2views": wine_views,
+    "digits-coarse": digits_coarse,
     "blobs-600": lambda: blobs(600, 6, (20, 50), seed=1),
     "blobs-3000": lambda: blobs(3000, 10, (40, 120), seed=2),
     **{f"hw-{a}{b}": (lambda a=a, b=b: handwritten((a, b))) for a in range(6) for b in range(a + 1, 6)},
