@@ -19,9 +19,22 @@ from viewsplit.eval.mine import mine_estimate
 from viewsplit.eval.readout import ALPHAS, gaussian_nll, mlp_r2, ridge_loo, ridge_r2
 from viewsplit.losses import gaussian_nll as critic_nll
 from viewsplit.methods import available_methods
-from viewsplit.models.stochastic import GaussianSample
+from viewsplit.models.stochastic import GaussianSample, eval_mode
 
 TINY = ["data.name=synthetic", "data.n_samples=80", "data.n_views=3", "data.view_dim=8", "train.progress=never"]
+
+def test_eval_mode_switches_for_the_block_and_restores_the_mode_even_on_errors():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), GaussianSample())
+    for start in (True, False):
+        net.train(start)
+        with eval_mode(net) as inside:
+            assert inside is net and not net.training and not net[1].training
+        assert net.training is start and net[1].training is start
+    net.train()
+    with pytest.raises(RuntimeError), eval_mode(net):
+        raise RuntimeError("inside the block")
+    assert net.training
+
 
 #: the methods' stochastic layers: how many GaussianSample modules each must own (3 views)
 STOCHASTIC = {"mrdd": 1 + 3, "mib": 1, "dmrnet": 1}

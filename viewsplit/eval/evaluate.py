@@ -19,6 +19,7 @@ from ..config import EvalConfig
 from ..data.multiview import DataSplits, MultiViewDataset
 from ..errors import ConfigError, DataError
 from ..methods.base import ViewPredictor
+from ..models.stochastic import eval_mode
 from .labels import CAPPED, USE, any_labelled, counts, known
 from .labels import markdown as label_rows
 from .metrics import kmeans_fit_record, kmeans_protocol
@@ -53,14 +54,9 @@ def code_batches(method: Encoder, ds: MultiViewDataset, batch_size: int, device:
     is yielded, so a consumer that stops early leaves no state behind.
     """
     for batch in ds.batches(batch_size):
-        was_training = method.training
-        method.eval()
-        try:
-            with torch.no_grad():
-                batch = batch.to(device)
-                out = {k: v.detach().float().cpu().flatten(1) for k, v in codes(batch.views, batch.mask).items()}
-        finally:
-            method.train(was_training)
+        with eval_mode(method), torch.no_grad():
+            batch = batch.to(device)
+            out = {k: v.detach().float().cpu().flatten(1) for k, v in codes(batch.views, batch.mask).items()}
         yield out
 
 

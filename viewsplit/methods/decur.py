@@ -54,6 +54,7 @@ from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
 from ..losses import decur_loss
 from ..models.backbones import BackboneConfig, feature_encoder
+from ..models.stochastic import eval_mode
 from ..typed import check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
 
@@ -182,24 +183,22 @@ class DeCUR(Method):
     @torch.no_grad()
     def _standardisation(self, data: MultiViewDataset, device: torch.device) -> None:
         """z_mean / z_std of each view's eval-mode projector output over its present training samples."""
-        was = self.training
-        self.eval()
         sums = torch.zeros_like(self.z_mean, dtype=torch.float64)
         sq, count = torch.zeros_like(sums), torch.zeros(self.spec.n_views, 1, dtype=torch.float64, device=sums.device)
-        for b in data.batches(1024):
-            b = b.to(device)
-            for v, x in enumerate(b.views):
-                present = b.mask[:, v]
-                if bool(present.any()):
-                    z = self.projector_of(v)(self.encoders[v](x[present])).double()
-                    sums[v] += z.sum(0)
-                    sq[v] += z.pow(2).sum(0)
-                    count[v] += z.shape[0]
+        with eval_mode(self):
+            for b in data.batches(1024):
+                b = b.to(device)
+                for v, x in enumerate(b.views):
+                    present = b.mask[:, v]
+                    if bool(present.any()):
+                        z = self.projector_of(v)(self.encoders[v](x[present])).double()
+                        sums[v] += z.sum(0)
+                        sq[v] += z.pow(2).sum(0)
+                        count[v] += z.shape[0]
         mean = sums / count.clamp_min(1)
         var = (sq / count.clamp_min(1) - mean.pow(2)).clamp_min(0)
         self.z_mean.copy_(mean)
         self.z_std.copy_(torch.sqrt(var + self.cfg.bn_eps).clamp_min(1e-12))
-        self.train(was)
 
     def stage(self, name: str) -> Stage:
         if name != "train":

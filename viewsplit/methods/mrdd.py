@@ -78,6 +78,7 @@ from ..models.backbones import BackboneConfig
 from ..models.batchnorm import recalibrate_batchnorm
 from ..models.masking import cross_view_split, mask_view, modality_drop
 from ..models.mrdd_nets import ConsistencyAE, SpecificVAE
+from ..models.stochastic import eval_mode
 from ..typed import check_choice, check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, register_method
 
@@ -300,11 +301,8 @@ class MRDD(Method):
     @torch.no_grad()
     def consistent_code(self, views: list[Tensor], mask: Tensor) -> Tensor:
         """μ_c of the unmasked views from the (frozen, eval-mode) stage-1 model."""
-        was = self.consistency.training
-        self.consistency.eval()
-        mu, _ = self.consistency.posterior(views, mask)
-        self.consistency.train(was)
-        return mu
+        with eval_mode(self.consistency):
+            return self.consistency.posterior(views, mask)[0]
 
     def _precompute_c(self, data: MultiViewDataset, device: torch.device) -> None:
         """The frozen model's c for every training sample, computed once for all of stage 2."""
@@ -382,17 +380,15 @@ class MRDD(Method):
     def _select_v_dims(self, data: MultiViewDataset, device: torch.device) -> None:
         """``v_active``: the dims of V_v whose mean KL(q(s_v | x_v) ‖ N(0, 1)) over the training samples with
         view v is at least ``v_min_kl`` nats (eval mode; idempotent)."""
-        was = self.specific.training
-        self.specific.eval()
         kl = torch.zeros_like(self.v_active, dtype=torch.float64)
         count = torch.zeros(len(self.vaes), 1, dtype=torch.float64, device=kl.device)
-        for batch in (b.to(device) for b in data.batches(1024)):
-            for v, vae in enumerate(self.vaes):
-                present = batch.mask[:, v]
-                mu, logvar = vae.posterior(batch.views[v], present)
-                kl[v] += gaussian_kl_per_dim(mu, logvar)[present].sum(0).double()
-                count[v] += present.sum()
-        self.specific.train(was)
+        with eval_mode(self.specific):
+            for batch in (b.to(device) for b in data.batches(1024)):
+                for v, vae in enumerate(self.vaes):
+                    present = batch.mask[:, v]
+                    mu, logvar = vae.posterior(batch.views[v], present)
+                    kl[v] += gaussian_kl_per_dim(mu, logvar)[present].sum(0).double()
+                    count[v] += present.sum()
         self.v_active.copy_(kl / count.clamp_min(1) >= self.cfg.v_min_kl)
 
     def check_club(self, means: dict[str, float]) -> list[str]:

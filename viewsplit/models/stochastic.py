@@ -7,8 +7,37 @@ whose parameters produce μ and σ: it samples exactly when that module is train
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Protocol, TypeVar
+
 import torch
 from torch import Tensor, nn
+
+
+class HasMode(Protocol):
+    """An ``nn.Module`` or a stand-in with the same train / eval switch."""
+
+    training: bool
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+
+M = TypeVar("M", bound=HasMode)
+
+
+@contextlib.contextmanager
+def eval_mode(module: M) -> Iterator[M]:
+    """``module`` in eval mode for the block (posterior means, no sampling, BatchNorm running statistics), then
+    back in the mode it was in, also when the block raises."""
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)
 
 
 class GaussianSample(nn.Module):
