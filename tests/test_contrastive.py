@@ -6,7 +6,7 @@ from functools import partial
 import pytest
 import torch
 
-from viewsplit.losses import input_keys, neighbour_info_nce
+from viewsplit.losses import input_keys, neighbour_info_nce, pairwise_neighbour_info_nce
 
 
 def _by_hand(a: list[list[float]], b: list[list[float]], tau: float, keys: list[list[float]] | None = None) -> float:
@@ -90,6 +90,26 @@ def test_input_keys_sum_the_cosines_over_shared_views():
     assert torch.allclose(k @ k.T, torch.tensor([[2.0, 1.0, -1.0], [1.0, 2.0, -1.0], [-1.0, -1.0, 1.0]]))
 
 
+def test_pairwise_form_averages_the_view_pairs_on_their_shared_samples():
+    """Three views: the mean of the three pairs' losses, each on the rows that have both views, with the keys
+    restricted to those rows; two complete views give the plain loss; one view gives 0."""
+    g = torch.Generator().manual_seed(5)
+    zs = [torch.randn(9, 4, generator=g, dtype=torch.float64) for _ in range(3)]
+    keys = torch.randn(9, 6, generator=g, dtype=torch.float64)
+    mask = torch.ones(9, 3, dtype=torch.bool)
+    mask[[0, 3], 0] = False
+    mask[[5], 2] = False
+    expected = 0.0
+    for v, w in ((0, 1), (0, 2), (1, 2)):
+        both = mask[:, v] & mask[:, w]
+        expected += neighbour_info_nce(zs[v][both], zs[w][both], 0.4, keys[both], True).item() / 3
+    assert pairwise_neighbour_info_nce(zs, mask, 0.4, keys, True).item() == pytest.approx(expected, abs=1e-12)
+    full = torch.ones(9, 2, dtype=torch.bool)
+    assert pairwise_neighbour_info_nce(zs[:2], full, 0.4).item() == pytest.approx(
+        neighbour_info_nce(zs[0], zs[1], 0.4).item(), abs=1e-12)
+    assert pairwise_neighbour_info_nce(zs[:1], full[:, :1]).item() == 0.0
+
+
 @pytest.mark.parametrize("form", ["code", "keys", "keys_own"])
 def test_invariances(form):
     """Positive row scales, one rotation applied to both codes, and a joint permutation of the samples (and of
@@ -129,22 +149,26 @@ def test_bad_arguments_are_named():
     assert neighbour_info_nce(torch.ones(2, 3), torch.ones(2, 3)).item() == 0.0   # no neighbour and negative
 
 
-def _ddp_loss(keyed: bool):
-    """Codes from two linear maps; only the samples flagged in the last input are paired (as in MRDD); with
-    ``keyed`` the neighbours are chosen by the first view's input, in the two-positive form (MRDD's preset)."""
+def _ddp_loss(form: str):
+    """Codes from two linear maps; only the samples flagged in the last input are paired (as in MRDD); ``keyed``:
+    the neighbours are chosen by the first view's input, in the two-positive form (MRDD's preset); ``pairwise``:
+    the same through :func:`pairwise_neighbour_info_nce` with the flags as the second view's mask (Soft CCA's)."""
     torch.manual_seed(0)
     nets = torch.nn.ModuleList([torch.nn.Linear(5, 3), torch.nn.Linear(4, 3)])
 
     def loss_fn(module, x1, x2, keep):
         keep = keep.bool()
-        return neighbour_info_nce(module[0](x1)[keep], module[1](x2)[keep], 0.5, x1[keep] if keyed else None,
-                                  own_positive=keyed)
+        if form == "pairwise":
+            mask = torch.stack([torch.ones_like(keep), keep], 1)
+            return pairwise_neighbour_info_nce([module[0](x1), module[1](x2)], mask, 0.5, x1, own_positive=True)
+        return neighbour_info_nce(module[0](x1)[keep], module[1](x2)[keep], 0.5, x1[keep] if form == "keyed" else None,
+                                  own_positive=form == "keyed")
 
     return nets, loss_fn
 
 
-@pytest.mark.parametrize("keyed", [False, True])
-def test_two_processes_match_one_process_on_the_global_batch(keyed):
+@pytest.mark.parametrize("form", ["code", "keyed", "pairwise"])
+def test_two_processes_match_one_process_on_the_global_batch(form):
     """Neighbours (by the codes or by keys) and negatives come from the global batch: uneven shards (8 and 7
     rows, 5 and 5 of them paired) give the single-process loss and gradients."""
     from ddp_helpers import assert_ddp_matches_single
@@ -152,5 +176,5 @@ def test_two_processes_match_one_process_on_the_global_batch(keyed):
     g = torch.Generator().manual_seed(3)
     keep = torch.ones(15)
     keep[[1, 4, 9, 12, 13]] = 0
-    assert_ddp_matches_single(partial(_ddp_loss, keyed),
+    assert_ddp_matches_single(partial(_ddp_loss, form),
                               [torch.randn(15, 5, generator=g), torch.randn(15, 4, generator=g), keep])

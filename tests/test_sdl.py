@@ -7,7 +7,13 @@ import torch
 
 from viewsplit.config import load_config
 from viewsplit.errors import ConfigError
-from viewsplit.losses import SoftCCALoss, StochasticDecorrelationLoss, batch_standardize
+from viewsplit.losses import (
+    SoftCCALoss,
+    StochasticDecorrelationLoss,
+    batch_standardize,
+    input_keys,
+    pairwise_neighbour_info_nce,
+)
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.softcca import SoftCCA, SoftCCAConfig
 from viewsplit.models.backbones import BackboneConfig
@@ -280,6 +286,28 @@ def test_softcca_codes_ignore_missing_views_and_images_work():
     assert m.eval().encode(batch.views)["Z_cat"].shape == (8, 6)
 
 
+def test_softcca_contrast_adds_the_input_neighbour_infonce_of_the_aligned_coordinates():
+    """objective = Soft CCA's + contrast · the pairwise two-positive NN-InfoNCE of Z_v[:, :align_dim], neighbours
+    by the inputs; with contrast 0 the term is absent."""
+    from viewsplit.data import MultiViewDataset
+
+    torch.manual_seed(0)
+    spec = DataSpec([(6,), (5,), (4,)], list("abc"), 2)
+    m = SoftCCA(SoftCCAConfig(out_dim=4, align_dim=2, contrast=3.0, contrast_temperature=0.3, backbone=SMALL), spec)
+    mask = torch.ones(16, 3, dtype=torch.bool)
+    mask[[2, 7], 1] = False
+    batch = next(MultiViewDataset([torch.randn(16, 6), torch.randn(16, 5), torch.randn(16, 4)], mask=mask).batches(16))
+    out = m.loss(batch)
+    zs = m.project(batch.views, batch.mask)
+    base = m.objective(zs, batch.mask)["objective"]
+    contrast = pairwise_neighbour_info_nce([z[:, :2] for z in zs], batch.mask, 0.3, input_keys(batch.views, batch.mask),
+                                           own_positive=True)
+    assert out["contrast"].item() == pytest.approx(contrast.item(), rel=1e-6)
+    assert out["objective"].item() == pytest.approx((base + 3.0 * contrast).item(), rel=1e-5)
+    m.cfg.contrast = 0.0
+    assert "contrast" not in m.loss(batch)
+
+
 def test_softcca_config_errors_name_their_keys():
     raw = {"method": "softcca", "data": {"name": "synthetic"}}
     with pytest.raises(ConfigError, match=r"model\.alpha"):
@@ -290,6 +318,10 @@ def test_softcca_config_errors_name_their_keys():
         load_config(base=raw, overrides=["model.lam=-1"])
     with pytest.raises(ConfigError, match=r"model\.align_dim"):
         load_config(base=raw, overrides=["model.out_dim=4", "model.align_dim=5"])
+    with pytest.raises(ConfigError, match=r"model\.contrast"):
+        load_config(base=raw, overrides=["model.contrast=-1"])
+    with pytest.raises(ConfigError, match=r"model\.contrast_temperature"):
+        load_config(base=raw, overrides=["model.contrast_temperature=0"])
     cfg = load_config(base=raw)
     assert (cfg.model.alpha, cfg.model.lam, cfg.model.reduction) == (0.2, 0.5, "mean")
     assert (cfg.stages["train"].optimizer, cfg.stages["train"].lr) == ("adam", 1e-3)

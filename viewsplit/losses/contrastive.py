@@ -71,3 +71,17 @@ def input_keys(views: list[Tensor], mask: Tensor) -> Tensor:
     """Neighbour keys from the inputs, cat_v m_v · x_v / ‖x_v‖ (each view flattened), so k_i·k_j sums the cosines of
     the views both samples have: for ``keys`` of :func:`neighbour_info_nce`."""
     return torch.cat([F.normalize(x.flatten(1), dim=1) * mask[:, v:v + 1] for v, x in enumerate(views)], 1)
+
+
+def pairwise_neighbour_info_nce(zs: list[Tensor], mask: Tensor, temperature: float = 0.5, keys: Tensor | None = None,
+                                own_positive: bool = False, gather_distributed: bool = True) -> Tensor:
+    """The mean over view pairs v < w of :func:`neighbour_info_nce` (z_v, z_w), each on the samples that have both
+    views (``mask`` (n, V), True = present; ``keys`` (n, k) are restricted to the same rows): for methods with one
+    code per view (Soft CCA's ``contrast``).  0 for fewer than two views."""
+    terms = []
+    for v in range(len(zs)):
+        for w in range(v + 1, len(zs)):
+            both = mask[:, v] & mask[:, w]
+            terms.append(neighbour_info_nce(zs[v][both], zs[w][both], temperature,
+                                            None if keys is None else keys[both], own_positive, gather_distributed))
+    return torch.stack(terms).mean() if terms else zs[0].new_zeros(())

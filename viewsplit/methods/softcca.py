@@ -8,6 +8,12 @@ with align = MSE (default) or ``fro``, and SDL with the paper's running covarian
 Two views give the paper's objective; V > 2 averages the alignment over view pairs (viewsplit).
 ``align_dim`` (viewsplit option, off by default) aligns only the first coordinates and leaves the
 others to SDL alone, the analogue of DCCA's top-K correlations.
+``contrast`` (viewsplit option, off by default; 5 in the vector preset) adds
+``contrast`` · mean_{v<w} NN-InfoNCE(Z_v[:, :a], Z_w[:, :a]) over the aligned coordinates (a = ``align_dim``):
+the two-positive form of :func:`~viewsplit.losses.neighbour_info_nce` with neighbours chosen by the inputs
+(:func:`~viewsplit.losses.input_keys`), as MRDD's stage 1 in its vector preset.  Alignment and SDL alone leave the
+classes loose (k-means of Z_cat below the inputs or a linear (G)CCA on the digit sets and all six Handwritten views);
+not in the paper (docs/methods.md#sdl-soft-cca-and-fae).
 Defaults are library choices, not paper values (the paper's are unknown): α = 0.2, λ = 0.5 with
 ``reduction: mean``, Adam lr 1e-3.
 
@@ -31,7 +37,7 @@ from torch import Tensor, nn
 
 from ..data.multiview import Batch
 from ..errors import ConfigError
-from ..losses import SoftCCALoss
+from ..losses import SoftCCALoss, input_keys, pairwise_neighbour_info_nce
 from ..losses.sdl import ALIGNMENTS, REDUCTIONS
 from ..models.backbones import BackboneConfig, view_encoder
 from ..typed import check_choice, check_positive
@@ -74,6 +80,10 @@ class SoftCCAConfig:
     #: align only the first ``align_dim`` coordinates (the analogue of DCCA's top_k; SDL still
     #: covers all out_dim); null = all
     align_dim: int | None = None
+    #: weight of the input-neighbour contrast of the aligned coordinates (module docstring; 0 = off) and its
+    #: temperature
+    contrast: float = 0.0
+    contrast_temperature: float = 0.5
     #: BatchNorm epsilon of the loss's standardisation
     eps: float = 1e-5
     #: ``false`` = per-batch SDL (cca_zoo HEAD, defect S1 reproduced on request)
@@ -85,6 +95,8 @@ class SoftCCAConfig:
     def validate(self) -> None:
         check_positive(self.out_dim, "model.out_dim")
         check_positive(self.lam, "model.lam", allow_zero=True)
+        check_positive(self.contrast, "model.contrast", allow_zero=True)
+        check_positive(self.contrast_temperature, "model.contrast_temperature")
         if self.align_dim is not None and not 1 <= self.align_dim <= self.out_dim:
             raise ConfigError(f"model.align_dim: must lie in [1, model.out_dim = {self.out_dim}] or be null, "
                               f"got {self.align_dim}")
@@ -110,8 +122,17 @@ class SoftCCA(Method):
         return apply_each(self.encoders, views, mask)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        out = self.objective(self.project(batch.views, batch.mask), batch.mask)
-        return {"objective": out["objective"], "align": out["align"].detach(), "sdl": out["sdl"].detach()}
+        zs = self.project(batch.views, batch.mask)
+        out = self.objective(zs, batch.mask)
+        terms = {"objective": out["objective"], "align": out["align"].detach(), "sdl": out["sdl"].detach()}
+        if self.cfg.contrast > 0:
+            a = self.cfg.align_dim or self.cfg.out_dim
+            contrast = pairwise_neighbour_info_nce([z[:, :a] for z in zs], batch.mask, self.cfg.contrast_temperature,
+                                                   input_keys(batch.views, batch.mask), own_positive=True,
+                                                   gather_distributed=self.cfg.gather_distributed)
+            terms["objective"] = terms["objective"] + self.cfg.contrast * contrast
+            terms["contrast"] = contrast.detach()
+        return terms
 
     def stage(self, name: str) -> Stage:
         # the loss module holds the SDL state: kept in train mode so that it advances
