@@ -5,7 +5,7 @@ import torch
 from viewsplit.config import load_config
 from viewsplit.data import MultiViewDataset
 from viewsplit.errors import ConfigError
-from viewsplit.losses import SoftCCALoss, masked_view_mse
+from viewsplit.losses import SoftCCALoss, input_keys, masked_view_mse, pairwise_neighbour_info_nce
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.fae import FactorisationAE, FAEConfig
 from viewsplit.models.backbones import BackboneConfig
@@ -14,9 +14,12 @@ SPEC = DataSpec([(6,), (5,), (4,)], list("abc"), 2)
 SMALL = BackboneConfig(hidden=[16])
 
 
-def test_loss_is_reconstruction_plus_weighted_alignment_of_shared_codes_and_sdl():
+def test_loss_is_reconstruction_plus_weighted_alignment_of_shared_codes_sdl_and_contrast():
+    """objective = rec + λ_align · align(s) + λ_sdl · SDL + contrast · pairwise input-neighbour InfoNCE(s_v, s_w)."""
     torch.manual_seed(0)
-    m = FactorisationAE(FAEConfig(shared_dim=2, private_dim=3, lam_align=2.0, lam_sdl=0.7, backbone=SMALL), SPEC)
+    cfg = FAEConfig(shared_dim=2, private_dim=3, lam_align=2.0, lam_sdl=0.7, contrast=1.5, contrast_temperature=0.4,
+                    backbone=SMALL)
+    m = FactorisationAE(cfg, SPEC)
     batch = next(MultiViewDataset([torch.randn(16, 6), torch.randn(16, 5), torch.randn(16, 4)]).batches(16))
     m.train()
     out = m.loss(batch)
@@ -28,8 +31,11 @@ def test_loss_is_reconstruction_plus_weighted_alignment_of_shared_codes_and_sdl(
     assert out["reconstruction"].item() == pytest.approx(recon.item(), rel=1e-4)
     assert out["align"].item() == pytest.approx(terms["align"].item(), rel=1e-5)
     assert out["sdl"].item() == pytest.approx(terms["sdl"].item(), rel=1e-5)
+    contrast = pairwise_neighbour_info_nce([c[:, :2] for c in codes], batch.mask, 0.4,
+                                           input_keys(batch.views, batch.mask), own_positive=True)
+    assert out["contrast"].item() == pytest.approx(contrast.item(), rel=1e-5)
     assert out["objective"].item() == pytest.approx(recon.item() + 2.0 * terms["align"].item()
-                                                    + 0.7 * terms["sdl"].item(), rel=1e-4)
+                                                    + 0.7 * terms["sdl"].item() + 1.5 * contrast.item(), rel=1e-4)
     assert state["objective.sdl.0.count"].item() == 1.0       # one committed SDL step per view
     assert m.encode(batch.views)["C"].shape == (16, 2) and m.encode(batch.views)["V_2"].shape == (16, 3)
 
@@ -69,6 +75,8 @@ def test_image_views_train_and_config_errors():
         load_config(base=raw, overrides=["model.shared_dim=0"])
     with pytest.raises(ConfigError, match=r"model\.lam_sdl"):
         load_config(base=raw, overrides=["model.lam_sdl=-0.1"])
+    with pytest.raises(ConfigError, match=r"model\.contrast"):
+        load_config(base=raw, overrides=["model.contrast=-2"])
 
 
 def test_fae_learns_on_synthetic_data(tmp_path):

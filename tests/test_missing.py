@@ -27,7 +27,7 @@ TINY = {
     "mib": {"z_dim": 4, "encoder": {"hidden": [16], "norm": False}, "critic_hidden": [16]},
     "decur": {"projector": [16, 8], "backbone": {"hidden": [16]}},
     "softcca": {"out_dim": 4, "contrast": 1.0, "backbone": {"hidden": [16]}},
-    "fae": {"shared_dim": 3, "private_dim": 2, "backbone": {"hidden": [16]}},
+    "fae": {"shared_dim": 3, "private_dim": 2, "contrast": 1.0, "backbone": {"hidden": [16]}},
     "dcca": {"out_dim": 3, "backbone": {"hidden": [16]}},
 }
 #: supervised methods (DMRNet and its fusion baseline), evaluated per combination by their own tests

@@ -6,10 +6,14 @@ s_v ∈ R^{k_s}, private p_v ∈ R^{k_p}) and a decoder reconstructs x_v from it
 
     L = Σ_v rec(x_v, Dec_v([s_v ; p_v]))
         + λ_align · mean_{v<w} MSE(BN(s_v), BN(s_w)) + λ_sdl · Σ_v SDL([s_v ; p_v])
+        [+ contrast · mean_{v<w} NN-InfoNCE(s_v, s_w)]
 
 rec is the per-element MSE averaged over the samples where the view is present; SDL (paper form,
 running covariance) on the whole code penalises every cross-covariance inside it, in particular
-the shared–private ones ("decorrelation for latent factor disentanglement").  k_p = 0 with the
+the shared–private ones ("decorrelation for latent factor disentanglement").  The optional last term
+(``contrast``, 0 by default, 5 in the vector preset) is Soft CCA's input-neighbour contrast
+(:func:`~viewsplit.methods.softcca.input_contrast`) on the shared codes: it draws samples with alike inputs together
+in C, where alignment alone left the classes loose (docs/methods.md#sdl-soft-cca-and-fae).  k_p = 0 with the
 reconstruction dropped is Soft CCA.  The alignment and SDL terms are
 :class:`~viewsplit.losses.SoftCCALoss` with ``align_dim = k_s`` (missing views handled there).
 
@@ -31,7 +35,7 @@ from ..losses import SoftCCALoss, masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder
 from ..typed import check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
-from .softcca import check_sdl_keys, normed_encoder
+from .softcca import check_sdl_keys, input_contrast, normed_encoder
 
 
 @dataclass
@@ -49,6 +53,9 @@ class FAEConfig:
     eps: float = 1e-5
     #: ``false`` = per-batch SDL (cca_zoo HEAD)
     running: bool = True
+    #: weight of the input-neighbour contrast of the shared codes s_v (as Soft CCA's; 0 = off) and its temperature
+    contrast: float = 0.0
+    contrast_temperature: float = 0.5
     #: under DDP, compute alignment and SDL on the global batch (autograd-aware all_gather)
     gather_distributed: bool = True
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -93,8 +100,12 @@ class FactorisationAE(Method):
         recon = masked_view_mse(batch.views, x_hats, mask)
         terms = self.objective(codes, mask)
         total = recon + cfg.lam_align * terms["align"] + cfg.lam_sdl * terms["sdl"]
-        return {"objective": total, "reconstruction": recon.detach(), "align": terms["align"].detach(),
-                "sdl": terms["sdl"].detach()}
+        out = {"reconstruction": recon.detach(), "align": terms["align"].detach(), "sdl": terms["sdl"].detach()}
+        if cfg.contrast > 0:
+            contrast = input_contrast(codes, batch, cfg.shared_dim, cfg)
+            total = total + cfg.contrast * contrast
+            out["contrast"] = contrast.detach()
+        return {"objective": total, **out}
 
     def stage(self, name: str) -> Stage:
         # the loss module holds the SDL state: kept in train mode so that it advances

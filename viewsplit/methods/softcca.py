@@ -45,21 +45,34 @@ from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, regi
 
 
 class SDLKeys(Protocol):
-    """The SDL settings Soft CCA's and the factorisation autoencoder's configs share."""
+    """The SDL and contrast settings Soft CCA's and the factorisation autoencoder's configs share."""
 
     alpha: float
     reduction: str
     align: str
     eps: float
+    contrast: float
+    contrast_temperature: float
+    gather_distributed: bool
 
 
 def check_sdl_keys(cfg: SDLKeys, prefix: str = "model") -> None:
-    """Validate the SDL keys shared by Soft CCA and the factorisation autoencoder."""
+    """Validate the SDL and contrast keys shared by Soft CCA and the factorisation autoencoder."""
     if not 0.0 <= cfg.alpha < 1.0:
         raise ConfigError(f"{prefix}.alpha: must lie in [0, 1), got {cfg.alpha}")
     check_choice(cfg.reduction, REDUCTIONS, f"{prefix}.reduction")
     check_choice(cfg.align, ALIGNMENTS, f"{prefix}.align")
     check_positive(cfg.eps, f"{prefix}.eps", allow_zero=True)
+    check_positive(cfg.contrast, f"{prefix}.contrast", allow_zero=True)
+    check_positive(cfg.contrast_temperature, f"{prefix}.contrast_temperature")
+
+
+def input_contrast(codes: list[Tensor], batch: Batch, dims: int, cfg: SDLKeys) -> Tensor:
+    """The ``contrast`` term: the two-positive NN-InfoNCE of the codes' first ``dims`` coordinates, averaged over
+    view pairs (:func:`~viewsplit.losses.pairwise_neighbour_info_nce`), neighbours chosen by the inputs."""
+    return pairwise_neighbour_info_nce([z[:, :dims] for z in codes], batch.mask, cfg.contrast_temperature,
+                                       input_keys(batch.views, batch.mask), own_positive=True,
+                                       gather_distributed=cfg.gather_distributed)
 
 
 def normed_encoder(shape: tuple[int, ...], out_dim: int, cfg: BackboneConfig) -> nn.Sequential:
@@ -95,8 +108,6 @@ class SoftCCAConfig:
     def validate(self) -> None:
         check_positive(self.out_dim, "model.out_dim")
         check_positive(self.lam, "model.lam", allow_zero=True)
-        check_positive(self.contrast, "model.contrast", allow_zero=True)
-        check_positive(self.contrast_temperature, "model.contrast_temperature")
         if self.align_dim is not None and not 1 <= self.align_dim <= self.out_dim:
             raise ConfigError(f"model.align_dim: must lie in [1, model.out_dim = {self.out_dim}] or be null, "
                               f"got {self.align_dim}")
@@ -126,10 +137,7 @@ class SoftCCA(Method):
         out = self.objective(zs, batch.mask)
         terms = {"objective": out["objective"], "align": out["align"].detach(), "sdl": out["sdl"].detach()}
         if self.cfg.contrast > 0:
-            a = self.cfg.align_dim or self.cfg.out_dim
-            contrast = pairwise_neighbour_info_nce([z[:, :a] for z in zs], batch.mask, self.cfg.contrast_temperature,
-                                                   input_keys(batch.views, batch.mask), own_positive=True,
-                                                   gather_distributed=self.cfg.gather_distributed)
+            contrast = input_contrast(zs, batch, self.cfg.align_dim or self.cfg.out_dim, self.cfg)
             terms["objective"] = terms["objective"] + self.cfg.contrast * contrast
             terms["contrast"] = contrast.detach()
         return terms
