@@ -6,7 +6,7 @@ from functools import partial
 import pytest
 import torch
 
-from viewsplit.losses import input_keys, neighbour_info_nce, pairwise_neighbour_info_nce
+from viewsplit.losses import input_keys, input_neighbour_contrast, neighbour_info_nce, pairwise_neighbour_info_nce
 
 
 def _by_hand(a: list[list[float]], b: list[list[float]], tau: float, keys: list[list[float]] | None = None) -> float:
@@ -108,6 +108,9 @@ def test_pairwise_form_averages_the_view_pairs_on_their_shared_samples():
     assert pairwise_neighbour_info_nce(zs[:2], full, 0.4).item() == pytest.approx(
         neighbour_info_nce(zs[0], zs[1], 0.4).item(), abs=1e-12)
     assert pairwise_neighbour_info_nce(zs[:1], full[:, :1]).item() == 0.0
+    views = [torch.randn(9, 5, generator=g, dtype=torch.float64) for _ in range(3)]
+    assert input_neighbour_contrast(zs, views, mask, 0.4).item() == pytest.approx(       # the methods' contrast term
+        pairwise_neighbour_info_nce(zs, mask, 0.4, input_keys(views, mask), own_positive=True).item(), abs=1e-12)
 
 
 @pytest.mark.parametrize("form", ["code", "keys", "keys_own"])

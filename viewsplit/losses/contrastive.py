@@ -85,3 +85,12 @@ def pairwise_neighbour_info_nce(zs: list[Tensor], mask: Tensor, temperature: flo
             terms.append(neighbour_info_nce(zs[v][both], zs[w][both], temperature,
                                             None if keys is None else keys[both], own_positive, gather_distributed))
     return torch.stack(terms).mean() if terms else zs[0].new_zeros(())
+
+
+def input_neighbour_contrast(codes: list[Tensor], views: list[Tensor], mask: Tensor, temperature: float = 0.5,
+                             gather_distributed: bool = True) -> Tensor:
+    """The ``contrast`` term of Soft CCA, FAE and DeCUR: :func:`pairwise_neighbour_info_nce` of the per-view
+    ``codes`` in the two-positive form, each sample's neighbour the one whose ``views`` are most alike
+    (:func:`input_keys`)."""
+    return pairwise_neighbour_info_nce(codes, mask, temperature, input_keys(views, mask), own_positive=True,
+                                       gather_distributed=gather_distributed)

@@ -12,7 +12,7 @@ rec is the per-element MSE averaged over the samples where the view is present; 
 running covariance) on the whole code penalises every cross-covariance inside it, in particular
 the shared–private ones ("decorrelation for latent factor disentanglement").  The optional last term
 (``contrast``, 0 by default, 5 in the vector preset) is Soft CCA's input-neighbour contrast
-(:func:`~viewsplit.methods.softcca.input_contrast`) on the shared codes: it draws samples with alike inputs together
+(:func:`~viewsplit.losses.input_neighbour_contrast`) on the shared codes: it draws samples with alike inputs together
 in C, where alignment alone left the classes loose (docs/methods.md#sdl-soft-cca-and-fae).  k_p = 0 with the
 reconstruction dropped is Soft CCA.  The alignment and SDL terms are
 :class:`~viewsplit.losses.SoftCCALoss` with ``align_dim = k_s`` (missing views handled there).
@@ -31,11 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from ..data.multiview import Batch
-from ..losses import SoftCCALoss, masked_view_mse
+from ..losses import SoftCCALoss, input_neighbour_contrast, masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder
 from ..typed import check_positive
 from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
-from .softcca import check_sdl_keys, input_contrast, normed_encoder
+from .softcca import check_sdl_keys, normed_encoder
 
 
 @dataclass
@@ -102,7 +102,8 @@ class FactorisationAE(Method):
         total = recon + cfg.lam_align * terms["align"] + cfg.lam_sdl * terms["sdl"]
         out = {"reconstruction": recon.detach(), "align": terms["align"].detach(), "sdl": terms["sdl"].detach()}
         if cfg.contrast > 0:
-            contrast = input_contrast(codes, batch, cfg.shared_dim, cfg)
+            contrast = input_neighbour_contrast([c[:, :cfg.shared_dim] for c in codes], batch.views, mask,
+                                                cfg.contrast_temperature, cfg.gather_distributed)
             total = total + cfg.contrast * contrast
             out["contrast"] = contrast.detach()
         return {"objective": total, **out}

@@ -11,9 +11,9 @@ others to SDL alone, the analogue of DCCA's top-K correlations.
 ``contrast`` (viewsplit option, off by default; 5 in the vector preset) adds
 ``contrast`` · mean_{v<w} NN-InfoNCE(Z_v[:, :a], Z_w[:, :a]) over the aligned coordinates (a = ``align_dim``):
 the two-positive form of :func:`~viewsplit.losses.neighbour_info_nce` with neighbours chosen by the inputs
-(:func:`~viewsplit.losses.input_keys`), as MRDD's stage 1 in its vector preset.  Alignment and SDL alone leave the
-classes loose (k-means of Z_cat below the inputs or a linear (G)CCA on the digit sets and all six Handwritten views);
-not in the paper (docs/methods.md#sdl-soft-cca-and-fae).
+(:func:`~viewsplit.losses.input_neighbour_contrast`), as MRDD's stage 1 in its vector preset.  Alignment and SDL
+alone leave the classes loose (k-means of Z_cat below the inputs or a linear (G)CCA on the digit sets and all six
+Handwritten views); not in the paper (docs/methods.md#sdl-soft-cca-and-fae).
 Defaults are library choices, not paper values (the paper's are unknown): α = 0.2, λ = 0.5 with
 ``reduction: mean``, Adam lr 1e-3.
 
@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..data.multiview import Batch
 from ..errors import ConfigError
-from ..losses import SoftCCALoss, input_keys, pairwise_neighbour_info_nce
+from ..losses import SoftCCALoss, input_neighbour_contrast
 from ..losses.sdl import ALIGNMENTS, REDUCTIONS
 from ..models.backbones import BackboneConfig, view_encoder
 from ..typed import check_choice, check_positive
@@ -53,7 +53,6 @@ class SDLKeys(Protocol):
     eps: float
     contrast: float
     contrast_temperature: float
-    gather_distributed: bool
 
 
 def check_sdl_keys(cfg: SDLKeys, prefix: str = "model") -> None:
@@ -66,13 +65,6 @@ def check_sdl_keys(cfg: SDLKeys, prefix: str = "model") -> None:
     check_positive(cfg.contrast, f"{prefix}.contrast", allow_zero=True)
     check_positive(cfg.contrast_temperature, f"{prefix}.contrast_temperature")
 
-
-def input_contrast(codes: list[Tensor], batch: Batch, dims: int, cfg: SDLKeys) -> Tensor:
-    """The ``contrast`` term: the two-positive NN-InfoNCE of the codes' first ``dims`` coordinates, averaged over
-    view pairs (:func:`~viewsplit.losses.pairwise_neighbour_info_nce`), neighbours chosen by the inputs."""
-    return pairwise_neighbour_info_nce([z[:, :dims] for z in codes], batch.mask, cfg.contrast_temperature,
-                                       input_keys(batch.views, batch.mask), own_positive=True,
-                                       gather_distributed=cfg.gather_distributed)
 
 
 def normed_encoder(shape: tuple[int, ...], out_dim: int, cfg: BackboneConfig) -> nn.Sequential:
@@ -137,7 +129,9 @@ class SoftCCA(Method):
         out = self.objective(zs, batch.mask)
         terms = {"objective": out["objective"], "align": out["align"].detach(), "sdl": out["sdl"].detach()}
         if self.cfg.contrast > 0:
-            contrast = input_contrast(zs, batch, self.cfg.align_dim or self.cfg.out_dim, self.cfg)
+            a = self.cfg.align_dim or self.cfg.out_dim
+            contrast = input_neighbour_contrast([z[:, :a] for z in zs], batch.views, batch.mask,
+                                                self.cfg.contrast_temperature, self.cfg.gather_distributed)
             terms["objective"] = terms["objective"] + self.cfg.contrast * contrast
             terms["contrast"] = contrast.detach()
         return terms
