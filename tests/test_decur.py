@@ -7,6 +7,7 @@ import torch
 from viewsplit.config import load_config
 from viewsplit.engine.run import train
 from viewsplit.engine.trainer import make_optimizer
+from viewsplit.errors import ConfigError
 from viewsplit.eval.evaluate import extract
 from viewsplit.eval.probes import run_probe
 from viewsplit.losses import (
@@ -17,6 +18,7 @@ from viewsplit.losses import (
     common_unique_objectives,
     cross_correlation,
     decur_loss,
+    input_neighbour_contrast,
 )
 from viewsplit.methods.base import DataSpec
 from viewsplit.methods.decur import DeCUR, DeCURConfig
@@ -227,6 +229,37 @@ def test_missing_views_never_reach_the_encoders_in_training():
 
     poisoned = [*views[:2], views[2].clone().index_fill_(0, torch.arange(5), float("nan"))]
     assert torch.allclose(run(views), run(poisoned))
+
+
+def test_contrast_adds_the_input_neighbour_infonce_of_the_first_augmentations_common_dims():
+    """objective = DeCUR's + contrast · input_neighbour_contrast(z_v¹[:, :K_c]) with the clean views as keys; the
+    same augmentations (seeded) give the same DeCUR terms with the contrast off."""
+    from viewsplit.data.augment import augment
+    from viewsplit.data.multiview import Batch
+
+    m = _method(contrast=2.0, contrast_temperature=0.3).train()
+    g = torch.Generator().manual_seed(12)
+    views = [torch.randn(16, d, generator=g) for d in (12, 9, 7)]
+    mask = torch.ones(16, 3, dtype=torch.bool)
+    mask[:4, 1] = False
+    batch = Batch(views, mask, None, torch.arange(16))
+    torch.manual_seed(13)
+    out = m.loss(batch)
+    torch.manual_seed(13)
+    z1 = []
+    for v, (x, gen) in enumerate(zip(views, m._augment_generators())):
+        z1.append(m.embed(v, augment(x, m.cfg.augment, gen), mask[:, v])[1])
+        augment(x, m.cfg.augment)                                       # the second augmentation's draws
+    k_c = m.cfg.n_common
+    expected = input_neighbour_contrast([z[:, :k_c] for z in z1], views, mask, 0.3)
+    assert out["contrast"].item() == pytest.approx(expected.item(), rel=1e-5)
+    m.cfg.contrast = 0.0
+    torch.manual_seed(13)
+    off = m.loss(batch)
+    assert "contrast" not in off
+    assert out["objective"].item() == pytest.approx(off["objective"].item() + 2.0 * expected.item(), rel=1e-5)
+    with pytest.raises(ConfigError, match=r"model\.contrast"):
+        DeCURConfig(contrast=-1.0).validate()
 
 
 def test_aligned_crops_share_the_first_augmentation_only_when_asked():

@@ -39,6 +39,11 @@ Deviations from the reference code (all deliberate):
   :func:`viewsplit.data.augment.augment` (affine + pixel corruption for images, Gaussian noise
   + feature dropout for vectors), not the reference's crops, flips and seasons.
 * No AMP GradScaler (``train.precision: bf16`` is the engine's option); Ĉ is computed in fp32.
+* ``contrast`` (viewsplit option, 0 by default, 5 in the vector preset) adds ``contrast`` · the input-neighbour
+  InfoNCE of the first augmentations' common dims, z_v¹[:, :K_c], averaged over view pairs
+  (:func:`~viewsplit.losses.input_neighbour_contrast`, as Soft CCA's): the cross-correlation terms make the views
+  agree dim by dim but do not draw a class together, and C clustered below the cheap baselines on small sets
+  (docs/methods.md#decur).
 """
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ from torch import Tensor, nn
 from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
-from ..losses import decur_loss
+from ..losses import decur_loss, input_neighbour_contrast
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.stochastic import eval_mode
 from ..typed import check_positive
@@ -77,6 +82,9 @@ class DeCURConfig:
     gather_distributed: bool = True
     #: learning-rate multiplier of the biases/norms group (reference lr_b / lr_w, e.g. 0.0048 / 0.2)
     bias_lr_scale: float = 1.0
+    #: weight of the input-neighbour contrast of the common dims (module docstring; 0 = off) and its temperature
+    contrast: float = 0.0
+    contrast_temperature: float = 0.5
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -99,6 +107,8 @@ class DeCURConfig:
         check_positive(self.lam, "model.lam", allow_zero=True)
         check_positive(self.bn_eps, "model.bn_eps", allow_zero=True)
         check_positive(self.bias_lr_scale, "model.bias_lr_scale")
+        check_positive(self.contrast, "model.contrast", allow_zero=True)
+        check_positive(self.contrast_temperature, "model.contrast_temperature")
         self.backbone.validate("model.backbone")
         self.augment.validate("model.augment")
 
@@ -178,7 +188,13 @@ class DeCUR(Method):
             z1.append(self.embed(v, augment(x, cfg.augment, gen), present)[1])
             z2.append(self.embed(v, augment(x, cfg.augment), present)[1])
         terms = decur_loss(z1, z2, cfg.n_common, cfg.lam, cfg.bn_eps, batch.mask, cfg.gather_distributed)
-        return {"objective": terms["loss"], **{k: t.detach() for k, t in terms.items() if k != "loss"}}
+        out = {"objective": terms["loss"], **{k: t.detach() for k, t in terms.items() if k != "loss"}}
+        if cfg.contrast > 0:
+            contrast = input_neighbour_contrast([z[:, :cfg.n_common] for z in z1], batch.views, batch.mask,
+                                                cfg.contrast_temperature, cfg.gather_distributed)
+            out["objective"] = out["objective"] + cfg.contrast * contrast
+            out["contrast"] = contrast.detach()
+        return out
 
     @torch.no_grad()
     def _standardisation(self, data: MultiViewDataset, device: torch.device) -> None:
