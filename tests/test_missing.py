@@ -24,8 +24,8 @@ from viewsplit.models.backbones import BackboneConfig, feature_encoder
 TINY = {
     "autoencoder": {"code_dim": 4, "backbone": {"hidden": [16]}},
     "mrdd": {"c_dim": 3, "v_dim": 3, "mask_ratio": 0.5, "consistency": {"hidden": [16]}, "specific": {"hidden": [16]}},
-    "mib": {"z_dim": 4, "encoder": {"hidden": [16], "norm": False}, "critic_hidden": [16]},
-    "decur": {"projector": [16, 8], "backbone": {"hidden": [16]}},
+    "mib": {"z_dim": 4, "contrast": 1.0, "encoder": {"hidden": [16], "norm": False}, "critic_hidden": [16]},
+    "decur": {"projector": [16, 8], "contrast": 1.0, "backbone": {"hidden": [16]}},
     "softcca": {"out_dim": 4, "contrast": 1.0, "backbone": {"hidden": [16]}},
     "fae": {"shared_dim": 3, "private_dim": 2, "contrast": 1.0, "backbone": {"hidden": [16]}},
     "dcca": {"out_dim": 3, "backbone": {"hidden": [16]}},
