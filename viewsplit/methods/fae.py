@@ -11,7 +11,7 @@ s_v ∈ R^{k_s}, private p_v ∈ R^{k_p}) and a decoder reconstructs x_v from it
 rec is the per-element MSE averaged over the samples where the view is present; SDL (paper form,
 running covariance) on the whole code penalises every cross-covariance inside it, in particular
 the shared–private ones ("decorrelation for latent factor disentanglement").  The optional last term
-(``contrast``, 0 by default, 5 in the vector preset) is Soft CCA's input-neighbour contrast
+(``contrast``, 0 by default, 5 at temperature 1 in the vector preset) is Soft CCA's input-neighbour contrast
 (:func:`~viewsplit.losses.input_neighbour_contrast`) on the shared codes: it draws samples with alike inputs together
 in C, where alignment alone left the classes loose (docs/methods.md#sdl-soft-cca-and-fae).  k_p = 0 with the
 reconstruction dropped is Soft CCA.  The alignment and SDL terms are
