@@ -77,7 +77,7 @@ def pairwise_neighbour_info_nce(zs: list[Tensor], mask: Tensor, temperature: flo
                                 own_positive: bool = False, gather_distributed: bool = True) -> Tensor:
     """The mean over view pairs v < w of :func:`neighbour_info_nce` (z_v, z_w), each on the samples that have both
     views (``mask`` (n, V), True = present; ``keys`` (n, k) are restricted to the same rows): for methods with one
-    code per view (Soft CCA's ``contrast``).  0 for fewer than two views."""
+    code per view (:func:`input_neighbour_contrast`).  0 for fewer than two views."""
     terms = []
     for v in range(len(zs)):
         for w in range(v + 1, len(zs)):
@@ -89,7 +89,7 @@ def pairwise_neighbour_info_nce(zs: list[Tensor], mask: Tensor, temperature: flo
 
 def input_neighbour_contrast(codes: list[Tensor], views: list[Tensor], mask: Tensor, temperature: float = 0.5,
                              gather_distributed: bool = True) -> Tensor:
-    """The ``contrast`` term of Soft CCA, FAE and DeCUR: :func:`pairwise_neighbour_info_nce` of the per-view
+    """The ``contrast`` term of Soft CCA, FAE, DeCUR and MIB: :func:`pairwise_neighbour_info_nce` of the per-view
     ``codes`` in the two-positive form, each sample's neighbour the one whose ``views`` are most alike
     (:func:`input_keys`)."""
     return pairwise_neighbour_info_nce(codes, mask, temperature, input_keys(views, mask), own_positive=True,
