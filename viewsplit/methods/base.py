@@ -26,7 +26,9 @@ from torch import Tensor, nn
 from ..data.multiview import Batch, MultiViewDataset, check_batch_mask
 from ..data.preprocess import Standardizer
 from ..errors import ConfigError, DataError
+from ..losses import input_neighbour_contrast
 from ..models.present import apply_present
+from ..typed import check_positive
 
 LossFn = Callable[[Batch], dict[str, Tensor]]
 #: stage name → default StageConfig values (a method's ``stage_defaults``)
@@ -173,6 +175,32 @@ class Method(nn.Module):
 def apply_each(nets: Iterable[nn.Module], xs: Iterable[Tensor], mask: Tensor) -> list[Tensor]:
     """``apply_present(nets[v], xs[v], mask[:, v])`` for every view v: per-view networks on present samples."""
     return [apply_present(net, x, mask[:, v]) for v, (net, x) in enumerate(zip(nets, xs))]
+
+
+# ---------------------------------------------------------------------------- the input-neighbour contrast option
+class ContrastKeys(Protocol):
+    """The ``contrast`` settings of the methods with one code per view (Soft CCA, FAE, DeCUR, MIB)."""
+
+    contrast: float
+    contrast_temperature: float
+    gather_distributed: bool
+
+
+def check_contrast_keys(cfg: ContrastKeys, prefix: str = "model") -> None:
+    """Validate the weight (≥ 0) and temperature (> 0) of the contrast option."""
+    check_positive(cfg.contrast, f"{prefix}.contrast", allow_zero=True)
+    check_positive(cfg.contrast_temperature, f"{prefix}.contrast_temperature")
+
+
+def add_contrast(terms: dict[str, Tensor], codes: list[Tensor], batch: Batch, cfg: ContrastKeys) -> dict[str, Tensor]:
+    """``terms`` with ``cfg.contrast`` · :func:`~viewsplit.losses.input_neighbour_contrast` of the per-view ``codes``
+    (neighbours by the batch's views) added to its ``objective`` and logged, detached, as ``contrast``; ``terms``
+    itself at weight 0."""
+    if cfg.contrast <= 0:
+        return terms
+    contrast = input_neighbour_contrast(codes, batch.views, batch.mask, cfg.contrast_temperature,
+                                        cfg.gather_distributed)
+    return {**terms, "objective": terms["objective"] + cfg.contrast * contrast, "contrast": contrast.detach()}
 
 
 # ---------------------------------------------------------------------------- capabilities

@@ -57,11 +57,21 @@ from torch import Tensor, nn
 from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch, MultiViewDataset
 from ..errors import ConfigError
-from ..losses import decur_loss, input_neighbour_contrast
+from ..losses import decur_loss
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.stochastic import eval_mode
 from ..typed import check_positive
-from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
+from .base import (
+    DataSpec,
+    Method,
+    Stage,
+    StageDefaults,
+    Step,
+    add_contrast,
+    apply_present,
+    check_contrast_keys,
+    register_method,
+)
 
 
 @dataclass
@@ -107,8 +117,7 @@ class DeCURConfig:
         check_positive(self.lam, "model.lam", allow_zero=True)
         check_positive(self.bn_eps, "model.bn_eps", allow_zero=True)
         check_positive(self.bias_lr_scale, "model.bias_lr_scale")
-        check_positive(self.contrast, "model.contrast", allow_zero=True)
-        check_positive(self.contrast_temperature, "model.contrast_temperature")
+        check_contrast_keys(self)
         self.backbone.validate("model.backbone")
         self.augment.validate("model.augment")
 
@@ -189,12 +198,7 @@ class DeCUR(Method):
             z2.append(self.embed(v, augment(x, cfg.augment), present)[1])
         terms = decur_loss(z1, z2, cfg.n_common, cfg.lam, cfg.bn_eps, batch.mask, cfg.gather_distributed)
         out = {"objective": terms["loss"], **{k: t.detach() for k, t in terms.items() if k != "loss"}}
-        if cfg.contrast > 0:
-            contrast = input_neighbour_contrast([z[:, :cfg.n_common] for z in z1], batch.views, batch.mask,
-                                                cfg.contrast_temperature, cfg.gather_distributed)
-            out["objective"] = out["objective"] + cfg.contrast * contrast
-            out["contrast"] = contrast.detach()
-        return out
+        return add_contrast(out, [z[:, :cfg.n_common] for z in z1], batch, cfg)
 
     @torch.no_grad()
     def _standardisation(self, data: MultiViewDataset, device: torch.device) -> None:

@@ -31,10 +31,20 @@ import torch
 from torch import Tensor, nn
 
 from ..data.multiview import Batch
-from ..losses import SoftCCALoss, input_neighbour_contrast, masked_view_mse
+from ..losses import SoftCCALoss, masked_view_mse
 from ..models.backbones import BackboneConfig, view_decoder
 from ..typed import check_positive
-from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
+from .base import (
+    DataSpec,
+    Method,
+    Stage,
+    StageDefaults,
+    Step,
+    add_contrast,
+    apply_each,
+    check_contrast_keys,
+    register_method,
+)
 from .softcca import check_sdl_keys, normed_encoder
 
 
@@ -66,6 +76,7 @@ class FAEConfig:
         check_positive(self.lam_align, "model.lam_align", allow_zero=True)
         check_positive(self.lam_sdl, "model.lam_sdl", allow_zero=True)
         check_sdl_keys(self)
+        check_contrast_keys(self)
         self.backbone.validate("model.backbone")
 
 
@@ -100,13 +111,9 @@ class FactorisationAE(Method):
         recon = masked_view_mse(batch.views, x_hats, mask)
         terms = self.objective(codes, mask)
         total = recon + cfg.lam_align * terms["align"] + cfg.lam_sdl * terms["sdl"]
-        out = {"reconstruction": recon.detach(), "align": terms["align"].detach(), "sdl": terms["sdl"].detach()}
-        if cfg.contrast > 0:
-            contrast = input_neighbour_contrast([c[:, :cfg.shared_dim] for c in codes], batch.views, mask,
-                                                cfg.contrast_temperature, cfg.gather_distributed)
-            total = total + cfg.contrast * contrast
-            out["contrast"] = contrast.detach()
-        return {"objective": total, **out}
+        out = {"objective": total, "reconstruction": recon.detach(), "align": terms["align"].detach(),
+               "sdl": terms["sdl"].detach()}
+        return add_contrast(out, [c[:, :cfg.shared_dim] for c in codes], batch, cfg)
 
     def stage(self, name: str) -> Stage:
         # the loss module holds the SDL state: kept in train mode so that it advances

@@ -67,12 +67,21 @@ from ..data.augment import AugmentConfig, augment
 from ..data.multiview import Batch
 from ..distributed import gather, is_distributed
 from ..errors import ConfigError
-from ..losses import input_neighbour_contrast
 from ..losses.mib import NEGATIVES, ExponentialScheduler, MIBCritic, mib_loss, posterior_params, view_pairs
 from ..models.backbones import BackboneConfig, feature_encoder
 from ..models.stochastic import GaussianSample
 from ..typed import check_choice, check_positive
-from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_present, register_method
+from .base import (
+    DataSpec,
+    Method,
+    Stage,
+    StageDefaults,
+    Step,
+    add_contrast,
+    apply_present,
+    check_contrast_keys,
+    register_method,
+)
 
 
 def _reference_encoder() -> BackboneConfig:
@@ -116,8 +125,7 @@ class MIBConfig:
         check_positive(self.start_iteration, "model.start_iteration", allow_zero=True)
         check_positive(self.n_iterations, "model.n_iterations")
         check_choice(self.negatives, NEGATIVES, "model.negatives")
-        check_positive(self.contrast, "model.contrast", allow_zero=True)
-        check_positive(self.contrast_temperature, "model.contrast_temperature")
+        check_contrast_keys(self)
         self.encoder.validate("model.encoder")
         if self.augment is not None:
             self.augment.validate("model.augment")
@@ -171,12 +179,7 @@ class MIB(Method):
         params = [posterior_params(o) for o in outs]
         zs = [self.encoder_of(v).sample(mu, sigma) for v, (mu, sigma) in enumerate(params)]
         out = self.objective([p[0] for p in params], [p[1] for p in params], zs, batch.mask)
-        if self.cfg.contrast > 0:
-            contrast = input_neighbour_contrast([p[0] for p in params], batch.views, batch.mask,
-                                                self.cfg.contrast_temperature, self.cfg.gather_distributed)
-            out["objective"] = out["objective"] + self.cfg.contrast * contrast
-            out["contrast"] = contrast.detach()
-        return out
+        return add_contrast(out, [p[0] for p in params], batch, self.cfg)
 
     def objective(self, mus: list[Tensor], sigmas: list[Tensor], zs: list[Tensor], mask: Tensor) -> dict[str, Tensor]:
         """:func:`~viewsplit.losses.mib.mib_loss` at β(global_step), on the global batch when gathering."""

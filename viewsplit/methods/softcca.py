@@ -37,34 +37,39 @@ from torch import Tensor, nn
 
 from ..data.multiview import Batch
 from ..errors import ConfigError
-from ..losses import SoftCCALoss, input_neighbour_contrast
+from ..losses import SoftCCALoss
 from ..losses.sdl import ALIGNMENTS, REDUCTIONS
 from ..models.backbones import BackboneConfig, view_encoder
 from ..typed import check_choice, check_positive
-from .base import DataSpec, Method, Stage, StageDefaults, Step, apply_each, register_method
+from .base import (
+    DataSpec,
+    Method,
+    Stage,
+    StageDefaults,
+    Step,
+    add_contrast,
+    apply_each,
+    check_contrast_keys,
+    register_method,
+)
 
 
 class SDLKeys(Protocol):
-    """The SDL and contrast settings Soft CCA's and the factorisation autoencoder's configs share."""
+    """The SDL settings Soft CCA's and the factorisation autoencoder's configs share."""
 
     alpha: float
     reduction: str
     align: str
     eps: float
-    contrast: float
-    contrast_temperature: float
 
 
 def check_sdl_keys(cfg: SDLKeys, prefix: str = "model") -> None:
-    """Validate the SDL and contrast keys shared by Soft CCA and the factorisation autoencoder."""
+    """Validate the SDL keys shared by Soft CCA and the factorisation autoencoder."""
     if not 0.0 <= cfg.alpha < 1.0:
         raise ConfigError(f"{prefix}.alpha: must lie in [0, 1), got {cfg.alpha}")
     check_choice(cfg.reduction, REDUCTIONS, f"{prefix}.reduction")
     check_choice(cfg.align, ALIGNMENTS, f"{prefix}.align")
     check_positive(cfg.eps, f"{prefix}.eps", allow_zero=True)
-    check_positive(cfg.contrast, f"{prefix}.contrast", allow_zero=True)
-    check_positive(cfg.contrast_temperature, f"{prefix}.contrast_temperature")
-
 
 
 def normed_encoder(shape: tuple[int, ...], out_dim: int, cfg: BackboneConfig) -> nn.Sequential:
@@ -104,6 +109,7 @@ class SoftCCAConfig:
             raise ConfigError(f"model.align_dim: must lie in [1, model.out_dim = {self.out_dim}] or be null, "
                               f"got {self.align_dim}")
         check_sdl_keys(self)
+        check_contrast_keys(self)
         self.backbone.validate("model.backbone")
 
 
@@ -128,13 +134,8 @@ class SoftCCA(Method):
         zs = self.project(batch.views, batch.mask)
         out = self.objective(zs, batch.mask)
         terms = {"objective": out["objective"], "align": out["align"].detach(), "sdl": out["sdl"].detach()}
-        if self.cfg.contrast > 0:
-            a = self.cfg.align_dim or self.cfg.out_dim
-            contrast = input_neighbour_contrast([z[:, :a] for z in zs], batch.views, batch.mask,
-                                                self.cfg.contrast_temperature, self.cfg.gather_distributed)
-            terms["objective"] = terms["objective"] + self.cfg.contrast * contrast
-            terms["contrast"] = contrast.detach()
-        return terms
+        a = self.cfg.align_dim or self.cfg.out_dim
+        return add_contrast(terms, [z[:, :a] for z in zs], batch, self.cfg)
 
     def stage(self, name: str) -> Stage:
         # the loss module holds the SDL state: kept in train mode so that it advances
