@@ -112,6 +112,7 @@ def _trace(cfg: RunConfig) -> list[tuple[float, float]]:
     from viewsplit.engine.run import prepare
     from viewsplit.engine.trainer import Trainer
     from viewsplit.losses import batch_standardize
+    from viewsplit.models.stochastic import eval_mode
 
     with tempfile.TemporaryDirectory() as tmp:
         run = prepare(cfg, Path(tmp))
@@ -120,14 +121,12 @@ def _trace(cfg: RunConfig) -> list[tuple[float, float]]:
 
         @torch.no_grad()
         def record(_epoch: int = -1) -> None:
-            was = method.training
-            method.eval()
-            zs = [method.encode(data.stack_views_float(), data.mask)[f"Z_{v}"] for v in range(data.n_views)]
-            corr = sum(_off_diagonal_correlation(z) for z in zs) / len(zs)
-            std = [batch_standardize(z[:, : method.objective.align_dim]) for z in zs[:2]]
-            align = float(method.objective.alignment(std[0], std[1]))   # view 0 vs view 1
+            with eval_mode(method):
+                zs = [method.encode(data.stack_views_float(), data.mask)[f"Z_{v}"] for v in range(data.n_views)]
+                corr = sum(_off_diagonal_correlation(z) for z in zs) / len(zs)
+                std = [batch_standardize(z[:, : method.objective.align_dim]) for z in zs[:2]]
+                align = float(method.objective.alignment(std[0], std[1]))   # view 0 vs view 1
             rows.append((corr, align))
-            method.train(was)
 
         original = method.stage
 
